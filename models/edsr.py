@@ -1,0 +1,86 @@
+"""EDSR (Lim et al. 2017) as a LIIF encoder; module names match the paper release's checkpoints."""
+import math
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from .registry import register
+
+# DIV2K RGB mean of the EDSR code. The mean-shift layers exist only so that released checkpoints
+# load: they are not applied in forward (SPEC §2).
+_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def conv(in_ch: int, out_ch: int, kernel_size: int = 3) -> nn.Conv2d:
+    """A same-size convolution with bias."""
+    return nn.Conv2d(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=True)
+
+
+class MeanShift(nn.Conv2d):
+    """A fixed 1x1 convolution adding (sign=1) or subtracting (sign=-1) the RGB mean."""
+
+    def __init__(self, rgb_range: float, sign: int):
+        super().__init__(3, 3, kernel_size=1)
+        self.weight.data = torch.eye(3).view(3, 3, 1, 1)
+        self.bias.data = sign * rgb_range * torch.tensor(_RGB_MEAN)
+        for p in self.parameters():
+            p.requires_grad = False
+
+
+class ResBlock(nn.Module):
+    def __init__(self, n_feats: int, res_scale: float):
+        super().__init__()
+        self.body = nn.Sequential(conv(n_feats, n_feats), nn.ReLU(True), conv(n_feats, n_feats))
+        self.res_scale = res_scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x).mul(self.res_scale) + x
+
+
+def upsampler(scale: int, n_feats: int) -> nn.Sequential:
+    """conv + PixelShuffle stages: log2(scale) x2 stages for a power of 2, one x3 stage for 3."""
+    layers = []
+    if scale & (scale - 1) == 0:
+        for _ in range(int(math.log2(scale))):
+            layers += [conv(n_feats, 4 * n_feats), nn.PixelShuffle(2)]
+    elif scale == 3:
+        layers += [conv(n_feats, 9 * n_feats), nn.PixelShuffle(3)]
+    else:
+        raise ValueError(f'EDSR upsampling supports scale 2^n or 3, got {scale}')
+    return nn.Sequential(*layers)
+
+
+class EDSR(nn.Module):
+    def __init__(self, n_resblocks: int, n_feats: int, res_scale: float, scale: int = 2,
+                 no_upsampling: bool = False, rgb_range: float = 1):
+        super().__init__()
+        self.sub_mean = MeanShift(rgb_range, -1)
+        self.add_mean = MeanShift(rgb_range, 1)
+        self.head = nn.Sequential(conv(3, n_feats))
+        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
+                                  conv(n_feats, n_feats))
+        self.no_upsampling = no_upsampling
+        if no_upsampling:
+            self.out_dim = n_feats
+        else:
+            self.tail = nn.Sequential(upsampler(scale, n_feats), conv(n_feats, 3))
+            self.out_dim = 3
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, 3, h, w) -> features (B, n_feats, h, w), or an image (B, 3, s*h, s*w)."""
+        h = self.head(x)
+        res = self.body(h) + h
+        return res if self.no_upsampling else self.tail(res)
+
+
+@register('edsr-baseline')
+def make_edsr_baseline(n_resblocks=16, n_feats=64, res_scale=1, scale=2, no_upsampling=False,
+                       rgb_range=1) -> EDSR:
+    return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
+
+
+@register('edsr')
+def make_edsr(n_resblocks=32, n_feats=256, res_scale=0.1, scale=2, no_upsampling=False,
+              rgb_range=1) -> EDSR:
+    return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)

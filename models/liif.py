@@ -1,0 +1,90 @@
+"""LIIF: the local implicit image function (Chen et al., CVPR 2021), SPEC §2.1."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from utils.coords import latent_centres, sample_nearest, shift_coord, to_latent_units, unfold3x3
+from .registry import make, register
+
+# Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
+ENSEMBLE_CORNERS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def opposite_area_weights(area: Tensor) -> Tensor:
+    """area (4, B, Q) for corners (-,-), (-,+), (+,-), (+,+) -> weights (4, B, Q), summing to 1.
+    A corner's prediction is trusted in proportion to the area of the corner opposite it."""
+    return area.flip(0) / area.sum(0, keepdim=True)
+
+
+def corner_area(rel_coord: Tensor) -> Tensor:
+    """rel_coord (B, Q, 2) -> (B, Q): the area of the rectangle between query and latent centre."""
+    return torch.abs(rel_coord[..., 0] * rel_coord[..., 1]) + 1e-9
+
+
+@register('liif')
+class LIIF(nn.Module):
+    def __init__(self, encoder_spec: dict, imnet_spec: Optional[dict] = None,
+                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True):
+        super().__init__()
+        self.local_ensemble = local_ensemble
+        self.feat_unfold = feat_unfold
+        self.cell_decode = cell_decode
+        self.encoder = make(encoder_spec)
+        self.imnet = None if imnet_spec is None else make(imnet_spec, args={'in_dim': self.decoder_in_dim})
+
+    @property
+    def decoder_in_dim(self) -> int:
+        """Width of the decoder input: q_feat, rel_coord (2) and rel_cell (2, with cell decoding)."""
+        return self.encoder.out_dim * (9 if self.feat_unfold else 1) + 2 + (2 if self.cell_decode else 0)
+
+    def gen_feat(self, inp: Tensor) -> Tensor:
+        """inp (B, 3, h, w) -> latent grid (B, C, h, w), kept as self.feat for query_rgb."""
+        self.feat = self.encoder(inp)
+        return self.feat
+
+    def corners(self) -> tuple[tuple[tuple[int, int], ...], float]:
+        """The (dr, dc) corners visited for each query and the eps nudge that breaks ties."""
+        if self.local_ensemble:
+            return ENSEMBLE_CORNERS, 1e-6
+        return ((0, 0),), 0.0
+
+    def decode(self, x: Tensor) -> Tensor:
+        """Decoder input (B, Q, D) -> rgb (B, Q, 3)."""
+        return self.imnet(x)
+
+    def query_rgb(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the latent grid of the last gen_feat."""
+        return self.query_rgb_plain(coord, cell)
+
+    def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
+        """SPEC §2.1 written out step by step: the executable definition of LIIF's query."""
+        feat = self.feat
+        if self.imnet is None:
+            return sample_nearest(feat, coord)
+        if self.feat_unfold:
+            feat = unfold3x3(feat)  # (B, 9C, h, w)
+        hw = feat.shape[-2:]
+        centres = latent_centres(feat)  # (B, 2, h, w)
+        corners, eps = self.corners()
+        preds, areas = [], []
+        for dr, dc in corners:
+            coord_ = shift_coord(coord, dr, dc, hw, eps)
+            q_feat = sample_nearest(feat, coord_)  # (B, Q, C')
+            q_coord = sample_nearest(centres, coord_)  # (B, Q, 2)
+            rel_coord = to_latent_units(coord - q_coord, hw)
+            inp = [q_feat, rel_coord]
+            if self.cell_decode:
+                inp.append(to_latent_units(cell, hw))
+            preds.append(self.decode(torch.cat(inp, dim=-1)))  # (B, Q, 3)
+            areas.append(corner_area(rel_coord))
+        if len(preds) == 1:
+            return preds[0]
+        weights = opposite_area_weights(torch.stack(areas))  # (4, B, Q)
+        return (torch.stack(preds) * weights.unsqueeze(-1)).sum(0)
+
+    def forward(self, inp: Tensor, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
+        """inp (B, 3, h, w), coord and cell (B, Q, 2) -> rgb (B, Q, 3)."""
+        self.gen_feat(inp)
+        return self.query_rgb(coord, cell)

@@ -1,0 +1,1 @@
+"""Shared helpers: coordinates, checkpoints, devices, errors, registries, rendering."""

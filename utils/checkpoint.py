@@ -1,0 +1,95 @@
+"""Checkpoints in the paper release's format (SPEC §6): load safely, save atomically.
+
+{'model': {'name', 'args', 'sd'}, 'optimizer': {'name', 'args', 'sd'}, 'epoch': int, ...}
+Loading never executes code: `torch.load(weights_only=True)`; anything else is refused.
+"""
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import torch
+import torch.nn as nn
+
+from .errors import UserError
+
+PathLike = Union[str, os.PathLike]
+
+
+def _first(names, n: int = 3) -> str:
+    names = list(names)
+    return ', '.join(names[:n]) + (f' (+{len(names) - n} more)' if len(names) > n else '')
+
+
+def load_state_dict_strict(model: nn.Module, sd: dict, what: str = 'model') -> None:
+    """Load every tensor of sd into model; any missing, unexpected or mis-shaped parameter is a
+    UserError naming the first few."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    if missing:
+        raise UserError(f'{what}: checkpoint lacks parameters {_first(missing)}')
+    if unexpected:
+        raise UserError(f'{what}: checkpoint has unexpected parameters {_first(unexpected)}')
+    shaped = [f'{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}'
+              for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
+    if shaped:
+        raise UserError(f'{what}: mis-shaped parameters {_first(shaped)}')
+    model.load_state_dict(sd)
+
+
+def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
+    """Read a checkpoint without executing code; returns the dict, after checking that
+    ckpt['model'] holds name, args and sd. Every failure is a one-line UserError."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f'checkpoint not found: {path}')
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'Weights only load failed' in str(e):
+            raise UserError(f'{path}: refused, it needs code to be executed to load '
+                            '(only plain tensors and Python types are accepted)') from None
+        raise UserError(f'{path}: not a PyTorch checkpoint ({str(e).splitlines()[0]})') from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f'{path}: not a PyTorch checkpoint ({msg})') from None
+    spec = ckpt.get('model') if isinstance(ckpt, dict) else None
+    if not (isinstance(spec, dict) and isinstance(spec.get('name'), str)
+            and isinstance(spec.get('args', {}), dict) and isinstance(spec.get('sd'), dict)):
+        raise UserError(f"{path}: not a LIIF checkpoint (expected a dict whose 'model' holds "
+                        "'name', 'args' and 'sd')")
+    return ckpt
+
+
+def load_model(path: PathLike, device='cpu') -> nn.Module:
+    """The one way every entry point loads a model: `make(ckpt['model'], load_sd=True)`, moved
+    to `device`, in eval mode."""
+    import models  # models import this module for load_state_dict_strict
+
+    ckpt = load_checkpoint(path)
+    try:
+        model = models.make(ckpt['model'], load_sd=True)
+    except UserError as e:
+        raise UserError(f'{path}: {e}') from None
+    except TypeError as e:
+        raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({e})") from None
+    return model.to(device).eval()
+
+
+def save_checkpoint(obj: dict, path: PathLike) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`: a crash
+    mid-write leaves the previous file intact."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,84 @@
+"""The one home of LIIF's coordinate conventions (SPEC §1).
+
+Coordinates live in [-1, 1]; the last dimension is (row, col); pixel i of an axis of length N
+has centre -1 + (2i + 1) / N. `F.grid_sample` wants (x, y) = (col, row): only this module flips.
+"""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]] = None,
+               flatten: bool = True, device=None) -> Tensor:
+    """Pixel-centre coordinates of a grid: (*shape, ndim), or (prod(shape), ndim) if flatten.
+    Row-major order, last dim (row, col)."""
+    seqs = []
+    for i, n in enumerate(shape):
+        v0, v1 = (-1, 1) if ranges is None else ranges[i]
+        r = (v1 - v0) / (2 * n)
+        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
+    coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*shape, ndim)
+    return coord.view(-1, coord.shape[-1]) if flatten else coord
+
+
+def make_cell(shape: Sequence[int], coord: Tensor) -> Tensor:
+    """Cell of an output grid of size shape = (H, W), one per query of `coord` (..., 2):
+    (2 / H, 2 / W), same leading shape, device and dtype as `coord`."""
+    cell = torch.ones_like(coord)
+    cell[..., 0] *= 2 / shape[0]
+    cell[..., 1] *= 2 / shape[1]
+    return cell
+
+
+def to_pixel_samples(img: Tensor) -> tuple[Tensor, Tensor]:
+    """img (3, H, W) -> coord (H*W, 2), rgb (H*W, 3), both in row-major pixel order."""
+    coord = make_coord(img.shape[-2:], device=img.device)
+    rgb = img.reshape(img.shape[0], -1).permute(1, 0)  # (H*W, 3)
+    return coord, rgb
+
+
+def sample_nearest(grid: Tensor, coord: Tensor) -> Tensor:
+    """grid (B, C, h, w), coord (B, Q, 2) -> (B, Q, C): the grid value nearest to each coord,
+    exactly as `F.grid_sample(mode='nearest', align_corners=False)` picks it (index
+    round_half_even(((c + 1) * N - 1) / 2); outside the grid gives 0)."""
+    out = F.grid_sample(grid, coord.flip(-1).unsqueeze(1), mode='nearest',
+                        align_corners=False)  # (B, C, 1, Q)
+    return out[:, :, 0, :].permute(0, 2, 1)
+
+
+def latent_centres(feat: Tensor, top_left: bool = False) -> Tensor:
+    """Centres (or, with top_left, top-left corners) of the latent cells of feat (B, C, h, w),
+    as a grid (B, 2, h, w) for `sample_nearest`."""
+    b, _, h, w = feat.shape
+    coord = make_coord((h, w), flatten=False, device=feat.device)  # (h, w, 2)
+    if top_left:
+        coord[..., 0] -= 1 / h
+        coord[..., 1] -= 1 / w
+    return coord.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
+
+
+def unfold3x3(feat: Tensor) -> Tensor:
+    """feat (B, C, h, w) -> (B, 9C, h, w): channel c*9 + k holds channel c at 3x3 position
+    k = 3*dy + dx, zero padded (SPEC §2.1 step 2)."""
+    b, c, h, w = feat.shape
+    return F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
+
+
+def shift_coord(coord: Tensor, dr: float, dc: float, hw: Sequence[int], eps: float) -> Tensor:
+    """coord (..., 2) moved by dr latent rows and dc latent cols of an (h, w) grid, (1/h, 1/w)
+    per unit, plus eps on both axes; clamped to [-1 + 1e-6, 1 - 1e-6] (SPEC §2.1 step 4)."""
+    coord_ = coord.clone()
+    coord_[..., 0] += dr / hw[0] + eps
+    coord_[..., 1] += dc / hw[1] + eps
+    return coord_.clamp_(-1 + 1e-6, 1 - 1e-6)
+
+
+def to_latent_units(delta: Tensor, hw: Sequence[int]) -> Tensor:
+    """A (row, col) offset or size (..., 2) in [-1, 1] units -> in units of one latent cell's
+    half-width: row times h, col times w. Used for rel_coord and rel_cell."""
+    out = delta.clone()
+    out[..., 0] *= hw[0]
+    out[..., 1] *= hw[1]
+    return out
