@@ -1,0 +1,133 @@
+"""Reading images from a folder, and keeping them decoded: not at all, in memory, or on disk.
+
+Images are held as 8-bit arrays (H, W, 3): a quarter of the memory of float32 tensors.
+"""
+import json
+import os
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+
+from utils.errors import UserError
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+CACHE_MODES = ('none', 'bin', 'in_memory')
+BIN_INDEX = '_index.json'  # {file name: [size, mtime_ns]} of the sources the .npy files came from
+
+
+def read_image(path: str) -> np.ndarray:
+    """The image at `path`, any mode converted to RGB, as uint8 (H, W, 3)."""
+    try:
+        with Image.open(path) as im:
+            return np.array(im.convert('RGB'))
+    except FileNotFoundError:
+        raise UserError(f'image not found: {path}') from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        reason = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'cannot read image {path}: {reason}') from None
+
+
+def to_tensor(arr: np.ndarray) -> Tensor:
+    """uint8 (H, W, 3) -> float (3, H, W) in [0, 1] (value / 255)."""
+    if not arr.flags.writeable:  # torch refuses to share read-only memory; copy instead
+        arr = arr.copy()
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).float().div_(255)
+
+
+def to_uint8(img: Tensor) -> np.ndarray:
+    """float (3, H, W) in [0, 1] -> uint8 (H, W, 3), rounding to the nearest 8-bit value."""
+    return img.detach().cpu().mul(255).round_().clamp_(0, 255).byte().permute(1, 2, 0).numpy()
+
+
+def list_images(root: str) -> list[str]:
+    """Sorted names of the image files directly in `root` (hidden files skipped)."""
+    if not os.path.isdir(root):
+        raise UserError(f'image folder not found: {root}')
+    names = sorted(n for n in os.listdir(root)
+                   if not n.startswith('.') and n.lower().endswith(IMAGE_EXTENSIONS)
+                   and os.path.isfile(os.path.join(root, n)))
+    if not names:
+        raise UserError(f'no images in folder {root} (expected files ending in '
+                        f'{", ".join(IMAGE_EXTENSIONS)})')
+    return names
+
+
+def bin_root(root: str) -> str:
+    """The sibling folder `_bin_<folder name>` where cache 'bin' keeps decoded arrays."""
+    root = os.path.normpath(root)
+    return os.path.join(os.path.dirname(root), '_bin_' + os.path.basename(root))
+
+
+class ImageStore:
+    """The images `names` of folder `root`, decoded on every access ('none'), once into memory
+    ('in_memory', uint8), or once into `.npy` files next to the folder ('bin')."""
+
+    def __init__(self, root: str, names: list[str], cache: str = 'none'):
+        if cache not in CACHE_MODES:
+            raise UserError(f'unknown cache {cache!r} for {root}; expected one of {", ".join(CACHE_MODES)}')
+        self.root, self.names, self.cache = root, list(names), cache
+        self.paths = [os.path.join(root, n) for n in self.names]
+        self.arrays: Optional[list[np.ndarray]] = None
+        if cache == 'in_memory':
+            self.arrays = [read_image(p) for p in
+                           tqdm(self.paths, desc=f'loading {root}', leave=False, disable=len(self.paths) < 50)]
+        elif cache == 'bin':
+            self.bin_paths = self._build_bin()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def get(self, i: int) -> np.ndarray:
+        """Image i as uint8 (H, W, 3)."""
+        if self.arrays is not None:
+            return self.arrays[i]
+        if self.cache == 'bin':
+            try:
+                return np.load(self.bin_paths[i], allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise UserError(f'corrupt cache file {self.bin_paths[i]} ({e}); delete it to rebuild') from None
+        return read_image(self.paths[i])
+
+    def nbytes(self) -> int:
+        """Bytes held in memory by the decoded images (0 unless cache is 'in_memory')."""
+        return sum(a.nbytes for a in self.arrays) if self.arrays is not None else 0
+
+    def _build_bin(self) -> list[str]:
+        """Write a .npy per image whose source is new or changed (size or mtime); return paths."""
+        out_root = bin_root(self.root)
+        try:
+            os.makedirs(out_root, exist_ok=True)
+        except OSError as e:
+            raise UserError(f'cannot create cache folder {out_root}: {e.strerror}') from None
+        index_path = os.path.join(out_root, BIN_INDEX)
+        index = {}
+        if os.path.isfile(index_path):
+            try:
+                with open(index_path) as f:
+                    index = json.load(f)
+            except (OSError, ValueError):
+                index = {}  # an unreadable index only costs a rebuild
+        bin_paths, changed = [], False
+        try:
+            for name, path in zip(self.names, self.paths):
+                st = os.stat(path)
+                stamp = [st.st_size, st.st_mtime_ns]
+                npy = os.path.join(out_root, name + '.npy')
+                if index.get(name) != stamp or not os.path.isfile(npy):
+                    tmp = npy + f'.tmp{os.getpid()}.npy'
+                    np.save(tmp, read_image(path), allow_pickle=False)
+                    os.replace(tmp, npy)
+                    index[name] = stamp
+                    changed = True
+                bin_paths.append(npy)
+        finally:
+            if changed:
+                tmp = index_path + f'.tmp{os.getpid()}'
+                with open(tmp, 'w') as f:
+                    json.dump(index, f)
+                os.replace(tmp, index_path)
+        return bin_paths

@@ -1,0 +1,19 @@
+"""The dataset registry: a dataset is a spec {'name': str, 'args': dict}."""
+import copy
+from typing import Optional
+
+from torch.utils.data import Dataset
+
+from utils.registry import Registry
+
+DATASETS = Registry('dataset')
+register = DATASETS.register
+
+
+def make(spec: dict, args: Optional[dict] = None) -> Dataset:
+    """Build the dataset `spec['name']` from a copy of `spec['args']` updated by `args`
+    (a wrapper gets its inner dataset this way: `make(wrapper_spec, args={'dataset': ds})`)."""
+    dataset_args = copy.deepcopy(spec.get('args') or {})
+    if args is not None:
+        dataset_args.update(args)
+    return DATASETS.get(spec['name'])(**dataset_args)

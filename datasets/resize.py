@@ -1,0 +1,106 @@
+"""Bicubic resizing of 8-bit images: PIL's (the default, what the paper's numbers use) and a
+MATLAB-`imresize`-compatible one (what the EDSR benchmark pack's LR images were made with)."""
+import math
+from typing import Optional, Sequence, Union
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from utils.errors import UserError
+
+from .image_store import to_tensor, to_uint8
+
+RESIZE_METHODS = ('pil', 'matlab')
+
+
+def cubic(x: np.ndarray) -> np.ndarray:
+    """Keys' cubic convolution kernel with a = -0.5 (support [-2, 2])."""
+    ax = np.abs(x)
+    ax2, ax3 = ax ** 2, ax ** 3
+    return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+            + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+
+
+def matlab_weights(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+    """The (out_len, in_len) float64 matrix MATLAB's imresize applies along one axis: output
+    pixel i (1-based) sits at input position u = i / scale + (1 - 1 / scale) / 2; when
+    shrinking, the kernel is widened by 1 / scale; edges are mirrored (symmetric padding)."""
+    if scale < 1 and antialias:
+        def kernel(x): return scale * cubic(scale * x)
+        width = 4.0 / scale
+    else:
+        kernel, width = cubic, 4.0
+    u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)  # (out,)
+    left = np.floor(u - width / 2)
+    taps = left[:, None] + np.arange(math.ceil(width) + 2)[None, :]  # (out, P), 1-based
+    w = kernel(u[:, None] - taps)
+    w /= w.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])  # symmetric padding
+    idx = mirror[np.mod(taps - 1, 2 * in_len).astype(np.int64)]
+    mat = np.zeros((out_len, in_len), dtype=np.float64)
+    np.add.at(mat, (np.repeat(np.arange(out_len), idx.shape[1]), idx.ravel()), w.ravel())
+    return mat
+
+
+def matlab_out_size(in_size: Sequence[int], scale: float) -> tuple[int, int]:
+    """MATLAB's output size for a scale factor: ceil(in * scale) per axis (1e-9 guards floats
+    like 60 * (1/3))."""
+    return tuple(max(1, math.ceil(n * scale - 1e-9)) for n in in_size)
+
+
+def imresize_matlab(img: np.ndarray, scale: Optional[float] = None,
+                    size: Optional[Sequence[int]] = None) -> np.ndarray:
+    """img (H, W[, C]) -> float64 (h, w[, C]) like MATLAB's imresize(img, scale, 'bicubic')
+    before its rounding: by `scale` (output ceil(in * scale)) or to `size` (h, w) (then the
+    scale per axis is out / in). Rows are resized first, as MATLAB does for equal scales."""
+    x = np.asarray(img, dtype=np.float64)
+    if (scale is None) == (size is None):
+        raise ValueError('give exactly one of scale and size')
+    if size is None:
+        size = matlab_out_size(x.shape[:2], scale)
+        scales = (scale, scale)
+    else:
+        scales = (size[0] / x.shape[0], size[1] / x.shape[1])
+    rows = matlab_weights(x.shape[0], size[0], scales[0])  # (h, H)
+    cols = matlab_weights(x.shape[1], size[1], scales[1])  # (w, W)
+    x = np.tensordot(rows, x, axes=(1, 0))  # (h, W[, C])
+    x = np.tensordot(cols, x, axes=(1, 1))  # (w, h[, C])
+    return np.swapaxes(x, 0, 1)  # (h, w[, C])
+
+
+def round_uint8(x: np.ndarray) -> np.ndarray:
+    """float64 in 0..255 -> uint8 like MATLAB: clip, then round half away from zero."""
+    return np.floor(np.clip(x, 0, 255) + 0.5).astype(np.uint8)
+
+
+def imresize_matlab_uint8(img: np.ndarray, scale: Optional[float] = None,
+                          size: Optional[Sequence[int]] = None) -> np.ndarray:
+    """uint8 (H, W, C) -> uint8 (h, w, C): MATLAB's imresize(img, scale, 'bicubic') on a uint8
+    image, rounded as MATLAB rounds. This is how the EDSR benchmark pack's LR were made."""
+    return round_uint8(imresize_matlab(img, scale=scale, size=size))
+
+
+def resize_uint8(arr: np.ndarray, size: Sequence[int], method: str = 'pil') -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (h, w, 3), bicubic by `method` ('pil' or 'matlab')."""
+    h, w = size
+    if method == 'pil':
+        return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BICUBIC))
+    if method == 'matlab':
+        return imresize_matlab_uint8(arr, size=(h, w))
+    raise UserError(f'unknown resize method {method!r}; expected one of {", ".join(RESIZE_METHODS)}')
+
+
+def resize_fn(img: Tensor, size: Union[int, Sequence[int]], method: str = 'pil') -> Tensor:
+    """img (3, H, W) float in [0, 1] -> (3, h, w) float in [0, 1] on img's device: the image
+    rounded to 8 bits, resized bicubically ('pil': PIL's Image.resize(BICUBIC), with its
+    antialiasing; 'matlab': MATLAB-compatible), and divided by 255. An int size is square."""
+    h, w = (size, size) if isinstance(size, int) else size
+    return to_tensor(resize_uint8(to_uint8(img), (h, w), method)).to(img.device)
+
+
+def check_resize_method(method: str) -> str:
+    """Refuse an unknown resize method by name; return it."""
+    if method not in RESIZE_METHODS:
+        raise UserError(f'unknown resize method {method!r}; expected one of {", ".join(RESIZE_METHODS)}')
+    return method

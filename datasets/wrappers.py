@@ -1,0 +1,184 @@
+"""The SR wrappers (SPEC §3): turn images into {'inp', 'coord', 'cell', 'gt'} training samples.
+
+Every item: 'inp' (3, h, w) LR in [0, 1]; 'coord' (Q, 2) HR pixel centres, (row, col);
+'cell' (Q, 2) = (2 / H_hr, 2 / W_hr); 'gt' (Q, 3) HR RGB at coord. Q = H_hr * W_hr, or
+`sample_q` pixels drawn without replacement. Random draws: scale, crop and flips from Python's
+`random`; the sample_q subset from torch's generator (see datasets/seeding.py).
+"""
+import math
+import random
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from utils.coords import make_cell, to_pixel_samples
+from utils.errors import UserError
+
+from .registry import register
+from .resize import check_resize_method, resize_fn
+
+Flips = tuple[bool, bool, bool]
+
+
+def random_flips() -> Flips:
+    """Three independent fair coins: (flip rows, flip cols, transpose)."""
+    return random.random() < 0.5, random.random() < 0.5, random.random() < 0.5
+
+
+def augment(x: Tensor, flips: Flips) -> Tensor:
+    """x (..., H, W) flipped along rows, then cols, then transposed, as `flips` says."""
+    flip_rows, flip_cols, transpose = flips
+    if flip_rows:
+        x = x.flip(-2)
+    if flip_cols:
+        x = x.flip(-1)
+    if transpose:
+        x = x.transpose(-2, -1)
+    return x
+
+
+def make_sample(inp: Tensor, hr: Tensor, sample_q: Optional[int], what: str) -> dict:
+    """LR inp (3, h, w) and HR (3, H, W) -> {'inp', 'coord' (Q, 2), 'cell' (Q, 2), 'gt' (Q, 3)}."""
+    coord, gt = to_pixel_samples(hr.contiguous())  # (H*W, 2), (H*W, 3)
+    if sample_q is not None:
+        if sample_q > coord.shape[0]:
+            raise UserError(f'sample_q {sample_q} exceeds the {hr.shape[-2]}x{hr.shape[-1]} = '
+                            f'{coord.shape[0]} pixels of the HR image from {what}')
+        keep = torch.randperm(coord.shape[0])[:sample_q]
+        coord, gt = coord[keep], gt[keep]
+    return {'inp': inp.contiguous(), 'coord': coord, 'cell': make_cell(hr.shape[-2:], coord), 'gt': gt}
+
+
+def describe(dataset: Dataset, idx: int) -> str:
+    """The file(s) behind item idx of `dataset`, if it can say, for error messages."""
+    return dataset.describe(idx) if hasattr(dataset, 'describe') else f'item {idx}'
+
+
+def check_sample_q(sample_q: Optional[int]) -> None:
+    """Refuse a sample_q that is not a positive integer (None means every pixel)."""
+    if sample_q is not None and (not isinstance(sample_q, int) or sample_q < 1):
+        raise UserError(f'sample_q must be a positive integer, got {sample_q!r}')
+
+
+@register('sr-implicit-downsampled')
+class SRImplicitDownsampled(Dataset):
+    """HR images -> (LR, HR samples) at a random scale s ~ U(scale_min, scale_max) per item.
+    With inp_size: a random square HR crop of side round(inp_size * s) resized to inp_size.
+    Without: HR cropped at the top left to round(h_lr * s) x round(w_lr * s), h_lr = floor(H / s)."""
+
+    def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
+                 scale_max: Optional[float] = None, augment: bool = False,
+                 sample_q: Optional[int] = None, resize: str = 'pil'):
+        self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
+        self.scale_min = scale_min
+        self.scale_max = scale_min if scale_max is None else scale_max
+        if not 0 < self.scale_min <= self.scale_max:
+            raise UserError(f'need 0 < scale_min <= scale_max, got {self.scale_min} and {self.scale_max}')
+        check_sample_q(sample_q)
+        self.resize = check_resize_method(resize)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> dict:
+        img = self.dataset[idx]
+        s = random.uniform(self.scale_min, self.scale_max)
+        if self.inp_size is None:
+            h_lr = math.floor(img.shape[-2] / s + 1e-9)
+            w_lr = math.floor(img.shape[-1] / s + 1e-9)
+            if h_lr < 1 or w_lr < 1:
+                raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
+                                f'too small to downsample by {s:.3f}')
+            crop_hr = img[:, :round(h_lr * s), :round(w_lr * s)]
+            crop_lr = resize_fn(crop_hr, (h_lr, w_lr), self.resize)
+        else:
+            w_hr = round(self.inp_size * s)
+            if img.shape[-2] < w_hr or img.shape[-1] < w_hr:
+                raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
+                                f'smaller than the {w_hr}x{w_hr} HR crop for inp_size {self.inp_size} '
+                                f'at scale {s:.3f} (crops reach {round(self.inp_size * self.scale_max)})')
+            x0 = random.randint(0, img.shape[-2] - w_hr)
+            y0 = random.randint(0, img.shape[-1] - w_hr)
+            crop_hr = img[:, x0:x0 + w_hr, y0:y0 + w_hr]
+            crop_lr = resize_fn(crop_hr, self.inp_size, self.resize)
+        if self.augment:
+            flips = random_flips()
+            crop_lr, crop_hr = augment(crop_lr, flips), augment(crop_hr, flips)
+        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+
+
+@register('sr-implicit-paired')
+class SRImplicitPaired(Dataset):
+    """(LR, HR) pairs from disk at the integer scale s = H_hr // H_lr: HR cropped to
+    s * (h_lr, w_lr); with inp_size, aligned random crops (inp_size and s * inp_size)."""
+
+    def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,
+                 sample_q: Optional[int] = None):
+        self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
+        check_sample_q(sample_q)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> dict:
+        img_lr, img_hr = self.dataset[idx]
+        h_lr, w_lr = img_lr.shape[-2:]
+        s = img_hr.shape[-2] // h_lr
+        if s < 1 or img_hr.shape[-1] < w_lr * s:
+            raise UserError(f'pair {describe(self.dataset, idx)}: HR {img_hr.shape[-2]}x{img_hr.shape[-1]} '
+                            f'is not an integer multiple (>= 1) of LR {h_lr}x{w_lr}')
+        if self.inp_size is None:
+            crop_lr, crop_hr = img_lr, img_hr[:, :h_lr * s, :w_lr * s]
+        else:
+            n = self.inp_size
+            if h_lr < n or w_lr < n:
+                raise UserError(f'LR image of {describe(self.dataset, idx)} is {h_lr}x{w_lr}, '
+                                f'smaller than the {n}x{n} crop (inp_size)')
+            x0 = random.randint(0, h_lr - n)
+            y0 = random.randint(0, w_lr - n)
+            crop_lr = img_lr[:, x0:x0 + n, y0:y0 + n]
+            crop_hr = img_hr[:, x0 * s:(x0 + n) * s, y0 * s:(y0 + n) * s]
+        if self.augment:
+            flips = random_flips()
+            crop_lr, crop_hr = augment(crop_lr, flips), augment(crop_hr, flips)
+        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+
+
+def shorter_side_size(h: int, w: int, side: int) -> tuple[int, int]:
+    """(h, w) scaled so the shorter side is `side` (the longer one truncated), as
+    torchvision's Resize(int) does; square images give (side, side)."""
+    if w < h:
+        return int(side * h / w), side
+    return side, int(side * w / h)
+
+
+@register('sr-implicit-uniform-varied')
+class SRImplicitUniformVaried(Dataset):
+    """(LR, HR) pairs; item i's HR is resized so its (shorter) side is round(size_min +
+    (size_max - size_min) * i / (len - 1)); augment = horizontal flip with p 0.5; gt_resize
+    resizes the HR once more (e.g. to evaluate at a fixed size)."""
+
+    def __init__(self, dataset: Dataset, size_min: int, size_max: Optional[int] = None,
+                 augment: bool = False, gt_resize: Optional[int] = None,
+                 sample_q: Optional[int] = None, resize: str = 'pil'):
+        self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, augment, gt_resize, sample_q
+        self.size_min = size_min
+        self.size_max = size_min if size_max is None else size_max
+        check_sample_q(sample_q)
+        self.resize = check_resize_method(resize)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, idx: int) -> dict:
+        img_lr, img_hr = self.dataset[idx]
+        p = idx / (len(self.dataset) - 1) if len(self.dataset) > 1 else 0.0
+        side = round(self.size_min + (self.size_max - self.size_min) * p)
+        img_hr = resize_fn(img_hr, shorter_side_size(*img_hr.shape[-2:], side), self.resize)
+        if self.augment and random.random() < 0.5:
+            img_lr, img_hr = img_lr.flip(-1), img_hr.flip(-1)
+        if self.gt_resize is not None:
+            img_hr = resize_fn(img_hr, shorter_side_size(*img_hr.shape[-2:], self.gt_resize), self.resize)
+        return make_sample(img_lr, img_hr, self.sample_q, describe(self.dataset, idx))
