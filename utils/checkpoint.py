@@ -52,7 +52,7 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
             raise UserError(f'{path}: refused, it needs code to be executed to load '
                             '(only plain tensors and Python types are accepted)') from None
         raise UserError(f'{path}: not a PyTorch checkpoint ({str(e).splitlines()[0]})') from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # a garbage file can fail anywhere inside the unpickler
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f'{path}: not a PyTorch checkpoint ({msg})') from None
     spec = ckpt.get('model') if isinstance(ckpt, dict) else None

@@ -1,0 +1,102 @@
+"""Every registered model builds, runs forward and backward, and gives every trainable
+parameter a finite gradient; the registry refuses what it should."""
+import pytest
+import torch
+
+import models
+from models.registry import MODELS
+from utils.errors import UserError
+from utils.registry import Registry
+
+TINY_EDSR = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}}
+TINY_MLP = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}
+# One tiny spec per registered name (a list: several variants of one name are welcome).
+TINY = {
+    'mlp': [{'name': 'mlp', 'args': {'in_dim': 5, 'out_dim': 3, 'hidden_list': [8, 8]}}],
+    'edsr-baseline': [TINY_EDSR,
+                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 2}},
+                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 3}},
+                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 4}}],
+    'edsr': [{'name': 'edsr', 'args': {'n_resblocks': 2, 'n_feats': 8, 'no_upsampling': True}}],
+    'rdn': [{'name': 'rdn', 'args': {'G0': 8, 'RDNconfig': 'A', 'no_upsampling': True}},
+            {'name': 'rdn', 'args': {'G0': 8, 'RDNconfig': 'A', 'scale': 4}}],
+    'liif': [{'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP}},
+             {'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP,
+                                       'local_ensemble': False, 'feat_unfold': False, 'cell_decode': False}}],
+    'metasr': [{'name': 'metasr', 'args': {'encoder_spec': TINY_EDSR}}],
+    'a-liif': [{'name': 'a-liif', 'args': {'encoder_spec': TINY_EDSR, 'basis_num': 3, 'basis_hidden': [4, 4],
+                                           'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [8]}}}}],
+}
+
+
+def test_every_registered_model_has_a_tiny_spec():
+    assert set(MODELS.names()) <= set(TINY), f'add a tiny spec for {set(MODELS.names()) - set(TINY)}'
+
+
+def run(model, spec):
+    """Forward a tiny input through `model`; returns the output."""
+    if spec['name'] == 'mlp':
+        return model(torch.randn(2, 4, 5))
+    inp = torch.randn(2, 3, 6, 7)
+    if hasattr(model, 'query_rgb'):
+        coord = torch.rand(2, 20, 2) * 2 - 1
+        cell = torch.full((2, 20, 2), 2 / 17)
+        return model(inp, coord, cell)
+    return model(inp)
+
+
+@pytest.mark.parametrize('spec', [s for specs in TINY.values() for s in specs],
+                         ids=lambda s: s['name'] + '-' + '-'.join(f'{k}={v}' for k, v in s['args'].items()
+                                                                  if not isinstance(v, dict))[:40])
+def test_forward_backward_gradients(spec):
+    model = models.make(spec)
+    out = run(model, spec)
+    assert torch.isfinite(out).all()
+    if getattr(model, 'out_dim', None) == 3 and spec['name'] in ('edsr-baseline', 'rdn'):
+        scale = spec['args']['scale']
+        assert out.shape == (2, 3, 6 * scale, 7 * scale)
+    out.square().mean().backward()
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f'{name} got no gradient'
+            assert torch.isfinite(p.grad).all(), f'{name} has a non-finite gradient'
+            assert p.grad.abs().sum() > 0, f'{name} got an all-zero gradient'
+
+
+def test_encoder_out_dim():
+    for spec, dim in [(TINY_EDSR, 8), (TINY['rdn'][0], 8), (TINY['edsr-baseline'][1], 3)]:
+        enc = models.make(spec)
+        assert enc.out_dim == dim
+        assert enc(torch.randn(1, 3, 5, 5)).shape[1] == dim
+
+
+def test_make_merges_args_into_a_copy():
+    spec = {'name': 'mlp', 'args': {'in_dim': 5, 'out_dim': 3, 'hidden_list': [8]}}
+    model = models.make(spec, args={'in_dim': 7})
+    assert model.in_dim == 7 and spec['args']['in_dim'] == 5
+
+
+def test_unknown_model_lists_known_names():
+    with pytest.raises(UserError, match=r"unknown model 'nope'; known: .*edsr-baseline.*liif"):
+        models.make({'name': 'nope', 'args': {}})
+
+
+def test_double_registration_refused():
+    reg = Registry('thing')
+    reg.register('a')(int)
+    with pytest.raises(ValueError, match='registered twice'):
+        reg.register('a')(float)
+    with pytest.raises(ValueError, match='registered twice'):
+        models.register('liif')(object)
+
+
+def test_mean_shift_not_applied():
+    """Released checkpoints carry sub_mean/add_mean, but EDSR's forward ignores them."""
+    enc = models.make(TINY_EDSR)
+    x = torch.randn(1, 3, 5, 5)
+    before = enc(x)
+    with torch.no_grad():
+        enc.sub_mean.bias.fill_(10.0)
+        enc.add_mean.bias.fill_(-10.0)
+    assert torch.equal(enc(x), before)
+    assert not any(p.requires_grad for p in enc.sub_mean.parameters())
