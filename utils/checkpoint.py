@@ -66,14 +66,19 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
 def load_model(path: PathLike, device='cpu') -> nn.Module:
     """The one way every entry point loads a model: `make(ckpt['model'], load_sd=True)`, moved
     to `device`, in eval mode."""
+    return build_model(load_checkpoint(path), path, device)
+
+
+def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.Module:
+    """`make(ckpt['model'], load_sd=True)` for a dict from load_checkpoint, moved to `device`, in
+    eval mode; failures are UserErrors prefixed with `path`."""
     import models  # models import this module for load_state_dict_strict
 
-    ckpt = load_checkpoint(path)
     try:
         model = models.make(ckpt['model'], load_sd=True)
     except UserError as e:
         raise UserError(f'{path}: {e}') from None
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({e})") from None
     return model.to(device).eval()
 
