@@ -1,7 +1,24 @@
-"""Rendering: encode once, query the decoder in chunks. Shared by test.py and demo.py."""
+"""Rendering: encode once, query the decoder in chunks, write the output in row bands.
+
+Shared by test.py (`batched_predict`) and demo.py (`render`). Memory stays bounded however large
+the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
+band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
+"""
+from typing import Iterator, Optional, Sequence, Union
+
+import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
+from tqdm import tqdm
+
+from .coords import make_cell, make_coord
+from .precision import autocast
+from .tiling import encode_tiled
+
+# A band holds about this many output pixels: 12 MB of float predictions.
+BAND_PIXELS = 1 << 20
+Norm = Union[float, Sequence[float]]
 
 
 @torch.no_grad()
@@ -12,3 +29,106 @@ def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, 
     preds = [model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])
              for i in range(0, coord.shape[1], bsize)]
     return torch.cat(preds, dim=1)
+
+
+def band_coord(out_hw: Sequence[int], r0: int, r1: int, device=None) -> Tensor:
+    """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2),
+    row-major, (row, col) — the same points as make_coord((H, W))[r0 * W:r1 * W]."""
+    h, w = out_hw
+    ranges = ((-1 + 2 * r0 / h, -1 + 2 * r1 / h), (-1, 1))
+    return make_coord((r1 - r0, w), ranges=ranges, device=device)
+
+
+def band_spans(height: int, band_rows: int) -> list[tuple[int, int]]:
+    """Rows [r0, r1) of each band covering 0 .. height-1."""
+    return [(r0, min(r0 + band_rows, height)) for r0 in range(0, height, band_rows)]
+
+
+def default_band_rows(out_hw: Sequence[int]) -> int:
+    """Rows per band so that a band holds about BAND_PIXELS pixels (at least one row)."""
+    return max(1, min(out_hw[0], BAND_PIXELS // out_hw[1]))
+
+
+class _FixedFeat(nn.Module):
+    """Stands in for an encoder and returns a precomputed latent grid."""
+
+    def __init__(self, feat: Tensor, out_dim: int):
+        super().__init__()
+        self.feat, self.out_dim = feat, out_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.feat
+
+
+@torch.no_grad()
+def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision: str = 'fp32',
+           progress: bool = False) -> Tensor:
+    """model.gen_feat(inp) for inp (1, 3, h, w) -> latent grid (1, C, h', w'). With `tile`, an
+    input larger than tile x tile is encoded in overlapping tiles (utils.tiling), and the
+    stitched grid is handed to gen_feat so that the model prepares its queries as usual."""
+    with autocast(inp.device, precision):
+        h, w = inp.shape[-2:]
+        if tile is None or (h <= tile and w <= tile):
+            return model.gen_feat(inp)
+        n_tiles = -(-h // tile) * -(-w // tile)
+        with tqdm(total=n_tiles, unit='tile', desc='encode', delay=1.0,
+                  disable=not progress, leave=False) as bar:
+            feat = encode_tiled(model.encoder, inp, tile, progress=bar.update)
+        encoder = model.encoder
+        model.encoder = _FixedFeat(feat, getattr(encoder, 'out_dim', feat.shape[1]))
+        try:
+            return model.gen_feat(inp)
+        finally:
+            model.encoder = encoder
+
+
+@torch.no_grad()
+def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
+                precision: str = 'fp32', device=None) -> Iterator[tuple[int, int, Tensor]]:
+    """After `encode`: yields (r0, r1, pred (r1 - r0, W, 3) float32) band by band, in the model's
+    normalised output space, querying `bsize` pixels at a time with cell = (2 / H, 2 / W)."""
+    h, w = out_hw
+    band_rows = band_rows or default_band_rows(out_hw)
+    for r0, r1 in band_spans(h, band_rows):
+        coord = band_coord(out_hw, r0, r1, device=device).unsqueeze(0)  # (1, Q, 2)
+        cell = make_cell(out_hw, coord)
+        pred = torch.empty(coord.shape[1], 3, device=device)  # (Q, 3)
+        with autocast(coord.device, precision):
+            for i in range(0, coord.shape[1], bsize):
+                pred[i:i + bsize] = model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])[0]
+        yield r0, r1, pred.view(r1 - r0, w, 3)
+
+
+def to_uint8(pred: Tensor, sub: Norm = 0.5, div: Norm = 0.5) -> np.ndarray:
+    """pred (..., 3) in normalised space -> uint8 numpy (..., 3): pred * div + sub, clamped to
+    [0, 1], times 255, rounded half to even."""
+    sub = torch.as_tensor(sub, dtype=pred.dtype, device=pred.device)
+    div = torch.as_tensor(div, dtype=pred.dtype, device=pred.device)
+    img = (pred * div + sub).clamp_(0, 1).mul_(255).round_()
+    return img.to(torch.uint8).cpu().numpy()
+
+
+@torch.no_grad()
+def render(model: nn.Module, inp: Tensor, out_hw: Sequence[int], bsize: int = 30000,
+           band_rows: Optional[int] = None, precision: str = 'fp32', progress: bool = False,
+           tile: Optional[int] = None, gt_norm: tuple[Norm, Norm] = (0.5, 0.5),
+           out: Optional[np.ndarray] = None) -> np.ndarray:
+    """inp (1, 3, h, w), normalised -> the (H, W) = out_hw output as uint8 numpy (H, W, 3),
+    written band by band into `out` (allocated if None). gt_norm = (sub, div) de-normalises.
+    `progress` shows a tqdm bar (bands, with ETA) once a render takes over a second."""
+    if inp.dim() != 4 or inp.shape[0] != 1:
+        raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(inp.shape)}')
+    h, w = out_hw
+    if out is None:
+        out = np.empty((h, w, 3), dtype=np.uint8)
+    elif out.shape != (h, w, 3) or out.dtype != np.uint8:
+        raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
+    encode(model, inp, tile=tile, precision=precision, progress=progress)
+    band_rows = band_rows or default_band_rows(out_hw)
+    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=inp.device)
+    with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
+              disable=not progress, leave=False) as bar:
+        for r0, r1, pred in bands:
+            out[r0:r1] = to_uint8(pred, *gt_norm)
+            bar.update()
+    return out
