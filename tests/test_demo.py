@@ -1,0 +1,320 @@
+"""demo.py: output sizes and names, every input mode, output formats, and every bad input."""
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import demo
+import models
+from utils import image_io
+from utils.checkpoint import save_checkpoint
+from utils.errors import UserError, run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory) -> Path:
+    """A tiny random LIIF checkpoint in the released format."""
+    spec = {'name': 'liif', 'args': {
+        'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}},
+        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}}}
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
+    save_checkpoint({'model': {**spec, 'sd': models.make(spec).state_dict()}}, path)
+    return path
+
+
+def rgb_array(h: int = 7, w: int = 9, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def save(img: Image.Image, path: Path, **kw) -> Path:
+    img.save(path, **kw)
+    return path
+
+
+def run(argv) -> Path:
+    """main(argv) as the command line runs it; returns the output path."""
+    return demo.main([str(a) for a in argv])
+
+
+def fails(argv, capsys) -> str:
+    """Run argv through run_cli; assert exit status 2 and one line on stderr; return it."""
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: demo.main([str(a) for a in argv]))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err, err
+    return err
+
+
+# ---------------------------------------------------------------- sizes and names
+
+def test_output_size_rounds_half_up_and_keeps_one_pixel():
+    assert demo.output_size((7, 9), scale=(2.5, 2.5)) == (18, 23)
+    assert demo.output_size((7, 9), scale=(0.5, 0.5)) == (4, 5)
+    assert demo.output_size((7, 9), scale=(3.7, 3.7)) == (26, 33)
+    assert demo.output_size((7, 9), scale=(0.01, 0.01)) == (1, 1)
+    assert demo.output_size((256, 256), scale=(30, 30)) == (7680, 7680)
+    assert demo.output_size((7, 9), resolution=(20, 11)) == (20, 11)
+
+
+def test_parse_scale_and_resolution():
+    assert demo.parse_scale('30') == (30.0, 30.0)
+    assert demo.parse_scale('2, 3.5') == (2.0, 3.5)
+    assert demo.parse_resolution('1080,1920') == (1080, 1920)
+
+
+@pytest.mark.parametrize('flags, hw, name', [
+    (['--scale', '2.5'], (18, 23), 'lr_x2.5.png'),
+    (['--scale', '2,3'], (14, 27), 'lr_x2x3.png'),
+    (['--scale', '0.5'], (4, 5), 'lr_x0.5.png'),
+    (['--resolution', '20,11'], (20, 11), 'lr_20x11.png'),
+])
+def test_output_sizes_and_default_names(tmp_path, ckpt, flags, hw, name):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    out = run(['--input', inp, '--model', ckpt, *flags])
+    assert out == tmp_path / name
+    with Image.open(out) as img:
+        assert (img.height, img.width) == hw and img.mode == 'RGB'
+
+
+def test_default_name_keeps_a_writable_extension_else_png(tmp_path):
+    assert demo.default_output(tmp_path / 'a.JPG', (3, 3), None).name == 'a_x3.jpg'
+    assert demo.default_output(tmp_path / 'a.gif', (3, 3), None).name == 'a_x3.png'
+
+
+# ---------------------------------------------------------------- input modes
+
+def render_file(tmp_path, ckpt, img: Image.Image, name: str, scale='2', out='out.png', **kw) -> Image.Image:
+    inp = save(img, tmp_path / name, **kw)
+    path = run(['--input', inp, '--model', ckpt, '--scale', scale, '--output', tmp_path / out])
+    out_img = Image.open(path)
+    out_img.load()
+    return out_img
+
+
+def test_rgb(tmp_path, ckpt):
+    out = render_file(tmp_path, ckpt, Image.fromarray(rgb_array()), 'a.png')
+    assert out.mode == 'RGB' and out.size == (18, 14)
+
+
+def test_grayscale_is_rendered_through_rgb_and_saved_as_l(tmp_path, ckpt):
+    gray = rgb_array()[:, :, 0]
+    out = render_file(tmp_path, ckpt, Image.fromarray(gray, 'L'), 'g.png')
+    assert out.mode == 'L' and out.size == (18, 14)
+    as_rgb = render_file(tmp_path, ckpt, Image.fromarray(np.repeat(gray[:, :, None], 3, 2)),
+                         'g3.png', out='o3.png')
+    assert np.array_equal(np.asarray(out), np.asarray(as_rgb.convert('L')))
+
+
+def test_16_bit_grayscale_is_scaled_to_8_bits(tmp_path, ckpt):
+    gray16 = np.random.default_rng(1).integers(0, 65536, (7, 9), dtype=np.uint16)
+    img16 = Image.fromarray(gray16)
+    assert img16.mode == 'I;16'
+    out = render_file(tmp_path, ckpt, img16, 'g16.png')
+    assert out.mode == 'L' and out.size == (18, 14)
+    gray8 = np.round(gray16 / 257).astype(np.uint8)
+    ref = render_file(tmp_path, ckpt, Image.fromarray(gray8, 'L'), 'g8.png', out='o8.png')
+    assert np.array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize('mode', ['RGBA', 'LA'])
+def test_alpha_is_upscaled_bicubically_and_reattached(tmp_path, ckpt, mode):
+    rgb = rgb_array()
+    alpha = np.random.default_rng(2).integers(0, 256, (7, 9), dtype=np.uint8)
+    img = Image.fromarray(rgb).convert(mode[0] if mode == 'LA' else 'RGB')
+    img.putalpha(Image.fromarray(alpha, 'L'))
+    out = render_file(tmp_path, ckpt, img, 'a.png', scale='3')
+    assert out.mode == mode and out.size == (27, 21)
+    want = Image.fromarray(alpha, 'L').resize((27, 21), Image.BICUBIC)
+    assert np.array_equal(np.asarray(out.getchannel('A')), np.asarray(want))
+
+
+def test_palette_without_and_with_transparency(tmp_path, ckpt):
+    pal = Image.fromarray(rgb_array()).quantize(16)
+    assert pal.mode == 'P'
+    assert render_file(tmp_path, ckpt, pal, 'p.png').mode == 'RGB'
+    out = render_file(tmp_path, ckpt, pal, 'pt.png', out='pt_out.png', transparency=0)
+    assert out.mode == 'RGBA' and out.size == (18, 14)
+    alpha = np.asarray(out.getchannel('A'))
+    assert alpha.min() < 255 and alpha.max() == 255
+
+
+def test_exif_orientation_is_honoured(tmp_path, ckpt):
+    rgb = rgb_array()  # stored 7 rows x 9 cols
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise: 9 rows x 7 cols
+    out = render_file(tmp_path, ckpt, Image.fromarray(rgb), 'r.png', exif=exif)
+    assert out.size == (14, 18)  # (W, H) of the upright image, times 2
+    upright = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, k=-1)))
+    ref = render_file(tmp_path, ckpt, upright, 'u.png', out='u_out.png')
+    assert np.array_equal(np.asarray(out), np.asarray(ref))
+
+
+@pytest.mark.parametrize('ext, fmt', [('.jpg', 'JPEG'), ('.webp', 'WEBP'), ('.tif', 'TIFF'), ('.bmp', 'BMP')])
+def test_output_format_follows_the_extension(tmp_path, ckpt, ext, fmt):
+    out = render_file(tmp_path, ckpt, Image.fromarray(rgb_array()), 'a.png', out='o' + ext)
+    assert out.format == fmt and out.size == (18, 14)
+
+
+def test_jpeg_output_drops_alpha_with_a_note(tmp_path, ckpt, capsys):
+    img = Image.fromarray(rgb_array()).convert('RGBA')
+    out = render_file(tmp_path, ckpt, img, 'a.png', out='o.jpg')
+    assert out.format == 'JPEG' and out.mode == 'RGB'
+    assert 'transparency dropped' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bad input
+
+def corrupt_png(path: Path) -> Path:
+    buf = path.with_suffix('.full.png')
+    Image.fromarray(rgb_array(40, 40)).save(buf)
+    data = buf.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+def zero_width_png(path: Path) -> Path:
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    ihdr = struct.pack('>IIBBBBB', 0, 5, 8, 2, 0, 0, 0)  # width 0, height 5, 8-bit RGB
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(b''))
+                     + chunk(b'IEND', b''))
+    return path
+
+
+def assert_nothing_written(folder: Path, before: set) -> None:
+    assert set(p.name for p in folder.iterdir()) == before
+
+
+@pytest.mark.parametrize('case, expect', [
+    ('missing', 'input not found'),
+    ('corrupt', 'cannot decode'),
+    ('text', 'not an image'),
+    ('zero', 'not an image'),
+])
+def test_bad_input_files(tmp_path, ckpt, capsys, case, expect):
+    inp = tmp_path / 'in.png'
+    if case == 'corrupt':
+        corrupt_png(inp)
+    elif case == 'text':
+        inp.write_text('hello, not a picture\n')
+    elif case == 'zero':
+        zero_width_png(inp)
+    before = set(p.name for p in tmp_path.iterdir())
+    err = fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', tmp_path / 'o.png'], capsys)
+    assert expect in err
+    assert_nothing_written(tmp_path, before)
+
+
+def test_empty_image_is_refused():
+    from utils.image_io import split_channels
+    with pytest.raises(UserError, match='empty'):
+        split_channels(Image.new('RGB', (0, 4)))
+
+
+@pytest.mark.parametrize('flags, expect', [
+    (['--scale', '0'], 'positive'),
+    (['--scale', '-2'], 'positive'),
+    (['--scale', 'abc'], 'numbers'),
+    (['--scale', 'nan'], 'positive finite'),
+    (['--scale', 'inf'], 'positive finite'),
+    (['--scale', '1,2,3'], '1 or 2'),
+    (['--resolution', '0,5'], 'positive'),
+    (['--resolution', '5'], '2 comma'),
+    (['--resolution', 'a,b'], 'numbers'),
+    (['--resolution', '2.5,3'], 'numbers'),
+    ([], 'required'),
+    (['--scale', '2', '--resolution', '4,4'], 'not allowed'),
+    (['--scale', '10000'], 'megapixel limit'),
+    (['--scale', '2', '--bsize', '0'], '--bsize'),
+    (['--scale', '2', '--precision', 'fp16', '--gpu', 'cpu'], 'fp16 needs a CUDA'),
+    (['--scale', '2', '--precision', 'fp8'], 'invalid choice'),
+])
+def test_bad_flags(tmp_path, ckpt, capsys, flags, expect):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    before = set(p.name for p in tmp_path.iterdir())
+    err = fails(['--input', inp, '--model', ckpt, '--output', tmp_path / 'o.png', *flags], capsys)
+    assert expect in err
+    assert_nothing_written(tmp_path, before)
+
+
+@pytest.mark.parametrize('output, expect', [
+    ('missing_dir/o.png', 'folder does not exist'),
+    ('lr.png/o.png', 'folder does not exist'),  # a file where a folder should be
+    ('sub', 'is a folder'),
+    ('o.xyz', "unknown image extension '.xyz'"),
+    ('o', 'no file extension'),
+    ('lr.png', 'is the input itself'),
+])
+def test_bad_output_paths(tmp_path, ckpt, capsys, output, expect):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    (tmp_path / 'sub').mkdir()
+    before = set(p.name for p in tmp_path.iterdir())
+    stamp = inp.stat().st_mtime_ns
+    err = fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', tmp_path / output], capsys)
+    assert expect in err
+    assert_nothing_written(tmp_path, before)
+    assert inp.stat().st_mtime_ns == stamp
+
+
+def test_bad_checkpoints(tmp_path, capsys):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    encoder = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
+    save_checkpoint({'model': {**encoder, 'sd': models.make(encoder).state_dict()}}, tmp_path / 'enc.pth')
+    (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
+    before = set(p.name for p in tmp_path.iterdir())
+    for ckpt, expect in [('enc.pth', 'not an implicit image function'), ('junk.pth', 'junk.pth'),
+                         ('none.pth', 'checkpoint not found')]:
+        err = fails(['--input', inp, '--model', tmp_path / ckpt, '--scale', '2'], capsys)
+        assert expect in err
+    assert_nothing_written(tmp_path, before)
+
+
+def test_missing_default_model_says_to_pass_model(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(demo, 'DEFAULT_MODEL', tmp_path / 'pretrained' / 'none.pth')
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    assert '--model' in fails(['--input', inp, '--scale', '2'], capsys)
+
+
+def test_failed_write_leaves_the_previous_output_untouched(tmp_path, ckpt, capsys, monkeypatch):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    out = tmp_path / 'o.png'
+    out.write_bytes(b'previous')
+
+    def broken_fsync(fd):  # called after PIL wrote the image into the temporary file
+        raise OSError('disk full')
+    monkeypatch.setattr(image_io.os, 'fsync', broken_fsync)
+    before = set(p.name for p in tmp_path.iterdir())
+    assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out], capsys)
+    assert out.read_bytes() == b'previous'
+    assert_nothing_written(tmp_path, before)
+
+
+@pytest.mark.parametrize('args, expect', [
+    (['--input', 'no/such.png', '--scale', '2'], 'input not found'),
+    (['--input', 'demo.py', '--scale', '2', '--output', 'x.png'], 'not an image'),
+])
+def test_command_line_errors_have_no_traceback(tmp_path, ckpt, args, expect):
+    proc = subprocess.run([sys.executable, str(REPO / 'demo.py'), '--model', str(ckpt), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith('error: ') and expect in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and 'Traceback' not in proc.stderr
+    assert not (REPO / 'x.png').exists()
+
+
+def test_command_line_success(tmp_path, ckpt):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    proc = subprocess.run([sys.executable, str(REPO / 'demo.py'), '--input', str(inp), '--model',
+                           str(ckpt), '--scale', '3.7'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert 'lr_x3.7.png' in proc.stdout
+    with Image.open(tmp_path / 'lr_x3.7.png') as img:
+        assert img.size == (33, 26)

@@ -1,0 +1,191 @@
+"""Reading and writing images of every common mode for the demo; every failure is a UserError.
+
+Reading: EXIF orientation is applied, then the image is split into 8-bit RGB (what the model
+sees) and an optional 8-bit alpha. Grayscale ('1', 'L', 'LA', 16/32-bit 'I', float 'F') is
+repeated to three channels and remembered, so the result is saved as grayscale again. 16-bit
+images are scaled to 8 bits (value / 257, rounded); outputs are always 8 bits per channel.
+Palette images become RGB, or RGBA when they carry transparency.
+
+Writing: the format comes from the file extension. A format that cannot hold the image's mode
+(JPEG and alpha, say) gets the nearest mode it can hold — alpha dropped — with a note. The file
+is written to a temporary name in the same folder and renamed over the target, so a failure
+never leaves a half-written file at the output path.
+"""
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import UserError
+
+_GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
+_ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
+# Modes to try, in order, when a format cannot store the image's own mode.
+_FALLBACKS = {'RGBA': ('RGBA', 'RGB'), 'LA': ('LA', 'RGBA', 'L', 'RGB'), 'L': ('L', 'RGB'),
+              'RGB': ('RGB',)}
+
+
+@dataclass
+class LoadedImage:
+    """rgb (H, W, 3) uint8; alpha (H, W) uint8 or None; gray: save the result as grayscale."""
+    rgb: np.ndarray
+    alpha: Optional[np.ndarray]
+    gray: bool
+    source_mode: str
+
+    @property
+    def mode(self) -> str:
+        """The mode the result is saved in: L, LA, RGB or RGBA."""
+        return ('L' if self.gray else 'RGB') + ('A' if self.alpha is not None else '')
+
+
+def _to_uint8(img: Image.Image) -> np.ndarray:
+    """A single-channel image of any depth -> (H, W) uint8; 16/32-bit integers scaled by 1/257."""
+    if img.mode in ('1', 'L'):
+        return np.asarray(img.convert('L'))
+    if img.mode == 'F':
+        return np.asarray(img.convert('L'))  # values taken as 0..255, clipped
+    a = np.asarray(img).astype(np.float64)
+    return np.clip(np.round(a / 257), 0, 255).astype(np.uint8)
+
+
+def split_channels(img: Image.Image) -> LoadedImage:
+    """A PIL image (already EXIF-transposed) -> LoadedImage. Raises UserError when it is empty."""
+    w, h = img.size
+    if w == 0 or h == 0:
+        raise UserError(f'the image is empty ({w}x{h} pixels)')
+    mode = img.mode
+    if mode == 'P':
+        img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
+    elif mode in ('RGBa', 'PA'):
+        img = img.convert('RGBA')
+    elif mode == 'La':
+        img = img.convert('LA')
+    alpha = None
+    if img.mode in _ALPHA_MODES:
+        alpha = np.asarray(img.getchannel('A'))
+        img = img.convert('L' if img.mode == 'LA' else 'RGB')
+    if img.mode in _GRAY_MODES:
+        gray = _to_uint8(img)
+        return LoadedImage(np.repeat(gray[:, :, None], 3, axis=2), alpha, True, mode)
+    return LoadedImage(np.array(img.convert('RGB')), alpha, False, mode)
+
+
+def read_image(path, allow_huge: bool = False) -> LoadedImage:
+    """Open, decode and split an image file (see LoadedImage). Missing, unreadable, corrupt and
+    empty files are UserErrors; so are files past PIL's decompression-bomb limit unless
+    allow_huge."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f'input not found: {path}')
+    if not path.is_file():
+        raise UserError(f'input is not a file: {path}')
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        if allow_huge:
+            Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter('error', Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return split_channels(img)
+    except UnidentifiedImageError:
+        raise UserError(f'{path}: not an image PIL can read (or an empty/corrupt one)') from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f'{path}: too many pixels for a safe decode (PIL limit '
+                        f'{limit / 1e6:.0f} megapixels); pass --force to read it anyway') from None
+    except (OSError, ValueError, SyntaxError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f'{path}: cannot decode the image ({msg})') from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def upscale_alpha(alpha: np.ndarray, out_hw) -> np.ndarray:
+    """alpha (h, w) uint8 -> (H, W) uint8 resized with PIL's bicubic filter."""
+    return np.asarray(Image.fromarray(alpha, 'L').resize((out_hw[1], out_hw[0]), Image.BICUBIC))
+
+
+def output_format(path) -> str:
+    """The PIL format name that the extension of `path` asks for; UserError if none can write."""
+    ext = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if not ext or fmt is None or fmt not in Image.SAVE:
+        what = f'unknown image extension {ext!r}' if ext else 'no file extension'
+        raise UserError(f'output {path}: {what}; use .png, .jpg, .webp, .tif, .bmp or another '
+                        'format PIL writes')
+    return fmt
+
+
+def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
+    """The first mode, of `mode` and its fallbacks, that PIL can save as `fmt` (probed on a 1x1
+    image) and a note if it differs; UserError if none works."""
+    for m in _FALLBACKS[mode]:
+        try:
+            Image.new(m, (1, 1)).save(io.BytesIO(), format=fmt)
+        except (OSError, KeyError, ValueError, TypeError):
+            continue
+        if m == mode:
+            return m, None
+        lost = 'transparency dropped' if 'A' in mode and 'A' not in m else 'stored as ' + m
+        return m, f'{fmt} cannot store {mode} images: {lost}'
+    raise UserError(f'cannot write {mode} images as {fmt}; choose another output extension')
+
+
+def check_writable(path) -> None:
+    """UserError unless a file can be created at `path` (its folder exists and is writable, and
+    `path` is not a folder). Probes with a temporary file that is removed at once."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f'output {path} is a folder; give a file name')
+    if not folder.is_dir():
+        raise UserError(f'output folder does not exist: {folder}')
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise UserError(f'cannot write to the output folder {folder} ({e.strerror})') from None
+
+
+def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.Image:
+    """uint8 rgb (H, W, 3) [+ alpha (H, W)] -> a PIL image in mode L, LA, RGB or RGBA."""
+    img = Image.fromarray(rgb, 'RGB')
+    if gray:
+        img = img.convert('L')
+    if alpha is not None:
+        img.putalpha(Image.fromarray(alpha, 'L'))
+    return img
+
+
+def write_image(img: Image.Image, path, fmt: Optional[str] = None) -> None:
+    """Save `img` at `path` atomically: to a temporary file in the same folder, then renamed.
+    Any failure is a UserError and leaves `path` untouched."""
+    path = Path(path)
+    fmt = fmt or output_format(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    except OSError as e:
+        raise UserError(f'cannot write {path} ({e.strerror})') from None
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            img.save(f, format=fmt)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is wrong for an image
+        os.replace(tmp, path)
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f'cannot write {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__})') from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
