@@ -1,0 +1,99 @@
+"""Training data: the normalisation of SPEC §1, and loaders whose order and random draws follow
+from (seed, rank, epoch) alone, so that a resumed run sees the batches an unbroken one would."""
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+
+import datasets
+from datasets.seeding import seed_worker
+
+from .errors import UserError
+from .trainer_dist import DistEnv
+from .trainer_state import derive_seed
+
+# Second key of derive_seed: which stream (the first is the run's seed).
+TRAIN_STREAM, VAL_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class DataNorm:
+    """inp = (x - inp_sub) / inp_div, gt = (y - gt_sub) / gt_div, per channel (SPEC §1)."""
+    inp_sub: tuple = (0.0,)
+    inp_div: tuple = (1.0,)
+    gt_sub: tuple = (0.0,)
+    gt_div: tuple = (1.0,)
+
+    @classmethod
+    def from_config(cls, data_norm: Optional[dict]) -> 'DataNorm':
+        """From the config's data_norm mapping; None means sub 0, div 1."""
+        if data_norm is None:
+            return cls()
+        return cls(tuple(data_norm['inp']['sub']), tuple(data_norm['inp']['div']),
+                   tuple(data_norm['gt']['sub']), tuple(data_norm['gt']['div']))
+
+    def inp(self, x: Tensor) -> Tensor:
+        """x (B, 3, h, w) in [0, 1] -> normalised encoder input."""
+        return (x - x.new_tensor(self.inp_sub).view(1, -1, 1, 1)) / x.new_tensor(self.inp_div).view(1, -1, 1, 1)
+
+    def gt(self, y: Tensor) -> Tensor:
+        """y (B, Q, 3) in [0, 1] -> normalised target."""
+        return (y - y.new_tensor(self.gt_sub)) / y.new_tensor(self.gt_div)
+
+    def pred_to_rgb(self, pred: Tensor) -> Tensor:
+        """pred (B, Q, 3) in normalised units -> RGB in [0, 1], clamped (before any metric)."""
+        return (pred * pred.new_tensor(self.gt_div) + pred.new_tensor(self.gt_sub)).clamp(0, 1)
+
+
+def make_dataset(section: dict, key: str, where: str) -> Dataset:
+    """The config's {dataset, wrapper} pair -> the wrapped dataset; bad args name the key."""
+    parts = []
+    for part in ('dataset', 'wrapper'):
+        spec = section[part]
+        try:
+            parts.append(datasets.make(spec, args={'dataset': parts[0]} if parts else None))
+        except TypeError as e:
+            raise UserError(f'{where}: {key}.{part}: cannot build {spec["name"]!r} ({e})') from None
+    if len(parts[1]) == 0:
+        raise UserError(f'{where}: {key}: the dataset is empty')
+    return parts[1]
+
+
+def rank_batch_size(batch_size: int, env: DistEnv, key: str) -> int:
+    """The config's batch size is global: each of the world_size ranks takes an equal share."""
+    if batch_size % env.world_size:
+        raise UserError(f'{key}.batch_size {batch_size} does not split evenly over {env.world_size} processes')
+    return batch_size // env.world_size
+
+
+class EpochLoaders:
+    """Builds each epoch's DataLoader: the shuffle comes from (seed, epoch) through the
+    sampler, and the workers' seeds from (seed, rank, epoch) through the loader's generator."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, env: DistEnv, seed: int, num_workers: int,
+                 pin_memory: bool, train: bool):
+        self.dataset, self.env, self.seed, self.train = dataset, env, seed, train
+        self.kwargs = dict(batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                           worker_init_fn=seed_worker if num_workers > 0 else None)
+        if train:
+            # One sampler for 1 or N processes: N disjoint shards of the same permutation.
+            self.sampler = DistributedSampler(dataset, num_replicas=env.world_size, rank=env.rank,
+                                              shuffle=True, seed=seed, drop_last=False)
+        else:
+            # Validation: rank r takes items r, r + N, ...; no padding, so every item counts once.
+            self.shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
+
+    def seed_for(self, epoch: int) -> int:
+        """The seed of this rank's random draws in `epoch` (validation: one fixed seed)."""
+        if self.train:
+            return derive_seed(self.seed, TRAIN_STREAM, self.env.rank, epoch)
+        return derive_seed(self.seed, VAL_STREAM, self.env.rank)
+
+    def __call__(self, epoch: int) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed_for(epoch))
+        if self.train:
+            self.sampler.set_epoch(epoch)
+            return DataLoader(self.dataset, sampler=self.sampler, generator=generator, **self.kwargs)
+        return DataLoader(self.shard, shuffle=False, generator=generator, **self.kwargs)

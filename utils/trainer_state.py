@@ -1,0 +1,142 @@
+"""What a training checkpoint holds beyond the weights, as plain types (loadable with
+`weights_only=True`): random-number states, scheduler state, and the derived seeds.
+
+A training checkpoint is the released format plus resume state:
+{'model': {name, args, sd}, 'optimizer': {name, args, sd}, 'epoch': completed epochs,
+ 'scheduler': MultiStepLR state or None, 'scaler': GradScaler state or None,
+ 'best_val': best validation PSNR so far (-inf: none yet), 'rng': one rng_state() per rank,
+ 'config': the run's config}.
+"""
+import contextlib
+import copy
+import math
+import random
+from collections import Counter
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from datasets.seeding import seed_all
+
+from .checkpoint import load_state_dict_strict
+from .errors import UserError
+from .train_config import OPTIMIZERS
+
+RANK_STREAM = 2  # derive_seed key of each rank's global generators (its augmentation draws)
+
+
+def derive_seed(*keys: int) -> int:
+    """An independent 63-bit seed for a tuple of non-negative ints, e.g. (seed, rank, epoch)."""
+    state = np.random.SeedSequence(list(keys)).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1
+
+
+def rng_state() -> dict:
+    """The states of Python's random, numpy's global generator, torch (CPU and every CUDA device),
+    as plain lists, ints and uint8 tensors."""
+    version, internal, gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    return {
+        'python': [version, list(internal), gauss],
+        'numpy': {'key': torch.from_numpy(np_state['state']['key'].astype(np.int64)),
+                  'pos': int(np_state['state']['pos']),
+                  'has_gauss': int(np_state['has_gauss']), 'gauss': float(np_state['gauss'])},
+        'torch': torch.get_rng_state(),
+        'cuda': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what rng_state() captured (CUDA states only when the device count matches)."""
+    version, internal, gauss = state['python']
+    random.setstate((version, tuple(internal), gauss))
+    np.random.set_state({'bit_generator': 'MT19937',
+                         'state': {'key': state['numpy']['key'].numpy().astype(np.uint32),
+                                   'pos': state['numpy']['pos']},
+                         'has_gauss': state['numpy']['has_gauss'], 'gauss': state['numpy']['gauss']})
+    torch.set_rng_state(state['torch'])
+    if state['cuda'] and torch.cuda.is_available() and len(state['cuda']) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+@contextlib.contextmanager
+def forked_rng(seed: int) -> Iterator[None]:
+    """Run a block with every global generator seeded by `seed`, then put the previous states
+    back: validation draws the same crops every epoch and leaves training's stream untouched."""
+    saved = rng_state()
+    seed_all(seed)
+    try:
+        yield
+    finally:
+        set_rng_state(saved)
+
+
+def scheduler_state(scheduler: Optional[torch.optim.lr_scheduler.LRScheduler]) -> Optional[dict]:
+    """scheduler.state_dict() with MultiStepLR's Counter of milestones as a plain dict."""
+    if scheduler is None:
+        return None
+    sd = copy.deepcopy(scheduler.state_dict())
+    if isinstance(sd.get('milestones'), Counter):
+        sd['milestones'] = dict(sd['milestones'])
+    return sd
+
+
+def load_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, sd: dict) -> None:
+    """The inverse of scheduler_state: the scheduler continues where it stopped (no replay)."""
+    sd = dict(sd)
+    if isinstance(sd.get('milestones'), dict):
+        sd['milestones'] = Counter(sd['milestones'])
+    scheduler.load_state_dict(sd)
+
+
+def all_finite(model: nn.Module) -> bool:
+    """True when every parameter of model is finite (checked before a checkpoint is written)."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optimizer,
+                    scheduler, scaler, epoch: int, best_val: float, rng: list) -> dict:
+    """The checkpoint dict of an unwrapped model after `epoch` completed epochs (see module doc)."""
+    return {
+        'model': {'name': config['model']['name'], 'args': copy.deepcopy(config['model'].get('args') or {}),
+                  'sd': model.state_dict()},
+        'optimizer': {'name': config['optimizer']['name'], 'args': copy.deepcopy(config['optimizer']['args']),
+                      'sd': optimizer.state_dict()},
+        'epoch': epoch,
+        'scheduler': scheduler_state(scheduler),
+        'scaler': scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
+        'best_val': best_val,
+        'rng': rng,
+        'config': copy.deepcopy(config),
+    }
+
+
+def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,
+            env) -> tuple[int, float, Optional[str]]:
+    """Load a checkpoint's training state into a fresh run: returns (completed epochs, best val,
+    a note or None). The scheduler's state is loaded, never replayed; this rank's random state
+    is restored when the checkpoint has one per rank of this run."""
+    load_state_dict_strict(model, ckpt['model']['sd'], what=str(where))
+    if type(optimizer) is not OPTIMIZERS.get(ckpt['optimizer']['name']):
+        raise UserError(f"{where}: was trained with {ckpt['optimizer']['name']!r}, this run's config "
+                        f'asks for {type(optimizer).__name__}')
+    try:
+        optimizer.load_state_dict(ckpt['optimizer']['sd'])
+    except ValueError as e:
+        raise UserError(f"{where}: its {ckpt['optimizer']['name']} state does not fit this run's optimizer ({e})") from None
+    if scheduler is not None and ckpt.get('scheduler') is not None:
+        load_scheduler_state(scheduler, ckpt['scheduler'])
+    elif scheduler is not None:  # e.g. a released checkpoint: position from the epoch, no steps
+        scheduler.last_epoch = ckpt['epoch']
+    if scaler.is_enabled() and ckpt.get('scaler'):
+        scaler.load_state_dict(ckpt['scaler'])
+    rng, note = ckpt.get('rng') or [], None
+    if len(rng) == env.world_size:
+        set_rng_state(rng[env.rank])
+    else:
+        seed_all(derive_seed(ckpt.get('config', {}).get('seed', 0), RANK_STREAM, env.rank, ckpt['epoch']))
+        note = (f'the checkpoint holds random states for {len(rng)} process(es), this run has '
+                f'{env.world_size}: the continuation is reseeded, not bit-identical')
+    return ckpt['epoch'], float(ckpt.get('best_val', -math.inf)), note
