@@ -22,10 +22,12 @@ def cubic(x: np.ndarray) -> np.ndarray:
             + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
 
 
-def matlab_weights(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
-    """The (out_len, in_len) float64 matrix MATLAB's imresize applies along one axis: output
-    pixel i (1-based) sits at input position u = i / scale + (1 - 1 / scale) / 2; when
-    shrinking, the kernel is widened by 1 / scale; edges are mirrored (symmetric padding)."""
+def matlab_contributions(in_len: int, out_len: int, scale: float,
+                         antialias: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """What MATLAB's imresize takes along one axis: float64 weights (out_len, P) and 0-based
+    input indices (out_len, P). Output pixel i (1-based) sits at input position
+    u = i / scale + (1 - 1 / scale) / 2; when shrinking, the kernel is widened by 1 / scale;
+    taps beyond the edges are mirrored (symmetric padding)."""
     if scale < 1 and antialias:
         def kernel(x): return scale * cubic(scale * x)
         width = 4.0 / scale
@@ -34,13 +36,22 @@ def matlab_weights(in_len: int, out_len: int, scale: float, antialias: bool = Tr
     u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)  # (out,)
     left = np.floor(u - width / 2)
     taps = left[:, None] + np.arange(math.ceil(width) + 2)[None, :]  # (out, P), 1-based
-    w = kernel(u[:, None] - taps)
-    w /= w.sum(axis=1, keepdims=True)
-    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])  # symmetric padding
-    idx = mirror[np.mod(taps - 1, 2 * in_len).astype(np.int64)]
-    mat = np.zeros((out_len, in_len), dtype=np.float64)
-    np.add.at(mat, (np.repeat(np.arange(out_len), idx.shape[1]), idx.ravel()), w.ravel())
-    return mat
+    weights = kernel(u[:, None] - taps)
+    weights /= weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len)[::-1]])
+    indices = mirror[np.mod(taps - 1, 2 * in_len).astype(np.int64)]
+    used = np.any(weights != 0, axis=0)  # MATLAB drops all-zero tap columns
+    return weights[:, used], indices[:, used]
+
+
+def resize_axis(x: np.ndarray, out_len: int, scale: float, axis: int) -> np.ndarray:
+    """x float64 resized along `axis` to out_len, MATLAB-style. A gather and a weighted sum,
+    not a matrix product: BLAS threads crawl on a busy machine and in loader workers."""
+    weights, indices = matlab_contributions(x.shape[axis], out_len, scale)
+    x = np.moveaxis(x, axis, 0)
+    gathered = x[indices]  # (out, P, ...)
+    out = (weights.reshape(*weights.shape, *([1] * (x.ndim - 1))) * gathered).sum(axis=1)  # (out, ...)
+    return np.moveaxis(out, 0, axis)
 
 
 def matlab_out_size(in_size: Sequence[int], scale: float) -> tuple[int, int]:
@@ -62,11 +73,8 @@ def imresize_matlab(img: np.ndarray, scale: Optional[float] = None,
         scales = (scale, scale)
     else:
         scales = (size[0] / x.shape[0], size[1] / x.shape[1])
-    rows = matlab_weights(x.shape[0], size[0], scales[0])  # (h, H)
-    cols = matlab_weights(x.shape[1], size[1], scales[1])  # (w, W)
-    x = np.tensordot(rows, x, axes=(1, 0))  # (h, W[, C])
-    x = np.tensordot(cols, x, axes=(1, 1))  # (w, h[, C])
-    return np.swapaxes(x, 0, 1)  # (h, w[, C])
+    x = resize_axis(x, size[0], scales[0], axis=0)  # (h, W[, C])
+    return resize_axis(x, size[1], scales[1], axis=1)  # (h, w[, C])
 
 
 def round_uint8(x: np.ndarray) -> np.ndarray:
