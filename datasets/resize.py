@@ -12,6 +12,7 @@ from utils.errors import UserError
 from .image_store import to_tensor, to_uint8
 
 RESIZE_METHODS = ('pil', 'matlab')
+PIL_BICUBIC = getattr(Image, 'Resampling', Image).BICUBIC  # Pillow < 9.1 has no Resampling
 
 
 def cubic(x: np.ndarray) -> np.ndarray:
@@ -93,7 +94,7 @@ def resize_uint8(arr: np.ndarray, size: Sequence[int], method: str = 'pil') -> n
     """uint8 (H, W, 3) -> uint8 (h, w, 3), bicubic by `method` ('pil' or 'matlab')."""
     h, w = size
     if method == 'pil':
-        return np.asarray(Image.fromarray(arr).resize((w, h), Image.Resampling.BICUBIC))
+        return np.asarray(Image.fromarray(arr).resize((w, h), PIL_BICUBIC))
     if method == 'matlab':
         return imresize_matlab_uint8(arr, size=(h, w))
     raise UserError(f'unknown resize method {method!r}; expected one of {", ".join(RESIZE_METHODS)}')
