@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set5, Set14, B100, Urban100 at x2 x3 x4 (the pack's LR_bicubic) and x6 x8 (downsampled from
+# HR), luminance PSNR with a border of scale; ends with a markdown table (PSNR / SSIM).
+#
+#   bash scripts/test-benchmark.sh MODEL|bicubic [GPU]
+#   DATA_ROOT=load/sample bash scripts/test-benchmark.sh bicubic   # the sample sets instead
+#
+# DATA_ROOT replaces ./load in the configs (default load). A dataset that is not there is
+# reported and skipped. The sample sets (Sample5, Sample3; configs/test/sample) are evaluated
+# when DATA_ROOT/benchmark holds them. OUT_DIR (default save/test/<model>), PRECISION.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/eval_common.sh
+eval_setup "$@"
+
+SCALES=(2 3 4 6 8)
+for set in Set5 Set14 B100 Urban100; do
+    eval_set_missing "$set" "$DATA_ROOT/benchmark/$set" && continue
+    lower=$(echo "$set" | tr '[:upper:]' '[:lower:]')
+    for s in "${SCALES[@]}"; do eval_one "$set" "$s" "configs/test/test-$lower-$s.yaml"; done
+done
+for set in Sample5 Sample3; do
+    [ -d "$DATA_ROOT/benchmark/$set" ] || continue
+    lower=$(echo "$set" | tr '[:upper:]' '[:lower:]')
+    for s in "${SCALES[@]}"; do eval_one "$set" "$s" "configs/test/sample/test-$lower-$s.yaml"; done
+done
+eval_table "$(basename "$MODEL"): PSNR (dB) / SSIM, luminance (Y), border scale"
