@@ -9,7 +9,6 @@ mean values as JSON. The bicubic baseline upsamples the LR input with PIL's bicu
 8-bit image (datasets.resize.resize_fn 'pil', the same resize the data pipeline downsamples with).
 """
 import argparse
-import copy
 import json
 import os
 import statistics
