@@ -5,7 +5,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from utils.coords import latent_centres, sample_nearest, shift_coord, to_latent_units, unfold3x3
+from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
+                          unfold3x3)
+from .fast_query import (cached_projection, cell_rows, decode_rows, first_layer, flat_index,
+                         nearest_index, project_feat, supports_fast, use_fast)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -54,9 +57,42 @@ class LIIF(nn.Module):
         """Decoder input (B, Q, D) -> rgb (B, Q, 3)."""
         return self.imnet(x)
 
-    def query_rgb(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
-        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the latent grid of the last gen_feat."""
+    def query_rgb(self, coord: Tensor, cell: Optional[Tensor] = None,
+                  fast: Optional[bool] = None) -> Tensor:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the latent grid of the last gen_feat.
+        The fast path unless `fast=False` or inside `fast_query.fast_path(False)`."""
+        if self.imnet is not None and use_fast(fast) and supports_fast(self.imnet):
+            return self.query_rgb_fast(coord, cell)
         return self.query_rgb_plain(coord, cell)
+
+    def query_rgb_fast(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
+        """query_rgb_plain computed with the decoder's first layer split (models/fast_query.py):
+        its q_feat part as a convolution on the latent grid, its coord/cell part per query, and
+        the corners batched into one decoder call. Same function up to float rounding."""
+        feat = self.feat
+        hw = feat.shape[-2:]
+        weight, bias = first_layer(self.imnet)  # (O, D), (O,)
+        n_feat = self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
+        table = cached_projection(self, feat, [weight, bias], lambda: cell_rows(
+            project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias)))  # (B*h*w, O)
+        corners, eps = self.corners()
+        coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
+        b, k, q = coord_.shape[:3]
+        index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
+        q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
+        rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, K, Q, 2)
+        rel = [rel_coord]
+        if self.cell_decode:
+            rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
+        rel = torch.cat(rel, dim=-1).view(b * k * q, -1)  # (B*K*Q, 2 or 4)
+        pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
+                           weight[:, n_feat:]).view(b, k, q, -1)
+        if k == 1:
+            out = pred[:, 0]
+        else:
+            weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
+            out = (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """SPEC §2.1 written out step by step: the executable definition of LIIF's query."""

@@ -1,0 +1,151 @@
+"""The exact fast decoder path shared by LIIF, A-LIIF and Meta-SR.
+
+A decoder's first layer is linear in `q_feat`, and `q_feat` is a nearest-cell (with unfolding,
+3x3-neighbourhood) copy of the latent grid. So that part of the layer is applied once on the
+low-resolution grid — a 3x3 convolution with the weight reshaped to (O, C, 3, 3) when unfolding,
+a 1x1 one without — and each query gathers the O-wide result instead of the 9C-wide feature;
+the coordinate/cell columns are added per query. The unfolded map is never materialised.
+The cell each query reads is chosen by `sample_nearest`, as in the plain path, so it is the same.
+
+`query_rgb` of the models uses this path by default; `fast_path(False)` (a context manager) or
+`query_rgb(..., fast=False)` selects the plain path, which stays the executable definition.
+"""
+import contextlib
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from utils.coords import sample_nearest
+
+_FAST = {'enabled': True}
+
+
+def use_fast(fast: Optional[bool] = None) -> bool:
+    """`fast` if given, else the process-wide default set by `fast_path` (True)."""
+    return _FAST['enabled'] if fast is None else bool(fast)
+
+
+@contextlib.contextmanager
+def fast_path(enabled: bool = True) -> Iterator[None]:
+    """Within the context, models' `query_rgb` uses the fast path iff `enabled`."""
+    before = _FAST['enabled']
+    _FAST['enabled'] = bool(enabled)
+    try:
+        yield
+    finally:
+        _FAST['enabled'] = before
+
+
+def project_feat(feat: Tensor, weight: Tensor, unfold: bool, bias: Optional[Tensor] = None) -> Tensor:
+    """feat (B, C, h, w), weight (O, 9C) (unfold) or (O, C), bias (O,) -> (B, O, h, w): the weight
+    applied to every cell's (unfolded) feature, plus bias. Unfolded channel c*9 + k is channel c at
+    3x3 position k = 3*dy + dx with zero padding: exactly a padded 3x3 convolution's weight layout."""
+    out_dim, c = weight.shape[0], feat.shape[1]
+    if unfold:
+        return F.conv2d(feat, weight.reshape(out_dim, c, 3, 3), bias, padding=1)  # (B, O, h, w)
+    return F.conv2d(feat, weight.reshape(out_dim, c, 1, 1), bias)
+
+
+def cell_rows(grid: Tensor) -> Tensor:
+    """grid (B, O, h, w) -> (B*h*w, O): one row per latent cell, for `flat_index`."""
+    return grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1])
+
+
+def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
+    """coord (B, N, 2) -> (B, N) flat index row * w + col of the nearest latent cell of an
+    (h, w) grid, chosen by `sample_nearest` itself (so it is the plain path's choice)."""
+    h, w = hw
+    index = torch.arange(h * w, device=coord.device, dtype=coord.dtype).view(1, 1, h, w)
+    return sample_nearest(index.expand(coord.shape[0], 1, h, w), coord)[..., 0].long()
+
+
+def flat_index(index: Tensor, n_cells: int) -> Tensor:
+    """index (B, N) per-image cell indices -> (B*N,) row indices into `cell_rows` of a batch."""
+    offset = torch.arange(index.shape[0], device=index.device).unsqueeze(1) * n_cells
+    return (index + offset).view(-1)
+
+
+# Rows of the decoder run at a time: its activations (rows x 256) then stay in the L2 cache
+# instead of streaming through memory (measured by benchmarks/bench_decoder.py --sweep-rows).
+ROW_CHUNK = 2048
+
+
+def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, weight_rel: Tensor,
+                rows: Optional[int] = None) -> Tensor:
+    """The decoder on N inputs whose first layer is table[index] + rel @ weight_rel^T:
+    table (cells, O) the projected latent grid (first-layer bias included), index (N,), rel (N, R),
+    weight_rel (O, R) -> (N, out_dim), `rows` inputs at a time."""
+    rows = ROW_CHUNK if rows is None else rows
+    outs = []
+    for i in range(0, index.shape[0], rows):
+        pre = torch.addmm(F.embedding(index[i:i + rows], table), rel[i:i + rows], weight_rel.t())  # (n, O)
+        outs.append(decode_from_first(imnet, pre))
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def _version(t: Tensor) -> int:
+    """The in-place version counter of t, or -1 for inference tensors (which have none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
+def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor],
+                      compute: Callable[[], Tensor]) -> Tensor:
+    """compute() (a projection of feat by params), reused while rendering chunk after chunk of
+    one image: kept only when gradients are off and while feat, params and autocast are unchanged."""
+    if torch.is_grad_enabled():
+        return compute()
+    dev = feat.device.type
+    key = (feat.data_ptr(), feat.shape, _version(feat), torch.is_autocast_enabled(dev),
+           torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
+           tuple((p.data_ptr(), _version(p)) for p in params))
+    hit = getattr(model, '_fast_cache', None)
+    if hit is not None and hit[0] is feat and hit[1] == key:
+        return hit[2]
+    out = compute()
+    model._fast_cache = (feat, key, out)  # a plain attribute: not in the state dict
+    return out
+
+
+def supports_fast(imnet: nn.Module) -> bool:
+    """Whether the fast path knows how to split this decoder's first layer (`mlp` decoders and
+    A-LIIF's adaptive decoder with an `mlp` expansion net)."""
+    from .aliif import AdaptiveDecoder  # aliif imports liif, which imports this module
+    from .mlp import MLP
+
+    if isinstance(imnet, AdaptiveDecoder):
+        return isinstance(imnet.expansion, MLP)
+    return isinstance(imnet, MLP)
+
+
+def first_layer(imnet: nn.Module) -> tuple[Tensor, Tensor]:
+    """weight (O, D), bias (O,): every linear map the decoder applies to its input (D wide) first.
+    An `mlp`: its first Linear. A-LIIF: the expansion net's first Linear (rows 0..255) then the
+    K bases' first layers (basis-major, K*H rows)."""
+    from .aliif import AdaptiveDecoder
+
+    if isinstance(imnet, AdaptiveDecoder):
+        lin, w, b = imnet.expansion.layers[0], imnet.basis_weight[0], imnet.basis_bias[0]
+        return (torch.cat([lin.weight, w.reshape(-1, w.shape[-1])]),  # (256 + K*H, D)
+                torch.cat([lin.bias, b.reshape(-1)]))
+    return imnet.layers[0].weight, imnet.layers[0].bias
+
+
+def decode_from_first(imnet: nn.Module, pre: Tensor) -> Tensor:
+    """pre (N, O), the output of `first_layer` on the decoder input -> the decoder's output (N, 3)."""
+    from .aliif import AdaptiveDecoder
+
+    if isinstance(imnet, AdaptiveDecoder):
+        n_exp = imnet.expansion.layers[0].out_features
+        coef = F.normalize(imnet.expansion.layers[1:](pre[:, :n_exp]), dim=-1)  # (N, K)
+        first = pre[:, n_exp:].reshape(pre.shape[0], imnet.basis_num, -1)  # (N, K, H)
+        return imnet.mix(first, coef, first_layer=first)
+    for layer in imnet.layers[1:]:
+        # pre is this function's own tensor and Linear does not keep its output: ReLU in place.
+        pre = F.relu(pre, inplace=True) if isinstance(layer, nn.ReLU) else layer(pre)
+    return pre
