@@ -1,0 +1,247 @@
+"""train_liif.py end to end on tiny image folders made here: files written, loss falling,
+resume == uninterrupted, the never-replace rule, a non-finite loss stopped, torchrun on CPU."""
+import copy
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train_liif
+import utils.trainer_loop
+from utils.checkpoint import load_checkpoint, load_model
+from utils.config import load_yaml
+from utils.errors import run_cli
+from utils.train_config import check_train_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / 'configs/train-sample/train_tiny-liif.yaml'
+
+
+def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """uint8 (h, w, 3): a few random low-frequency waves per channel."""
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.zeros((h, w, 3))
+    for c in range(3):
+        for _ in range(3):
+            fy, fx, ph = rng.uniform(0.5, 3, 2).tolist() + [rng.uniform(0, 6.3)]
+            img[..., c] += np.sin(2 * np.pi * (fy * y + fx * x) + ph)
+    img = (img - img.min()) / (img.max() - img.min())
+    return (img * 255).round().astype(np.uint8)
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory) -> Path:
+    """train/ (6 images) and val/ (2 images) of 72x80 pixels, enough for 16-pixel crops at x4."""
+    root = tmp_path_factory.mktemp('data')
+    rng = np.random.default_rng(0)
+    for split, n in (('train', 6), ('val', 2), ('one', 1)):
+        (root / split).mkdir()
+        for i in range(n):
+            Image.fromarray(smooth_image(rng, 72, 80)).save(root / split / f'{i:02d}.png')
+    return root
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest, and deterministically, on one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_raw(data: Path, **overrides) -> dict:
+    """The shipped tiny config pointed at the test folders, with top-level overrides."""
+    cfg = copy.deepcopy(load_yaml(TINY))
+    cfg['train_dataset']['dataset']['args']['root_path'] = str(data / 'train')
+    cfg['val_dataset']['dataset']['args']['root_path'] = str(data / 'val')
+    cfg.update(overrides)
+    return cfg
+
+
+def tiny(data: Path, **overrides) -> dict:
+    return check_train_config(tiny_raw(data, **overrides), 'tiny')
+
+
+def write_config(path: Path, cfg: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def cli(argv: list, capsys) -> tuple[int, str]:
+    """Run train_liif's entry point as the shell would; returns (exit code, stderr)."""
+    try:
+        run_cli(lambda: train_liif.main(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+def test_two_epochs_end_to_end(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data))
+    code, err = cli(['--config', str(cfg_path), '--tag', 't'], capsys)
+    assert code == 0, err
+    run = tmp_path / 'save' / '_tiny_t'
+    names = {p.name for p in run.iterdir()}
+    assert {'config.yaml', 'log.txt', 'tensorboard', 'epoch-last.pth', 'epoch-best.pth',
+            'epoch-1.pth', 'epoch-2.pth'} <= names
+    assert any(p.name.startswith('events.out.tfevents') for p in (run / 'tensorboard').iterdir())
+    assert load_yaml(run / 'config.yaml') == tiny(data)
+    ckpt = load_checkpoint(run / 'epoch-last.pth')  # weights_only=True
+    assert ckpt['epoch'] == 2 and ckpt['model']['name'] == 'liif' and ckpt['optimizer']['name'] == 'adam'
+    assert ckpt['scheduler']['last_epoch'] == 2 and ckpt['optimizer']['sd']['param_groups'][0]['lr'] == 5e-4
+    assert math.isfinite(ckpt['best_val']) and len(ckpt['rng']) == 1
+    model = load_model(run / 'epoch-last.pth')
+    assert model(torch.zeros(1, 3, 8, 8), torch.zeros(1, 5, 2), torch.full((1, 5, 2), 0.1)).shape == (1, 5, 3)
+    log = (run / 'log.txt').read_text().splitlines()
+    epochs = [line for line in log if line.startswith('epoch ')]
+    assert [line.split(',')[0] for line in epochs] == ['epoch 1/2', 'epoch 2/2']
+    losses = [float(line.split('loss=')[1].split(',')[0]) for line in epochs]
+    assert all(math.isfinite(v) and v > 0 for v in losses)
+
+
+def test_loss_falls_when_overfitting_one_image(data, tmp_path):
+    raw = tiny_raw(data, epoch_max=30, multi_step_lr=None, epoch_val=None, epoch_save=None)
+    raw['train_dataset']['dataset']['args'].update(root_path=str(data / 'one'), repeat=8)
+    raw['train_dataset']['wrapper']['args'].update(scale_min=2, scale_max=2, augment=False)
+    raw['optimizer']['args']['lr'] = 3e-3
+    hist = train_liif.train(check_train_config(raw, 'overfit'), tmp_path / 'run')
+    loss = hist['train_loss']
+    assert len(loss) == 30 and all(math.isfinite(v) for v in loss)
+    assert loss[-1] < 0.5 * loss[0], loss
+
+
+def test_seed_decides_the_run(data, tmp_path):
+    a = train_liif.train(tiny(data, epoch_max=1), tmp_path / 'a')
+    b = train_liif.train(tiny(data, epoch_max=1), tmp_path / 'b')
+    c = train_liif.train(tiny(data, epoch_max=1, seed=1), tmp_path / 'c')
+    assert a['train_loss'] == b['train_loss'] and a['val_psnr'] == b['val_psnr']
+    assert a['train_loss'] != c['train_loss']
+
+
+@pytest.mark.parametrize('workers', [0, 2])
+def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
+    cfg = tiny(data, epoch_max=4, multi_step_lr={'milestones': [2, 3], 'gamma': 0.5}, num_workers=workers)
+    full = train_liif.train(cfg, tmp_path / 'full')
+
+    # Ctrl-C in the middle of epoch 3 (its second step; 2 steps per epoch), after one update.
+    real_step, calls = utils.trainer_loop.train_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    cut = tmp_path / 'cut'
+    monkeypatch.setattr(utils.trainer_loop, 'train_step', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_liif.train(cfg, cut)
+    monkeypatch.undo()
+    assert 'interrupted in epoch 3' in (cut / 'log.txt').read_text()
+    assert load_checkpoint(cut / 'epoch-last.pth')['epoch'] == 2
+
+    rest = train_liif.train(cfg, cut, resume=str(cut / 'epoch-last.pth'))
+    assert rest['epoch'] == [3, 4]
+    assert rest['train_loss'] == full['train_loss'][2:]
+    assert rest['val_psnr'] == full['val_psnr'][2:]
+    a, b = load_checkpoint(tmp_path / 'full/epoch-last.pth'), load_checkpoint(cut / 'epoch-last.pth')
+    for k, v in a['model']['sd'].items():
+        assert torch.equal(v, b['model']['sd'][k]), k
+    assert a['optimizer']['sd']['param_groups'][0]['lr'] == b['optimizer']['sd']['param_groups'][0]['lr'] == 2.5e-4
+    assert a['scheduler'] == b['scheduler'] and a['best_val'] == b['best_val']
+
+
+def test_existing_run_is_never_replaced(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=2))
+    assert cli(['--config', str(cfg_path), '--name', 'r'], capsys)[0] == 0
+    run = Path('save/r')
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    code, err = cli(['--config', str(cfg_path), '--name', 'r'], capsys)
+    assert code == 2 and 'save/r already holds a run' in err and '--resume save/r/epoch-last.pth' in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+    # Resuming from epoch 1 would replace epoch-last (epoch 2): refused.
+    code, err = cli(['--config', str(cfg_path), '--name', 'r', '--resume', 'save/r/epoch-1.pth'], capsys)
+    assert code == 2 and 'later than' in err and '--name' in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+    # A config mistake found while building fails before any folder is made.
+    bad = tiny_raw(data)
+    bad['train_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'missing')
+    code, err = cli(['--config', str(write_config(tmp_path / 'bad.yaml', bad)), '--name', 'b'], capsys)
+    assert code == 2 and not Path('save/b').exists()
+
+    # --overwrite moves the old run aside, byte for byte, and starts afresh.
+    assert cli(['--config', str(cfg_path), '--name', 'r', '--overwrite'], capsys)[0] == 0
+    (old,) = Path('save').glob('r.old-*')
+    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()} == before
+    assert 'moved the previous contents' in (run / 'log.txt').read_text()
+
+    # Continuing a finished run in place, with more epochs: allowed, appends to the log.
+    longer = write_config(tmp_path / 'longer.yaml', tiny_raw(data, epoch_max=3))
+    assert cli(['--config', str(longer), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == 3
+    assert (run / 'config-resume-2.yaml').is_file()
+
+
+def test_resume_alone_continues_in_the_checkpoint_folder(data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg_path), '--name', 'r'], capsys)[0] == 0
+    code, err = cli(['--resume', 'save/r/epoch-last.pth'], capsys)  # epoch_max 1: nothing left
+    assert code == 0, err
+    assert 'resumed from save/r/epoch-last.pth (epoch 1)' in Path('save/r/log.txt').read_text()
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
+    real_build, calls = train_liif.build_model, []
+
+    def poisoned(config, where):
+        model = real_build(config, where)
+
+        def hook(module, inputs, output):
+            calls.append(1)
+            return output * float('nan') if len(calls) > 3 else output  # from epoch 2, step 2
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train_liif, 'build_model', poisoned)
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_raw(data, epoch_max=3, val_dataset=None)
+    code, err = cli(['--config', str(write_config(tmp_path / 'tiny.yaml', cfg)), '--name', 'n'], capsys)
+    assert code == 2
+    assert 'non-finite loss (nan) at iteration 2 in epoch 2' in err
+    assert 'save/n/epoch-last.pth (epoch 1)' in err
+    ckpt = load_checkpoint(tmp_path / 'save/n/epoch-last.pth')
+    assert ckpt['epoch'] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt['model']['sd'].values())
+
+
+def test_torchrun_two_processes_agree(data, tmp_path):
+    """2 CPU processes (gloo) under torchrun: global batch split, ranks end with equal weights
+    (about 15 s, mostly two interpreters importing torch)."""
+    cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data))
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
+    proc = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                           '--standalone', str(REPO / 'train_liif.py'), '--config', str(cfg_path),
+                           '--name', 'ddp'], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (tmp_path / 'save/ddp/log.txt').read_text()
+    assert '2 process(es)' in log and '2 per step and process' in log
+    assert 'weights identical on all 2 ranks' in log
+    assert load_checkpoint(tmp_path / 'save/ddp/epoch-last.pth')['epoch'] == 2
+    assert len(load_checkpoint(tmp_path / 'save/ddp/epoch-last.pth')['rng']) == 2
