@@ -1,9 +1,14 @@
 """The Meta-SR meta-upscale module (Hu et al., CVPR 2019) as adapted by the LIIF paper, SPEC §2.2."""
+from typing import Optional
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
+from . import fast_query
+from .fast_query import cached_projection, cell_rows, flat_index, nearest_index, project_feat, use_fast
 from .registry import make, register
 
 
@@ -21,9 +26,16 @@ class MetaSR(nn.Module):
         self.feat = self.encoder(inp)
         return self.feat
 
-    def query_rgb(self, coord: Tensor, cell: Tensor) -> Tensor:
+    def query_rgb(self, coord: Tensor, cell: Tensor, fast: Optional[bool] = None) -> Tensor:
         """coord, cell (B, Q, 2) -> rgb (B, Q, 3): the unfolded feature of the latent cell that
-        holds the output pixel's top-left corner, times weights predicted from its offset."""
+        holds the output pixel's top-left corner, times weights predicted from its offset.
+        The fast path unless `fast=False` or inside `fast_query.fast_path(False)`."""
+        if use_fast(fast):
+            return self.query_rgb_fast(coord, cell)
+        return self.query_rgb_plain(coord, cell)
+
+    def query_rgb_plain(self, coord: Tensor, cell: Tensor) -> Tensor:
+        """SPEC §2.2 written out: the executable definition of Meta-SR's query."""
         feat = unfold3x3(self.feat)  # (B, 9C, h, w)
         hw = feat.shape[-2:]
         # Latent cells are addressed by their top-left corners.
@@ -37,6 +49,39 @@ class MetaSR(nn.Module):
         b, q = coord.shape[:2]
         weight = self.imnet(torch.cat([rel, r], dim=-1)).view(b * q, feat.shape[1], 3)  # (BQ, 9C, 3)
         return torch.bmm(q_feat.reshape(b * q, 1, -1), weight).view(b, q, 3)
+
+    def query_rgb_fast(self, coord: Tensor, cell: Tensor) -> Tensor:
+        """query_rgb_plain restructured: with hidden = relu(layer0(rel, r)) (H wide) and the last
+        layer W2 (9C*3, H), b2, the output q_feat . Wq is sum_j hidden_j P[o, j] + Pb[o], where
+        P = q_feat . W2 and Pb = q_feat . b2 depend only on the latent cell: a 3x3 convolution of
+        the grid (3H + 3 channels) gathered per query, instead of a 9C x 3 matrix per query."""
+        feat = self.feat
+        (b, c, h, w), q = feat.shape, coord.shape[1]
+        last = self.imnet.layers[-1]
+        n_hidden = last.weight.shape[1]
+
+        def compute() -> Tensor:
+            # Rows o*H + j of the projection hold W2[(c*9 + k)*3 + o, j] over columns c*9 + k.
+            w2 = last.weight.view(c, 9, 3, n_hidden).permute(2, 3, 0, 1).reshape(3 * n_hidden, 9 * c)
+            b2 = last.bias.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
+            return cell_rows(project_feat(feat, torch.cat([w2, b2]), True))  # (B*h*w, 3H + 3)
+
+        table = cached_projection(self, feat, [last.weight, last.bias], compute)
+        corners = latent_centres(feat, top_left=True)[0].permute(1, 2, 0).reshape(h * w, 2)
+        coord_ = coord - cell / 2
+        index = nearest_index((coord_ + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6), (h, w))  # (B, Q)
+        rel = to_latent_units(coord_ - corners[index], (h / 2, w / 2))
+        r = cell[..., :1] * (h / 2)
+        x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
+        rows = flat_index(index, h * w)  # (BQ,)
+        outs, chunk = [], fast_query.ROW_CHUNK
+        for i in range(0, b * q, chunk):
+            hidden = self.imnet.layers[:-1](x[i:i + chunk])  # (n, H)
+            proj = F.embedding(rows[i:i + chunk], table)  # (n, 3H + 3)
+            p = proj[:, :3 * n_hidden].reshape(-1, 3, n_hidden)  # (n, 3, H)
+            outs.append(torch.baddbmm(proj[:, 3 * n_hidden:].unsqueeze(-1), p, hidden.unsqueeze(-1)))
+        out = torch.cat(outs).view(b, q, 3)
+        return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def forward(self, inp: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
         """inp (B, 3, h, w), coord and cell (B, Q, 2) -> rgb (B, Q, 3)."""

@@ -1,0 +1,160 @@
+"""The fast decoder path (models/fast_query.py) computes the plain path's function: forward and
+gradients, every LIIF variant, Meta-SR and A-LIIF, non-square grids, non-integer scales, borders."""
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from models import make
+from models.fast_query import fast_path, nearest_index, project_feat, use_fast
+from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
+from utils.render import batched_predict
+
+VECTORS = Path(__file__).parent / 'data' / 'vectors'
+TOL = 1e-5
+ENCODER = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 6, 'no_upsampling': True}}
+
+
+def liif(feat_unfold=True, local_ensemble=True, cell_decode=True):
+    """A tiny LIIF with the paper's decoder shape, seeded."""
+    torch.manual_seed(0)
+    return make({'name': 'liif', 'args': {
+        'encoder_spec': ENCODER, 'feat_unfold': feat_unfold, 'local_ensemble': local_ensemble,
+        'cell_decode': cell_decode,
+        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [24, 24]}}}})
+
+
+def build(name: str):
+    torch.manual_seed(0)
+    if name == 'metasr':
+        return make({'name': 'metasr', 'args': {'encoder_spec': ENCODER}})
+    return make({'name': 'a-liif', 'args': {'encoder_spec': ENCODER, 'basis_num': 4,
+                                            'basis_hidden': [8, 8],
+                                            'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [16]}}}})
+
+
+def queries(b=2, h=5, w=7, out=(13, 18)):
+    """Input (B, 3, 5, 7), and queries: a 13x18 output grid (scales 2.6 and 2.57), its four
+    corner pixels at the very border (+-1), random points, and the latent cells' exact edges."""
+    g = torch.Generator().manual_seed(1)
+    inp = torch.randn(b, 3, h, w, generator=g)
+    grid = make_coord(out)  # (Q0, 2)
+    border = torch.tensor([[-1., -1.], [-1., 1.], [1., -1.], [1., 1.], [1 - 1e-7, -1 + 1e-7]])
+    edges = torch.stack(torch.meshgrid(-1 + 2 * torch.arange(h + 1) / h,
+                                       -1 + 2 * torch.arange(w + 1) / w, indexing='ij'), -1).view(-1, 2)
+    rand = torch.rand(40, 2, generator=g) * 2 - 1
+    coord = torch.cat([grid, border, edges, rand]).unsqueeze(0).expand(b, -1, -1).contiguous()
+    cell = make_cell(out, coord)
+    cell[1] *= 1.7  # a different (non-integer) scale for the second image
+    return inp, coord, cell
+
+
+def forward_and_grads(model, fast: bool):
+    """(output, {name: grad} for every parameter and the input) of the fast or plain path."""
+    inp, coord, cell = queries()
+    inp = inp.requires_grad_()
+    model.zero_grad()
+    model.gen_feat(inp)
+    out = model.query_rgb(coord, cell, fast=fast)
+    (out * torch.linspace(0.5, 1, out.numel()).view_as(out)).mean().backward()
+    # (EDSR's mean-shift layers are kept for checkpoints but unused: no gradient on either path.)
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    grads['<inp>'] = inp.grad.clone()
+    return out.detach(), grads
+
+
+def assert_paths_match(model):
+    """Outputs within 1e-5; each gradient within 1e-5 of its largest entry (a gradient sums
+    thousands of per-query terms, which the two paths add in different orders)."""
+    out_f, grads_f = forward_and_grads(model, True)
+    out_p, grads_p = forward_and_grads(model, False)
+    assert out_f.dtype == out_p.dtype == torch.float32
+    assert (out_f - out_p).abs().max().item() <= TOL
+    assert grads_f.keys() == grads_p.keys()
+    for name in grads_p:
+        err = (grads_f[name] - grads_p[name]).abs().max().item()
+        assert err <= TOL * grads_p[name].abs().max().item(), (name, err)
+    assert len(grads_p) > 1 and all(g.abs().sum() > 0 for g in grads_p.values())
+
+
+@pytest.mark.parametrize('feat_unfold,local_ensemble,cell_decode', list(itertools.product([True, False], repeat=3)))
+def test_liif_fast_equals_plain(feat_unfold, local_ensemble, cell_decode):
+    assert_paths_match(liif(feat_unfold, local_ensemble, cell_decode))
+
+
+@pytest.mark.parametrize('name', ['metasr', 'a-liif'])
+def test_other_models_fast_equals_plain(name):
+    assert_paths_match(build(name))
+
+
+@pytest.mark.parametrize('path', sorted(p.name for p in VECTORS.glob('*-seed0.pth')))
+def test_vectors_through_default_path(path):
+    """The released-format vectors hold through the default (fast) path."""
+    vec = torch.load(VECTORS / path, weights_only=True)
+    model = make(vec['checkpoint']['model'], load_sd=True)
+    assert use_fast()
+    with torch.no_grad():
+        out = model(vec['inp'], vec['coord'], vec['cell'])
+    assert (out - vec['expected']).abs().max().item() <= TOL
+
+
+def test_default_is_fast_and_switch_selects_plain():
+    model = liif()
+    inp, coord, cell = queries()
+    with torch.no_grad():
+        model.gen_feat(inp)
+        fast, plain = model.query_rgb_fast(coord, cell), model.query_rgb_plain(coord, cell)
+        assert torch.equal(model.query_rgb(coord, cell), fast)
+        with fast_path(False):
+            assert torch.equal(model.query_rgb(coord, cell), plain)
+            assert torch.equal(model.query_rgb(coord, cell, fast=True), fast)
+        assert torch.equal(model.query_rgb(coord, cell), fast)
+    assert not torch.equal(fast, plain)  # (so the checks above tell the paths apart)
+
+
+def test_project_feat_is_unfold_then_linear():
+    """The 3x3 convolution reads the unfolded channels in SPEC order c*9 + 3*dy + dx."""
+    torch.manual_seed(0)
+    feat, weight, bias = torch.randn(2, 4, 5, 6), torch.randn(7, 36), torch.randn(7)
+    expected = torch.einsum('bkhw,ok->bohw', unfold3x3(feat), weight) + bias.view(1, 7, 1, 1)
+    assert torch.allclose(project_feat(feat, weight, True, bias), expected, atol=1e-5)
+    weight1 = torch.randn(7, 4)
+    assert torch.allclose(project_feat(feat, weight1, False), torch.einsum('bchw,oc->bohw', feat, weight1), atol=1e-5)
+
+
+def test_nearest_index_is_the_sampled_cell():
+    torch.manual_seed(0)
+    grid = torch.randn(2, 3, 5, 7)
+    coord = (torch.rand(2, 300, 2) * 2 - 1).clamp(-1 + 1e-6, 1 - 1e-6)
+    index = nearest_index(coord, (5, 7))  # (B, N)
+    rows = grid.flatten(2).transpose(1, 2)  # (B, h*w, 3)
+    assert torch.equal(torch.gather(rows, 1, index.unsqueeze(-1).expand(-1, -1, 3)), sample_nearest(grid, coord))
+
+
+def test_chunked_render_reuses_projection_until_weights_change():
+    """Rendering chunk by chunk (the projection cached) equals one call; an in-place weight update
+    (an optimizer step) is seen by the next query; the cache is not in the state dict."""
+    model = liif().eval()
+    keys = set(model.state_dict())
+    inp, coord, cell = queries()
+    with torch.no_grad():
+        whole = model(inp, coord, cell)
+        assert torch.allclose(batched_predict(model, inp, coord, cell, bsize=17), whole, atol=1e-6)
+        model.imnet.layers[0].weight.mul_(1.5)
+        expected = model.query_rgb_plain(coord, cell)
+        assert (model.query_rgb(coord, cell) - expected).abs().max().item() <= TOL
+    assert set(model.state_dict()) == keys
+
+
+@pytest.mark.parametrize('name', ['liif', 'metasr', 'a-liif'])
+def test_bf16_autocast_output_is_float32_and_close(name):
+    model = (liif() if name == 'liif' else build(name)).eval()
+    inp, coord, cell = queries()
+    with torch.no_grad():
+        ref = model(inp, coord, cell)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            out = model(inp, coord, cell)
+    assert out.dtype == torch.float32
+    assert (out - ref).abs().max().item() < 0.05 * max(1.0, ref.abs().max().item())
