@@ -89,10 +89,11 @@ def build_model(config: dict, where: str) -> nn.Module:
 
 
 def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.Optimizer:
-    """The config's optimizer over the trainable parameters."""
+    """The config's optimizer over all of model.parameters(), as the paper's code builds it (so
+    its released optimizer states load; frozen parameters never get a gradient, so never move)."""
     spec = config['optimizer']
     try:
-        return OPTIMIZERS[spec['name']]([p for p in model.parameters() if p.requires_grad], **spec['args'])
+        return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
     except TypeError as e:
         raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
 

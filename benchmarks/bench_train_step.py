@@ -3,8 +3,11 @@ paper's batch: 16 LR crops of 48x48, sample_q 2304 queries each, scale 2.5 (mid 
 
     python benchmarks/bench_train_step.py [--config configs/train-div2k/train_edsr-baseline-liif.yaml]
         [--batch 16] [--inp-size 48] [--sample-q 2304] [--steps 3] [--precision fp32 bf16]
+        [--decoder fast plain]
 
-Prints seconds per step (median of --steps timed steps after one warm-up step) for each precision.
+Prints seconds per step (median of --steps timed steps after one warm-up step) for each
+precision and decoder path (models/fast_query.py; training uses the fast one): wall clock, and
+the process's CPU seconds (on a busy shared machine, CPU-s / threads estimates the idle time).
 Uses the same train_step as train_liif.py on random data; CPU unless CUDA is present.
 """
 import argparse
@@ -17,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import models  # noqa: E402
+from models.fast_query import fast_path  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 from utils.train_config import OPTIMIZERS, load_train_config  # noqa: E402
@@ -35,23 +39,25 @@ def random_batch(batch: int, inp_size: int, sample_q: int, scale: float, device:
             'gt': torch.rand(batch, sample_q, 3, device=device)}
 
 
-def time_steps(config: dict, precision: str, args, device: torch.device) -> list[float]:
-    """Seconds of each timed step (after one warm-up step)."""
+def time_steps(config: dict, precision: str, args, device: torch.device) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of each timed step (after one warm-up step). On a
+    shared machine the CPU time divided by the thread count estimates the idle wall time."""
     torch.manual_seed(0)
     model = models.make(config['model']).to(device)
     opt = OPTIMIZERS[config['optimizer']['name']](model.parameters(), **config['optimizer']['args'])
     scaler = torch.amp.GradScaler(device.type, enabled=precision == 'fp16')
     norm = DataNorm.from_config(config['data_norm'])
     batch = random_batch(args.batch, args.inp_size, args.sample_q, 2.5, device)
-    times = []
+    wall, cpu = [], []
     for i in range(args.steps + 1):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         train_step(model, batch, norm, opt, scaler, device, precision)
         if device.type == 'cuda':
             torch.cuda.synchronize()
         if i > 0:
-            times.append(time.perf_counter() - t)
-    return times
+            wall.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    return wall, cpu
 
 
 def main() -> None:
@@ -62,15 +68,19 @@ def main() -> None:
     p.add_argument('--sample-q', type=int, default=2304)
     p.add_argument('--steps', type=int, default=3)
     p.add_argument('--precision', nargs='+', default=['fp32', 'bf16'])
+    p.add_argument('--decoder', nargs='+', choices=('fast', 'plain'), default=['fast'])
     args = p.parse_args()
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     config = load_train_config(args.config)
     print(f'{config["model"]["name"]} from {args.config}: batch {args.batch} x {args.inp_size}^2, '
           f'sample_q {args.sample_q}; device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}')
-    for precision in args.precision:
-        times = time_steps(config, precision, args, device)
-        print(f'{precision}: {statistics.median(times):.2f} s/step (median of {len(times)}; '
-              f'{", ".join(f"{t:.2f}" for t in times)})')
+    for decoder in args.decoder:
+        for precision in args.precision:
+            with fast_path(decoder == 'fast'):
+                wall, cpu = time_steps(config, precision, args, device)
+            print(f'{decoder} decoder, {precision}: {statistics.median(wall):.2f} s/step wall (median of '
+                  f'{len(wall)}: {", ".join(f"{t:.2f}" for t in wall)}), {statistics.median(cpu):.2f} '
+                  f'CPU-s/step')
 
 
 if __name__ == '__main__':

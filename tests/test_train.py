@@ -195,6 +195,22 @@ def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
     assert a['scheduler'] == b['scheduler'] and a['best_val'] == b['best_val']
 
 
+def test_resume_from_a_released_format_checkpoint(data, tmp_path):
+    """{'model', 'optimizer', 'epoch'} only, as the paper's release: the learning rate continues
+    from the optimizer state without being decayed again; the random state is reseeded."""
+    cfg = tiny(data, epoch_max=2, multi_step_lr={'milestones': [1, 3], 'gamma': 0.5})
+    train_liif.train(cfg, tmp_path / 'a')
+    full = load_checkpoint(tmp_path / 'a/epoch-last.pth')
+    released = {k: full[k] for k in ('model', 'optimizer', 'epoch')}
+    torch.save(released, tmp_path / 'released.pth')
+    hist = train_liif.train(tiny(data, epoch_max=4, multi_step_lr={'milestones': [1, 3], 'gamma': 0.5}),
+                            tmp_path / 'b', resume=str(tmp_path / 'released.pth'))
+    assert hist['epoch'] == [3, 4]
+    log = (tmp_path / 'b/log.txt').read_text()
+    assert 'epoch 3/4, lr 5.00e-04' in log and 'epoch 4/4, lr 2.50e-04' in log
+    assert 'reseeded, not bit-identical' in log
+
+
 def test_existing_run_is_never_replaced(data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=2))
