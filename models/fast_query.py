@@ -39,6 +39,14 @@ def fast_path(enabled: bool = True) -> Iterator[None]:
         _FAST['enabled'] = before
 
 
+def encoder_input(inp: Tensor, fast: Optional[bool] = None) -> Tensor:
+    """inp (B, 3, h, w), with the fast path on CPU in channels-last layout: oneDNN's native layout,
+    in which the encoder's convolutions (same math) run 1.4-2.3x faster (benchmarks/)."""
+    if use_fast(fast) and inp.device.type == 'cpu' and inp.dim() == 4:
+        return inp.contiguous(memory_format=torch.channels_last)
+    return inp
+
+
 def project_feat(feat: Tensor, weight: Tensor, unfold: bool, bias: Optional[Tensor] = None) -> Tensor:
     """feat (B, C, h, w), weight (O, 9C) (unfold) or (O, C), bias (O,) -> (B, O, h, w): the weight
     applied to every cell's (unfolded) feature, plus bias. Unfolded channel c*9 + k is channel c at
@@ -68,21 +76,31 @@ def flat_index(index: Tensor, n_cells: int) -> Tensor:
     return (index + offset).view(-1)
 
 
+def gather_rows(table: Tensor, index: Tensor) -> Tensor:
+    """table (cells, O), index (N,) -> table[index] (N, O). Without gradients, 16-bit rows are
+    moved as 32-bit words: torch's row gather is several times slower for 16-bit types."""
+    if torch.is_grad_enabled() or table.element_size() != 2 or table.shape[1] % 2 or not table.is_contiguous():
+        return F.embedding(index, table)
+    return table.view(torch.int32).index_select(0, index).view(table.dtype)
+
+
 # Rows of the decoder run at a time: its activations (rows x 256) then stay in the L2 cache
 # instead of streaming through memory (measured by benchmarks/bench_decoder.py --sweep-rows).
-ROW_CHUNK = 2048
+# With gradients on (training), everything is kept for backward anyway: TRAIN_ROW_CHUNK.
+ROW_CHUNK = 4096
+TRAIN_ROW_CHUNK = 1 << 30
 
 
-def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, weight_rel: Tensor,
-                rows: Optional[int] = None) -> Tensor:
+def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, weight_rel: Tensor) -> Tensor:
     """The decoder on N inputs whose first layer is table[index] + rel @ weight_rel^T:
     table (cells, O) the projected latent grid (first-layer bias included), index (N,), rel (N, R),
-    weight_rel (O, R) -> (N, out_dim), `rows` inputs at a time."""
-    rows = ROW_CHUNK if rows is None else rows
-    outs = []
-    for i in range(0, index.shape[0], rows):
-        pre = torch.addmm(F.embedding(index[i:i + rows], table), rel[i:i + rows], weight_rel.t())  # (n, O)
-        outs.append(decode_from_first(imnet, pre))
+    weight_rel (O, R) -> (N, out_dim), in chunks of rows."""
+    if torch.is_grad_enabled():
+        # One gather, split (not sliced): its backward is one scatter into a table-sized gradient.
+        chunks = zip(torch.split(F.embedding(index, table), TRAIN_ROW_CHUNK), torch.split(rel, TRAIN_ROW_CHUNK))
+    else:
+        chunks = ((gather_rows(table, i), r) for i, r in zip(torch.split(index, ROW_CHUNK), torch.split(rel, ROW_CHUNK)))
+    outs = [decode_from_first(imnet, torch.addmm(cells, r, weight_rel.t())) for cells, r in chunks]  # (n, out)
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 

@@ -7,8 +7,8 @@ from torch import Tensor
 
 from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (cached_projection, cell_rows, decode_rows, first_layer, flat_index,
-                         nearest_index, project_feat, supports_fast, use_fast)
+from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, first_layer,
+                         flat_index, nearest_index, project_feat, supports_fast, use_fast)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -44,7 +44,7 @@ class LIIF(nn.Module):
 
     def gen_feat(self, inp: Tensor) -> Tensor:
         """inp (B, 3, h, w) -> latent grid (B, C, h, w), kept as self.feat for query_rgb."""
-        self.feat = self.encoder(inp)
+        self.feat = self.encoder(encoder_input(inp))
         return self.feat
 
     def corners(self) -> tuple[tuple[tuple[int, int], ...], float]:

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
 from . import fast_query
-from .fast_query import cached_projection, cell_rows, flat_index, nearest_index, project_feat, use_fast
+from .fast_query import (cached_projection, cell_rows, encoder_input, flat_index, nearest_index,
+                         project_feat, use_fast)
 from .registry import make, register
 
 
@@ -23,7 +24,7 @@ class MetaSR(nn.Module):
 
     def gen_feat(self, inp: Tensor) -> Tensor:
         """inp (B, 3, h, w) -> latent grid (B, C, h, w), kept as self.feat for query_rgb."""
-        self.feat = self.encoder(inp)
+        self.feat = self.encoder(encoder_input(inp))
         return self.feat
 
     def query_rgb(self, coord: Tensor, cell: Tensor, fast: Optional[bool] = None) -> Tensor:
