@@ -76,6 +76,10 @@ def assert_paths_match(model):
     for name in grads_p:
         err = (grads_f[name] - grads_p[name]).abs().max().item()
         assert err <= TOL * grads_p[name].abs().max().item(), (name, err)
+    with torch.no_grad():  # inference takes other kernels (fused linear + ReLU, 32-bit gathers)
+        inp, coord, cell = queries()
+        model.gen_feat(inp)
+        assert (model.query_rgb(coord, cell, fast=True) - out_p).abs().max().item() <= TOL
     assert len(grads_p) > 1 and all(g.abs().sum() > 0 for g in grads_p.values())
 
 
