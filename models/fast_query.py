@@ -160,12 +160,18 @@ def decode_from_first(imnet: nn.Module, pre: Tensor) -> Tensor:
 
     if isinstance(imnet, AdaptiveDecoder):
         n_exp = imnet.expansion.layers[0].out_features
-        coef = F.normalize(imnet.expansion.layers[1:](pre[:, :n_exp]), dim=-1)  # (N, K)
+        # (No ReLU in place here: the bases' columns of pre are kept for backward.)
+        coef = F.normalize(mlp_from_first(imnet.expansion, pre[:, :n_exp], inplace=False), dim=-1)  # (N, K)
         first = pre[:, n_exp:].reshape(pre.shape[0], imnet.basis_num, -1)  # (N, K, H)
         return imnet.mix(first, coef, first_layer=first)
-    layers = list(imnet.layers)
-    x = F.relu(pre, inplace=True)  # pre is this function's own tensor (its producer keeps no output)
-    for i in range(2, len(layers), 2):  # layers: Linear, ReLU, Linear, ReLU, ..., Linear
+    return mlp_from_first(imnet, pre, inplace=True)
+
+
+def mlp_from_first(mlp: nn.Module, pre: Tensor, inplace: bool) -> Tensor:
+    """An `mlp`'s output from its first Linear's output pre (N, hidden); ReLU on pre in place if allowed."""
+    layers = list(mlp.layers)  # Linear, ReLU, Linear, ReLU, ..., Linear
+    x = F.relu(pre, inplace=inplace) if len(layers) > 1 else pre
+    for i in range(2, len(layers), 2):
         x = linear_relu(x, layers[i]) if i + 1 < len(layers) else layers[i](x)
     return x
 

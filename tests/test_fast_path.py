@@ -17,13 +17,13 @@ TOL = 1e-5
 ENCODER = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 6, 'no_upsampling': True}}
 
 
-def liif(feat_unfold=True, local_ensemble=True, cell_decode=True):
+def liif(feat_unfold=True, local_ensemble=True, cell_decode=True, hidden_list=(24, 24)):
     """A tiny LIIF with the paper's decoder shape, seeded."""
     torch.manual_seed(0)
     return make({'name': 'liif', 'args': {
         'encoder_spec': ENCODER, 'feat_unfold': feat_unfold, 'local_ensemble': local_ensemble,
         'cell_decode': cell_decode,
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [24, 24]}}}})
+        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': list(hidden_list)}}}})
 
 
 def build(name: str):
@@ -86,6 +86,11 @@ def assert_paths_match(model):
 @pytest.mark.parametrize('feat_unfold,local_ensemble,cell_decode', list(itertools.product([True, False], repeat=3)))
 def test_liif_fast_equals_plain(feat_unfold, local_ensemble, cell_decode):
     assert_paths_match(liif(feat_unfold, local_ensemble, cell_decode))
+
+
+@pytest.mark.parametrize('hidden_list', [[], [24]])
+def test_liif_shallow_decoders(hidden_list):
+    assert_paths_match(liif(hidden_list=hidden_list))
 
 
 @pytest.mark.parametrize('name', ['metasr', 'a-liif'])
