@@ -1,5 +1,6 @@
 """Checkpoints: released format round-trips bitwise; every bad file gets one clear line."""
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,13 @@ def test_save_reload_bitwise(tmp_path):
     assert torch.equal(a, b)
     assert load_checkpoint(path)['epoch'] == 3
     assert [p.name for p in tmp_path.iterdir()] == ['model.pth']  # no temp file left behind
+
+
+def test_saved_file_has_the_usual_permissions(tmp_path):
+    save_checkpoint({'epoch': 1}, tmp_path / 'c.pth')
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert (tmp_path / 'c.pth').stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):

@@ -83,12 +83,20 @@ def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.M
     return model.to(device).eval()
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_checkpoint(obj: dict, path: PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`: a crash
     mid-write leaves the previous file intact."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file open()'s usual mode
         with os.fdopen(fd, 'wb') as f:
             torch.save(obj, f)
             f.flush()
