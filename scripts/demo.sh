@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Fresh machine -> demo: create .venv, install, build the sample data from scikit-image's photos,
+# then upscale the bundled example photo x4 and x30 with the bundled default model.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+PY=.venv/bin/python
+"$PY" scripts/prepare_sample_data.py
+OUT=${OUT:-save/demo}
+mkdir -p "$OUT"
+"$PY" demo.py --input examples/coffee_lr.png --scale 4 --output "$OUT/coffee_x4.png"
+"$PY" demo.py --input examples/coffee_lr.png --scale 30 --output "$OUT/coffee_x30.png"
+echo
+echo "input:   examples/coffee_lr.png (96x64)"
+echo "results: $OUT/coffee_x4.png (384x256), $OUT/coffee_x30.png (2880x1920)"
