@@ -1,15 +1,17 @@
-"""Plain vs fast decoder path, fp32 vs bf16, on the paper-size EDSR-baseline-LIIF (same weights,
-one run): output pixels per second at x4 (128^2 -> 512^2) and x30 (32^2 -> 960^2), one training
-step at the paper's batch (16 x 48^2 inputs, 2304 queries each, L1 loss, Adam step), peak memory,
-and the accuracy of each path on a real photo (skimage's astronaut, 512^2, downscaled to 128^2
-with PIL bicubic and rendered back at x4).
+"""Plain vs fast decoder path, fp32 vs bf16, on the paper-size EDSR-baseline-LIIF (or Meta-SR,
+A-LIIF: --arch), same weights, one run: output pixels per second at x4 (128^2 -> 512^2) and x30
+(32^2 -> 960^2), one training step at the paper's batch (16 x 48^2 inputs, 2304 queries each,
+L1 loss, Adam step), peak memory, and the accuracy of each path on a real photo (skimage's
+astronaut, 512^2, downscaled to 128^2 with PIL bicubic and rendered back at x4).
 
-    python benchmarks/bench_decoder.py [--model CKPT] [--repeats 3] [--bsize 30000]
-        [--only render train] [--max-queries N] [--sweep-rows 1024 2048 4096]
+    python benchmarks/bench_decoder.py [--model CKPT | --arch liif|metasr|a-liif] [--repeats 3]
+        [--bsize 30000] [--only render train] [--max-queries N] [--sweep-rows 1024 2048 4096]
 
-Timings are the best of --repeats runs, the four configurations interleaved in each repeat (the
-machine may be shared). A render is one encoder pass plus the decoder over all output pixels in
-chunks of --bsize queries (utils.render.batched_predict). Peak memory is the largest increase of
+The four configurations are interleaved in each of --repeats rounds (the machine may be shared).
+A render is one encoder pass plus the decoder over all output pixels in chunks of --bsize
+queries, as utils.render.batched_predict does it. Two timings: the best whole run, and the sum of
+the best time of each part (encoder pass, each chunk; forward, backward, Adam step), which filters
+out bursts of other processes; the speed-ups use the latter. Peak memory is the largest increase of
 the process's resident set during a run, sampled every 2 ms. Without --model the weights are
 random (seed 0): PSNR against the ground truth then means nothing, but fast vs plain and bf16 vs
 fp32 differences do.
@@ -32,12 +34,14 @@ from utils.checkpoint import load_model  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 from utils.precision import autocast  # noqa: E402
-from utils.render import batched_predict  # noqa: E402
 
 CONFIGS = [('plain', 'fp32'), ('plain', 'bf16'), ('fast', 'fp32'), ('fast', 'bf16')]
-PAPER_LIIF = {'name': 'liif', 'args': {
-    'encoder_spec': {'name': 'edsr-baseline', 'args': {'no_upsampling': True}},
-    'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256, 256]}}}}
+ENCODER = {'name': 'edsr-baseline', 'args': {'no_upsampling': True}}
+PAPER_MODELS = {  # paper-size models on the EDSR-baseline encoder
+    'liif': {'name': 'liif', 'args': {'encoder_spec': ENCODER, 'imnet_spec': {
+        'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256, 256]}}}},
+    'metasr': {'name': 'metasr', 'args': {'encoder_spec': ENCODER}},
+    'a-liif': {'name': 'a-liif', 'args': {'encoder_spec': ENCODER}}}
 DEVICE = torch.device('cpu')
 
 
@@ -79,15 +83,39 @@ def photo_inputs(lr_side: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def render(model, inp: torch.Tensor, side: int, path: str, precision: str, bsize: int,
-           max_queries: int) -> tuple[torch.Tensor, float, int]:
-    """(pred (1, Q, 3) de-normalised to [0, 1], seconds, peak RSS increase) of one x render to side^2."""
+           max_queries: int) -> tuple[torch.Tensor, list[float], int]:
+    """(pred (1, Q, 3) de-normalised to [0, 1], seconds of each part, peak RSS increase) of one
+    render to side^2: the parts are the encoder pass and each chunk of bsize queries, exactly the
+    calls utils.render.batched_predict makes."""
     coord = make_coord((side, side)).unsqueeze(0)[:, :max_queries]  # (1, Q, 2)
     cell = make_cell((side, side), coord)
-    with fast_query.fast_path(path == 'fast'), autocast(DEVICE, precision), PeakRSS() as mem:
+    parts, preds = [], []
+    with torch.no_grad(), fast_query.fast_path(path == 'fast'), autocast(DEVICE, precision), PeakRSS() as mem:
         t = time.perf_counter()
-        pred = batched_predict(model, inp, coord, cell, bsize)
-        seconds = time.perf_counter() - t
-    return (pred.float() * 0.5 + 0.5).clamp(0, 1), seconds, mem.increase
+        model.gen_feat(inp)
+        for i in range(0, coord.shape[1], bsize):
+            parts.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            preds.append(model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize]))
+        parts.append(time.perf_counter() - t)
+    return (torch.cat(preds, 1).float() * 0.5 + 0.5).clamp(0, 1), parts, mem.increase
+
+
+class BestTimes:
+    """Timings of repeated runs made of the same parts: the best whole run, and the sum of each
+    part's best (which filters out the other processes of a shared machine)."""
+
+    def __init__(self):
+        self.runs = []
+
+    def add(self, parts: list[float]) -> None:
+        self.runs.append(parts)
+
+    def best_run(self) -> float:
+        return min(sum(parts) for parts in self.runs)
+
+    def best_parts(self) -> float:
+        return sum(min(run[i] for run in self.runs) for i in range(len(self.runs[0])))
 
 
 def train_batch(seed: int = 0) -> dict:
@@ -98,20 +126,23 @@ def train_batch(seed: int = 0) -> dict:
             'cell': make_cell((120, 120), coord), 'gt': torch.rand(16, 2304, 3, generator=g) * 2 - 1}
 
 
-def train_step(model, state: dict, batch: dict, path: str, precision: str) -> tuple[float, float, int]:
-    """(loss, seconds, peak RSS increase) of one step from the weights `state`: forward, L1, backward, Adam."""
+def train_step(model, state: dict, batch: dict, path: str, precision: str) -> tuple[float, list[float], int]:
+    """(loss, seconds of forward / backward / Adam step, peak RSS increase) of one step from the
+    weights `state`: forward, L1 loss, backward, Adam step."""
     model.load_state_dict(state)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     with PeakRSS() as mem:
-        t = time.perf_counter()
+        t0 = time.perf_counter()
         with fast_query.fast_path(path == 'fast'), autocast(DEVICE, precision):
             pred = model(batch['inp'], batch['coord'], batch['cell'])
         loss = F.l1_loss(pred.float(), batch['gt'])
+        t1 = time.perf_counter()
         opt.zero_grad()
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
-        seconds = time.perf_counter() - t
-    return loss.item(), seconds, mem.increase
+        t3 = time.perf_counter()
+    return loss.item(), [t1 - t0, t2 - t1, t3 - t2], mem.increase
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -121,56 +152,60 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def bench_render(model, args) -> None:
     cases = [('x4', 128, 512), ('x30', 32, 960)]
-    print(f'\n## Rendering (output px/s, best of {args.repeats}; bsize {args.bsize}; row chunk {fast_query.ROW_CHUNK})\n')
-    print('| scale | path | precision | px/s | vs plain fp32 | peak RSS increase | max abs diff vs plain fp32 | PSNR vs GT |')
-    print('|---|---|---|---|---|---|---|---|')
+    print(f'\n## Rendering: output px/s (best of {args.repeats} runs | sum of the best encoder pass and '
+          f'best chunks); bsize {args.bsize}, row chunk {fast_query.ROW_CHUNK}\n')
+    print('| scale | path | precision | px/s, best run | px/s, best parts | vs plain fp32 (best parts) '
+          '| peak RSS increase | max abs diff vs plain fp32 | PSNR vs GT |')
+    print('|---|---|---|---|---|---|---|---|---|')
     for name, lr_side, side in cases:
         inp, gt = photo_inputs(lr_side)
-        best, mem, preds = {}, {}, {}
+        times, mem, preds = {cfg: BestTimes() for cfg in CONFIGS}, {}, {}
         for _ in range(args.repeats):
             for cfg in CONFIGS:
-                pred, seconds, peak = render(model, inp, side, *cfg, args.bsize, args.max_queries)
-                best[cfg] = min(best.get(cfg, math.inf), seconds)
+                preds[cfg], parts, peak = render(model, inp, side, *cfg, args.bsize, args.max_queries)
+                times[cfg].add(parts)
                 mem[cfg] = max(mem.get(cfg, 0), peak)
-                preds[cfg] = pred
         n = preds[CONFIGS[0]].shape[1]
         gt_q = gt.reshape(3, -1).t()[:n] if side == gt.shape[-1] else None  # (Q, 3)
-        ref = preds[('plain', 'fp32')]
+        ref, base = preds[('plain', 'fp32')], times[CONFIGS[0]].best_parts()
         for cfg in CONFIGS:
-            rate = n / best[cfg]
             diff = (preds[cfg] - ref).abs().max().item()
             quality = f'{psnr(preds[cfg][0], gt_q):.4f} dB' if gt_q is not None else '-'
-            print(f'| {name} | {cfg[0]} | {cfg[1]} | {rate:,.0f} | {rate * best[CONFIGS[0]] / n:.2f}x | '
+            print(f'| {name} | {cfg[0]} | {cfg[1]} | {n / times[cfg].best_run():,.0f} | '
+                  f'{n / times[cfg].best_parts():,.0f} | {base / times[cfg].best_parts():.2f}x | '
                   f'{mem[cfg] / 2**20:,.0f} MB | {diff:.2e} | {quality} |', flush=True)
         for path in ('plain', 'fast'):
             a, b = preds[(path, 'bf16')], preds[(path, 'fp32')]
-            print(f'|   | {path} | bf16 vs fp32 | PSNR {psnr(a, b):.2f} dB, max abs diff {(a - b).abs().max().item():.2e} |||||')
+            print(f'| {name} | {path} | bf16 vs fp32 | PSNR {psnr(a, b):.2f} dB, max abs diff '
+                  f'{(a - b).abs().max().item():.2e} |||||||')
 
 
 def bench_train(model, args) -> None:
-    print(f'\n## Training step (16 x 48^2 inputs, 2304 queries each, L1, Adam; best of {args.repeats})\n')
-    print('| path | precision | seconds | vs plain fp32 | peak RSS increase | loss |')
-    print('|---|---|---|---|---|---|')
+    print(f'\n## Training step (16 x 48^2 inputs, 2304 queries each, L1, Adam): seconds (best of '
+          f'{args.repeats} steps | sum of the best forward, backward and Adam step)\n')
+    print('| path | precision | s, best step | s, best parts | vs plain fp32 (best parts) | peak RSS increase | loss |')
+    print('|---|---|---|---|---|---|---|')
     state = {k: v.clone() for k, v in model.state_dict().items()}
     batch = train_batch()
     model.train()
     train_step(model, state, batch, 'fast', 'fp32')  # warm-up (allocator, oneDNN kernels)
-    best, mem, losses = {}, {}, {}
+    times, mem, losses = {cfg: BestTimes() for cfg in CONFIGS}, {}, {}
     for _ in range(args.repeats):
         for cfg in CONFIGS:
-            losses[cfg], seconds, peak = train_step(model, state, batch, *cfg)
-            best[cfg] = min(best.get(cfg, math.inf), seconds)
+            losses[cfg], parts, peak = train_step(model, state, batch, *cfg)
+            times[cfg].add(parts)
             mem[cfg] = max(mem.get(cfg, 0), peak)
     model.load_state_dict(state)
     model.eval()
+    base = times[CONFIGS[0]].best_parts()
     for cfg in CONFIGS:
-        print(f'| {cfg[0]} | {cfg[1]} | {best[cfg]:.2f} | {best[CONFIGS[0]] / best[cfg]:.2f}x | '
-              f'{mem[cfg] / 2**20:,.0f} MB | {losses[cfg]:.8f} |', flush=True)
+        print(f'| {cfg[0]} | {cfg[1]} | {times[cfg].best_run():.2f} | {times[cfg].best_parts():.2f} | '
+              f'{base / times[cfg].best_parts():.2f}x | {mem[cfg] / 2**20:,.0f} MB | {losses[cfg]:.8f} |', flush=True)
     print(f'\nfp32 loss, fast - plain: {losses[("fast", "fp32")] - losses[("plain", "fp32")]:.2e}')
 
 
 def sweep_rows(model, args) -> None:
-    """Fast-path decoder throughput at x4 for several row chunks (fast_query.ROW_CHUNK)."""
+    """Fast-path decoder throughput (encoder excluded) at x4 for several row chunks (fast_query.ROW_CHUNK)."""
     print(f'\n## Row chunk sweep (x4, fast path, first {args.max_queries} queries, best of {args.repeats})\n')
     print('| rows | fp32 px/s | bf16 px/s |')
     print('|---|---|---|')
@@ -180,8 +215,8 @@ def sweep_rows(model, args) -> None:
         for rows in args.sweep_rows:
             fast_query.ROW_CHUNK = rows
             for precision in ('fp32', 'bf16'):
-                _, seconds, _ = render(model, inp, 512, 'fast', precision, args.bsize, args.max_queries)
-                best[rows, precision] = min(best.get((rows, precision), math.inf), seconds)
+                _, parts, _ = render(model, inp, 512, 'fast', precision, args.bsize, args.max_queries)
+                best[rows, precision] = min(best.get((rows, precision), math.inf), sum(parts[1:]))
     fast_query.ROW_CHUNK = default
     n = min(args.max_queries, 512 * 512)
     for rows in args.sweep_rows:
@@ -190,7 +225,8 @@ def sweep_rows(model, args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', help='a LIIF checkpoint (default: paper-size EDSR-baseline-LIIF, random weights)')
+    p.add_argument('--model', help='a checkpoint (default: a paper-size model with random weights)')
+    p.add_argument('--arch', choices=sorted(PAPER_MODELS), default='liif', help='the model without --model')
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--bsize', type=int, default=30000, help='queries per query_rgb call when rendering')
     p.add_argument('--max-queries', type=int, default=1 << 30, help='render only the first N output pixels')
@@ -203,8 +239,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = load_model(args.model) if args.model else models.make(PAPER_LIIF).eval()
-    print(f'# {"model " + args.model if args.model else "EDSR-baseline-LIIF, random weights (seed 0)"}; '
+    model = load_model(args.model) if args.model else models.make(PAPER_MODELS[args.arch]).eval()
+    print(f'# {"model " + args.model if args.model else f"EDSR-baseline-{args.arch}, random weights (seed 0)"}; '
           f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs')
     if args.sweep_rows:
         return sweep_rows(model, args)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models import make
-from models.fast_query import fast_path, nearest_index, project_feat, use_fast
+from models.fast_query import fast_path, nearest_index, project_feat, relu_, use_fast
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
 from utils.render import batched_predict
 
@@ -167,3 +167,11 @@ def test_bf16_autocast_output_is_float32_and_close(name):
             out = model(inp, coord, cell)
     assert out.dtype == torch.float32
     assert (out - ref).abs().max().item() < 0.05 * max(1.0, ref.abs().max().item())
+
+
+def test_bf16_relu_as_int16_is_relu():
+    x = torch.tensor([-3.0, -1e-40, -0.0, 0.0, 1e-40, 2.5, float('inf'), -float('inf')]).bfloat16()
+    x = torch.cat([x, torch.randn(1000).bfloat16()])
+    with torch.no_grad():
+        out = relu_(x.clone())
+    assert torch.equal(out, torch.relu(x)) and out.dtype == torch.bfloat16
