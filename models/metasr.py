@@ -3,7 +3,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
@@ -75,10 +74,11 @@ class MetaSR(nn.Module):
         r = cell[..., :1] * (h / 2)
         x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
         rows = flat_index(index, h * w)  # (BQ,)
-        outs, chunk = [], fast_query.ROW_CHUNK
+        # With gradients, one chunk: each gather's backward fills a table-sized gradient.
+        outs, chunk = [], fast_query.TRAIN_ROW_CHUNK if torch.is_grad_enabled() else fast_query.ROW_CHUNK
         for i in range(0, b * q, chunk):
             hidden = self.imnet.layers[:-1](x[i:i + chunk])  # (n, H)
-            proj = F.embedding(rows[i:i + chunk], table)  # (n, 3H + 3)
+            proj = fast_query.gather_rows(table, rows[i:i + chunk])  # (n, 3H + 3)
             p = proj[:, :3 * n_hidden].reshape(-1, 3, n_hidden)  # (n, 3, H)
             outs.append(torch.baddbmm(proj[:, 3 * n_hidden:].unsqueeze(-1), p, hidden.unsqueeze(-1)))
         out = torch.cat(outs).view(b, q, 3)
