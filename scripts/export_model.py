@@ -1,0 +1,40 @@
+"""Strip a training checkpoint to the model: {'model': {name, args, sd}, 'epoch'} in the paper
+release's format (no optimizer, scheduler or random states), for shipping.
+
+    python scripts/export_model.py save/run/epoch-last.pth pretrained/model.pth
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from utils.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
+from utils.errors import UserError, run_cli  # noqa: E402
+
+
+def export(src: str, dst: str) -> dict:
+    """Write the model-only checkpoint of src to dst; returns it."""
+    ckpt = load_checkpoint(src)
+    build_model(ckpt, src)  # refuse to export something that does not load
+    spec = ckpt['model']
+    out = {'model': {'name': spec['name'], 'args': spec['args'],
+                     'sd': {k: v.detach().clone().contiguous() for k, v in spec['sd'].items()}},
+           'epoch': ckpt.get('epoch')}
+    if os.path.abspath(src) == os.path.abspath(dst):
+        raise UserError(f'{dst}: refusing to overwrite the source checkpoint')
+    save_checkpoint(out, dst)
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('src')
+    p.add_argument('dst')
+    args = p.parse_args()
+    out = export(args.src, args.dst)
+    n = sum(v.numel() for v in out['model']['sd'].values())
+    print(f"{args.dst}: {out['model']['name']}, {n:,} parameters, epoch {out['epoch']}")
+
+
+if __name__ == '__main__':
+    run_cli(main)
