@@ -5,7 +5,7 @@ L1 loss, Adam step), peak memory, and the accuracy of each path on a real photo 
 astronaut, 512^2, downscaled to 128^2 with PIL bicubic and rendered back at x4).
 
     python benchmarks/bench_decoder.py [--model CKPT | --arch liif|metasr|a-liif] [--repeats 3]
-        [--bsize 30000] [--only render train] [--max-queries N] [--sweep-rows 1024 2048 4096]
+        [--bsize 30000] [--only x4 x30 train] [--max-queries N] [--sweep-rows 1024 2048 4096]
 
 The four configurations are interleaved in each of --repeats rounds (the machine may be shared).
 A render is one encoder pass plus the decoder over all output pixels in chunks of --bsize
@@ -151,7 +151,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def bench_render(model, args) -> None:
-    cases = [('x4', 128, 512), ('x30', 32, 960)]
+    cases = [case for case in (('x4', 128, 512), ('x30', 32, 960)) if case[0] in args.only]
     print(f'\n## Rendering: output px/s (best of {args.repeats} runs | sum of the best encoder pass and '
           f'best chunks); bsize {args.bsize}, row chunk {fast_query.ROW_CHUNK}\n')
     print('| scale | path | precision | px/s, best run | px/s, best parts | vs plain fp32 (best parts) '
@@ -230,7 +230,7 @@ def main() -> None:
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--bsize', type=int, default=30000, help='queries per query_rgb call when rendering')
     p.add_argument('--max-queries', type=int, default=1 << 30, help='render only the first N output pixels')
-    p.add_argument('--only', nargs='+', choices=['render', 'train'], default=['render', 'train'])
+    p.add_argument('--only', nargs='+', choices=['x4', 'x30', 'train'], default=['x4', 'x30', 'train'])
     p.add_argument('--sweep-rows', type=int, nargs='+', help='instead: sweep fast_query.ROW_CHUNK')
     p.add_argument('--threads', type=int, help='torch threads (default: torch\'s choice)')
     args = p.parse_args()
@@ -244,7 +244,7 @@ def main() -> None:
           f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs')
     if args.sweep_rows:
         return sweep_rows(model, args)
-    if 'render' in args.only:
+    if 'x4' in args.only or 'x30' in args.only:
         bench_render(model, args)
     if 'train' in args.only:
         bench_train(model, args)
