@@ -303,7 +303,7 @@ def test_failed_write_leaves_the_previous_output_untouched(tmp_path, ckpt, capsy
 ])
 def test_command_line_errors_have_no_traceback(tmp_path, ckpt, args, expect):
     proc = subprocess.run([sys.executable, str(REPO / 'demo.py'), '--model', str(ckpt), *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith('error: ') and expect in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and 'Traceback' not in proc.stderr
@@ -313,7 +313,7 @@ def test_command_line_errors_have_no_traceback(tmp_path, ckpt, args, expect):
 def test_command_line_success(tmp_path, ckpt):
     inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
     proc = subprocess.run([sys.executable, str(REPO / 'demo.py'), '--input', str(inp), '--model',
-                           str(ckpt), '--scale', '3.7'], capture_output=True, text=True, timeout=120)
+                           str(ckpt), '--scale', '3.7'], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert 'lr_x3.7.png' in proc.stdout
     with Image.open(tmp_path / 'lr_x3.7.png') as img:
