@@ -90,6 +90,11 @@ def test_not_a_checkpoint(tmp_path):
     with pytest.raises(UserError, match='not a PyTorch checkpoint') as e:
         load_model(path)
     one_line(e)
+    truncated = tmp_path / 'truncated.pth'
+    torch.save({'model': {'name': 'liif', 'args': {}, 'sd': {}}}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+        load_model(truncated)
 
 
 def test_dict_without_model(tmp_path):

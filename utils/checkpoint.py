@@ -45,6 +45,11 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f'checkpoint not found: {path}')
+    with open(path, 'rb') as f:
+        magic = f.read(4)
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (0x80 = PROTO).
+    if not (magic.startswith(b'PK\x03\x04') or magic[:1] == b'\x80'):
+        raise UserError(f'{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)')
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
