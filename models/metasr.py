@@ -29,8 +29,12 @@ class MetaSR(nn.Module):
     def query_rgb(self, coord: Tensor, cell: Tensor, fast: Optional[bool] = None) -> Tensor:
         """coord, cell (B, Q, 2) -> rgb (B, Q, 3): the unfolded feature of the latent cell that
         holds the output pixel's top-left corner, times weights predicted from its offset.
-        The fast path unless `fast=False` or inside `fast_query.fast_path(False)`."""
-        if use_fast(fast):
+        By default the fast path when gradients are off (unless inside `fast_query.fast_path(False)`);
+        with gradients it measured no faster in fp32 and slower in bf16 (benchmarks/bench_decoder.py
+        --arch metasr), so training takes the plain path unless `fast=True`."""
+        if fast is None:
+            fast = use_fast() and not torch.is_grad_enabled()
+        if fast:
             return self.query_rgb_fast(coord, cell)
         return self.query_rgb_plain(coord, cell)
 

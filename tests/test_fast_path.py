@@ -175,3 +175,15 @@ def test_bf16_relu_as_int16_is_relu():
     with torch.no_grad():
         out = relu_(x.clone())
     assert torch.equal(out, torch.relu(x)) and out.dtype == torch.bfloat16
+
+
+def test_metasr_default_path_is_fast_only_without_gradients():
+    model = build('metasr')
+    inp, coord, cell = queries()
+    model.gen_feat(inp)
+    with torch.no_grad():
+        fast, plain = model.query_rgb_fast(coord, cell), model.query_rgb_plain(coord, cell)
+        assert torch.equal(model.query_rgb(coord, cell), fast)
+    assert torch.equal(model.query_rgb(coord, cell).detach(), plain)
+    assert torch.equal(model.query_rgb(coord, cell, fast=True).detach(), fast)
+    assert not torch.equal(fast, plain)
