@@ -1,5 +1,4 @@
 """The sample data builder (real scikit-image photos, EDSR-pack layout) and the layout check."""
-import importlib.util
 import os
 
 import numpy as np
@@ -11,22 +10,18 @@ import datasets
 from datasets.layout import check_layout
 from datasets.resize import imresize_matlab_uint8
 from utils.errors import UserError
+from script_loader import load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location('prepare_sample_data',
-                                                  os.path.join(ROOT, 'scripts', 'prepare_sample_data.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_prepare():
+    return load_script('scripts/prepare_sample_data.py', 'prepare_sample_data')
 
 
 @pytest.fixture(scope='module')
 def sample(tmp_path_factory):
     """load/sample built into a temporary folder; returns (root, script module, written files)."""
-    script = load_script()
+    script = load_prepare()
     root = str(tmp_path_factory.mktemp('load') / 'sample')
     return root, script, script.prepare(root)
 

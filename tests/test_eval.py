@@ -1,5 +1,4 @@
 """test.py end to end on a small benchmark-style folder built in tmp_path from real photos."""
-import importlib.util
 import json
 import math
 import subprocess
@@ -18,11 +17,10 @@ import models
 from datasets.resize import imresize_matlab_uint8
 from utils.checkpoint import save_checkpoint
 from utils.coords import make_cell, make_coord
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location('liif_test_cli', ROOT / 'test.py')
-cli = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(cli)
+cli = load_script('test.py', 'liif_test_cli')
 
 NORM = {'inp': {'sub': [0.5], 'div': [0.5]}, 'gt': {'sub': [0.5], 'div': [0.5]}}
 

@@ -1,5 +1,4 @@
 """scripts/results_table.py (the markdown table) and, marked slow, scripts/test-benchmark.sh."""
-import importlib.util
 import json
 import os
 import shutil
@@ -12,11 +11,10 @@ from skimage import data as skdata
 
 from datasets.resize import imresize_matlab_uint8
 from utils.errors import UserError
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location('results_table', ROOT / 'scripts/results_table.py')
-results_table = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(results_table)
+results_table = load_script('scripts/results_table.py', 'results_table')
 
 
 def _result(path: Path, psnr: float, ssim: float) -> str:

@@ -1,5 +1,4 @@
 """scripts/export_model.py: a training checkpoint stripped to the released model-only format."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,18 +7,15 @@ import torch
 import models
 from utils.checkpoint import load_checkpoint, load_model, save_checkpoint
 from utils.errors import UserError
+from script_loader import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 SPEC = {'name': 'liif', 'args': {
     'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}},
     'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [8]}}}}
 
 
 def load_export():
-    spec = importlib.util.spec_from_file_location('export_model', ROOT / 'scripts' / 'export_model.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.export
+    return load_script('scripts/export_model.py', 'export_model').export
 
 
 def test_export_keeps_only_the_model(tmp_path):

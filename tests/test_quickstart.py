@@ -1,12 +1,13 @@
 """The quickstart on the bundled model: sample data from scikit-image's photos, demo renders of
 the bundled example, and the bundled model's x2 PSNR on one sample image, pinned."""
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / 'pretrained' / 'edsr-baseline-liif-sample.pth'
@@ -17,19 +18,11 @@ EXAMPLE = ROOT / 'examples' / 'coffee_lr.png'
 PINNED_CAMERA_X2_PSNR = 31.8815
 
 
-def load_script(name: str, path: Path):
-    """Import a top-level script by path (`test.py` would clash with Python's own `test`)."""
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def sample_root(tmp_path_factory) -> Path:
     """load/sample as scripts/prepare_sample_data.py builds it, in a temporary folder."""
     root = tmp_path_factory.mktemp('load') / 'sample'
-    prepare = load_script('prepare_sample_data', ROOT / 'scripts' / 'prepare_sample_data.py')
+    prepare = load_script('scripts/prepare_sample_data.py', 'prepare_sample_data')
     prepare.prepare(str(root))
     return root
 
@@ -58,7 +51,7 @@ def test_demo_renders_with_the_bundled_model(tmp_path):
 
 
 def test_bundled_model_x2_psnr_is_pinned(sample_root, tmp_path):
-    test_py = load_script('liif_test_cli', ROOT / 'test.py')
+    test_py = load_script('test.py', 'liif_test_cli')
     summary = test_py.main(['--config', str(ROOT / 'configs/test/sample/test-sample5-2.yaml'),
                             '--model', str(BUNDLED), '--data-root', str(sample_root),
                             '--quiet', '--out', str(tmp_path / 'res.json')])
