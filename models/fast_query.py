@@ -64,10 +64,15 @@ def cell_rows(grid: Tensor) -> Tensor:
 
 def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
     """coord (B, N, 2) -> (B, N) flat index row * w + col of the nearest latent cell of an
-    (h, w) grid, chosen by `sample_nearest` itself (so it is the plain path's choice)."""
+    (h, w) grid, chosen by `sample_nearest` itself (so it is the plain path's choice). The grid
+    sampled holds each cell's row and column (exact in float32 up to 2^24 per side), not its flat
+    index, which float32 cannot hold exactly beyond 2^24 cells."""
     h, w = hw
-    index = torch.arange(h * w, device=coord.device, dtype=coord.dtype).view(1, 1, h, w)
-    return sample_nearest(index.expand(coord.shape[0], 1, h, w), coord)[..., 0].long()
+    rows = torch.arange(h, device=coord.device, dtype=coord.dtype).view(h, 1).expand(h, w)
+    cols = torch.arange(w, device=coord.device, dtype=coord.dtype).view(1, w).expand(h, w)
+    grid = torch.stack([rows, cols]).unsqueeze(0).expand(coord.shape[0], 2, h, w)
+    rc = sample_nearest(grid, coord).long()  # (B, N, 2)
+    return rc[..., 0] * w + rc[..., 1]
 
 
 def flat_index(index: Tensor, n_cells: int) -> Tensor:

@@ -142,6 +142,15 @@ def test_nearest_index_is_the_sampled_cell():
     assert torch.equal(torch.gather(rows, 1, index.unsqueeze(-1).expand(-1, -1, 3)), sample_nearest(grid, coord))
 
 
+def test_nearest_index_is_exact_beyond_float32_integers():
+    """A latent grid of more than 2^24 cells (an input over ~4096^2): the flat index of the cells
+    near its end is not representable in float32, yet the index must name the sampled cell."""
+    h, w = 4100, 4100  # 16,810,000 cells > 2^24 = 16,777,216
+    row, col = torch.tensor([4099, 4099, 4098, 17]), torch.tensor([4099, 4098, 4097, 4099])
+    coord = torch.stack([(2 * row + 1) / h - 1, (2 * col + 1) / w - 1], -1).unsqueeze(0)  # centres
+    assert torch.equal(nearest_index(coord, (h, w))[0], row * w + col)
+
+
 def test_chunked_render_reuses_projection_until_weights_change():
     """Rendering chunk by chunk (the projection cached) equals one call; an in-place weight update
     (an optimizer step) is seen by the next query; the cache is not in the state dict."""
