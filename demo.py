@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import torch
 
 from utils.checkpoint import build_model, load_checkpoint
+from utils.data_norm import parse_data_norm
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.image_io import (check_writable, compose, output_format, read_image, storable_mode,
@@ -102,32 +103,16 @@ def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Opti
     return inp.with_name(f'{inp.stem}_{tag}{ext}')
 
 
-def _norm_pair(entry, where: str) -> tuple[list[float], list[float]]:
-    if not (isinstance(entry, dict) and 'sub' in entry and 'div' in entry):
-        raise UserError(f"checkpoint config: {where} needs 'sub' and 'div'")
-    pair = []
-    for key in ('sub', 'div'):
-        v = entry[key] if isinstance(entry[key], list) else [entry[key]]
-        if len(v) not in (1, 3) or not all(isinstance(x, (int, float)) for x in v):
-            raise UserError(f'checkpoint config: {where}.{key} must be 1 or 3 numbers, got {entry[key]!r}')
-        pair.append([float(x) for x in v])
-    if 0 in pair[1]:
-        raise UserError(f'checkpoint config: {where}.div must not be 0')
-    return pair[0], pair[1]
-
-
 def data_norm(ckpt: dict) -> dict:
     """{'inp': (sub, div), 'gt': (sub, div)}: from the checkpoint's stored config if it has one
-    (no data_norm there means sub 0, div 1), else the shipped configs' sub 0.5, div 0.5."""
+    (no data_norm there means sub 0, div 1), else the shipped configs' sub 0.5, div 0.5 (the
+    paper's released checkpoints store no config)."""
     cfg = ckpt.get('config')
     if cfg is None:
-        return {'inp': ([0.5], [0.5]), 'gt': ([0.5], [0.5])}
-    norm = cfg.get('data_norm') if isinstance(cfg, dict) else None
-    if norm is None:
-        return {'inp': ([0.0], [1.0]), 'gt': ([0.0], [1.0])}
-    if not isinstance(norm, dict):
-        raise UserError('checkpoint config: data_norm must be a mapping with inp and gt')
-    return {k: _norm_pair(norm.get(k), f'data_norm.{k}') for k in ('inp', 'gt')}
+        return parse_data_norm(None, 'checkpoint', default=((0.5,), (0.5,)))
+    if not isinstance(cfg, dict):
+        raise UserError(f'checkpoint config: expected a mapping, got {type(cfg).__name__}')
+    return parse_data_norm(cfg.get('data_norm'), 'checkpoint config')
 
 
 def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.Module, dict]:

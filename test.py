@@ -26,6 +26,7 @@ import datasets
 from datasets.resize import resize_fn
 from utils.checkpoint import load_model
 from utils.config import load_yaml
+from utils.data_norm import parse_data_norm
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.metrics import Protocol, parse_eval_type, psnr, ssim
@@ -81,20 +82,11 @@ def load_test_spec(cfg: dict, config: str) -> dict:
     return spec
 
 
-def norm_pair(cfg: dict, which: str, config: str) -> tuple[Tensor, Tensor]:
-    """data_norm[which] -> (sub, div), each (1, C, 1, 1) with C 1 or 3; (0, 1) when absent."""
-    norm = cfg.get('data_norm') or {}
-    pair = norm.get(which, {'sub': [0], 'div': [1]}) if isinstance(norm, dict) else None
-    out = []
-    for key in ('sub', 'div'):
-        v = pair.get(key) if isinstance(pair, dict) else None
-        if not (isinstance(v, list) and len(v) in (1, 3)
-                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
-            raise UserError(f'{config}: data_norm.{which}.{key} must be a list of 1 or 3 numbers, got {v!r}')
-        out.append(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1))
-    if (out[1] == 0).any():
-        raise UserError(f'{config}: data_norm.{which}.div must not contain 0')
-    return out[0], out[1]
+def norm_pairs(cfg: dict, config: str) -> dict[str, tuple[Tensor, Tensor]]:
+    """The config's data_norm -> {'inp'|'gt': (sub, div)}, each (1, C, 1, 1) with C 1 or 3;
+    sub 0, div 1 when the config has none (utils/data_norm.py)."""
+    return {part: tuple(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair)
+            for part, pair in parse_data_norm(cfg.get('data_norm'), config).items()}
 
 
 def hr_size(cell: Tensor, n_query: int) -> tuple[int, int]:
@@ -182,7 +174,7 @@ def main(argv=None) -> dict:
     bsize = cfg.get('eval_bsize')
     if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
         raise UserError(f'{args.config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
-    norms = {k: norm_pair(cfg, k, args.config) for k in ('inp', 'gt')}
+    norms = norm_pairs(cfg, args.config)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
 

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from .config import load_yaml
+from .data_norm import parse_data_norm
 from .errors import UserError
 from .precision import PRECISIONS
 
@@ -125,15 +126,7 @@ def _check_dataset(c: _Checker, value: Any, key: str) -> None:
 
 
 def _check_data_norm(c: _Checker, value: Any) -> None:
-    c.mapping(value, 'data_norm', allowed=('inp', 'gt'), required=('inp', 'gt'))
-    for part in ('inp', 'gt'):
-        pair = c.mapping(value[part], f'data_norm.{part}', allowed=('sub', 'div'), required=('sub', 'div'))
-        for k in ('sub', 'div'):
-            key = f'data_norm.{part}.{k}'
-            if not isinstance(pair[k], list) or len(pair[k]) not in (1, 3):
-                c.fail(key, f'expected a list of 1 or 3 numbers (per channel), got {c.got(pair[k])}')
-            for i, v in enumerate(pair[k]):
-                c.number(v, f'{key}[{i}]', nonzero=(k == 'div'))
+    parse_data_norm(value, c.where)
 
 
 def _check_optimizer(c: _Checker, value: Any) -> None:

@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 import datasets
 from datasets.seeding import seed_worker
 
+from .data_norm import parse_data_norm
 from .errors import UserError
 from .trainer_dist import DistEnv
 from .trainer_state import derive_seed
@@ -28,11 +29,9 @@ class DataNorm:
 
     @classmethod
     def from_config(cls, data_norm: Optional[dict]) -> 'DataNorm':
-        """From the config's data_norm mapping; None means sub 0, div 1."""
-        if data_norm is None:
-            return cls()
-        return cls(tuple(data_norm['inp']['sub']), tuple(data_norm['inp']['div']),
-                   tuple(data_norm['gt']['sub']), tuple(data_norm['gt']['div']))
+        """From the config's data_norm mapping (utils/data_norm.py); None means sub 0, div 1."""
+        norm = parse_data_norm(data_norm, 'data_norm')
+        return cls(*norm['inp'], *norm['gt'])
 
     def inp(self, x: Tensor) -> Tensor:
         """x (B, 3, h, w) in [0, 1] -> normalised encoder input."""

@@ -1,0 +1,66 @@
+"""utils/data_norm.py: the one parser of data_norm used by training, test.py and demo.py."""
+import pytest
+import torch
+
+from tests.script_loader import load_script
+from utils.data_norm import IDENTITY, parse_data_norm
+from utils.errors import UserError
+from utils.trainer_data import DataNorm
+
+HALF = {'sub': [0.5], 'div': [0.5]}
+
+
+def test_parses_scalar_and_per_channel_lists():
+    out = parse_data_norm({'inp': HALF, 'gt': {'sub': [0.1, 0.2, 0.3], 'div': [1, 2, 4]}}, 'x.yaml')
+    assert out == {'inp': ((0.5,), (0.5,)), 'gt': ((0.1, 0.2, 0.3), (1.0, 2.0, 4.0))}
+
+
+def test_absent_means_the_callers_default():
+    assert parse_data_norm(None, 'x.yaml') == {'inp': IDENTITY, 'gt': IDENTITY} == {'inp': ((0.0,), (1.0,)), 'gt': ((0.0,), (1.0,))}
+    assert parse_data_norm(None, 'x', default=((0.5,), (0.5,)))['gt'] == ((0.5,), (0.5,))
+
+
+@pytest.mark.parametrize('value, expected', [
+    ([0.5], 'x.yaml: data_norm: expected a mapping with inp and gt'),
+    ({'inp': HALF}, 'x.yaml: data_norm.gt: expected a mapping with sub and div, got None'),
+    ({'inp': HALF, 'gt': HALF, 'out': HALF}, 'x.yaml: data_norm.out: unknown key; expected one of inp, gt'),
+    ({'inp': {'sub': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.div: expected a list of 1 or 3 numbers (per channel), got None'),
+    ({'inp': {'sub': [0.5], 'div': [0.5], 'mul': [1]}, 'gt': HALF}, 'x.yaml: data_norm.inp.mul: unknown key'),
+    ({'inp': {'sub': 0.5, 'div': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.sub: expected a list of 1 or 3 numbers'),
+    ({'inp': {'sub': [0.5, 0.5], 'div': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.sub: expected a list of 1 or 3 numbers'),
+    ({'inp': HALF, 'gt': {'sub': ['0.5'], 'div': [0.5]}}, "x.yaml: data_norm.gt.sub[0]: expected a number, got '0.5'"),
+    ({'inp': HALF, 'gt': {'sub': [True], 'div': [0.5]}}, 'x.yaml: data_norm.gt.sub[0]: expected a number, got True'),
+    ({'inp': HALF, 'gt': {'sub': [0], 'div': [0.5, 0, 0.5]}}, 'x.yaml: data_norm.gt.div[1]: must not be 0'),
+])
+def test_mistakes_name_the_key(value, expected):
+    with pytest.raises(UserError) as e:
+        parse_data_norm(value, 'x.yaml')
+    assert str(e.value).startswith(expected)
+
+
+def test_training_test_and_demo_read_the_same_norm():
+    """The three callers (trainer's DataNorm, test.py, demo.py on a checkpoint's stored config)
+    turn one data_norm into the same numbers, and refuse the same mistake with the same message."""
+    norm = {'inp': {'sub': [0.1, 0.2, 0.3], 'div': [2]}, 'gt': HALF}
+    test_py, demo_py = load_script('test.py', 'liif_test_script'), load_script('demo.py', 'liif_demo_script')
+    trained = DataNorm.from_config(norm)
+    tested = test_py.norm_pairs({'data_norm': norm}, 'x.yaml')
+    demoed = demo_py.data_norm({'config': {'data_norm': norm}})
+    assert (trained.inp_sub, trained.inp_div, trained.gt_sub, trained.gt_div) == (*demoed['inp'], *demoed['gt'])
+    for part in ('inp', 'gt'):
+        for got, want in zip(tested[part], demoed[part]):
+            assert got.shape == (1, len(want), 1, 1) and torch.equal(got.flatten(), torch.tensor(want))
+    bad = {'inp': HALF, 'gt': {'sub': [0.5], 'div': [0]}}
+    messages = []
+    for call in (lambda: DataNorm.from_config(bad), lambda: test_py.norm_pairs({'data_norm': bad}, 'x'),
+                 lambda: demo_py.data_norm({'config': {'data_norm': bad}})):
+        with pytest.raises(UserError) as e:
+            call()
+        messages.append(str(e.value).split(': ', 1)[1])
+    assert messages == ['data_norm.gt.div[0]: must not be 0'] * 3
+
+
+def test_demo_defaults():
+    demo_py = load_script('demo.py', 'liif_demo_script')
+    assert demo_py.data_norm({})['inp'] == ((0.5,), (0.5,))  # released checkpoints: no config
+    assert demo_py.data_norm({'config': {}})['gt'] == ((0.0,), (1.0,))  # a config without data_norm
