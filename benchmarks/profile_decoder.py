@@ -20,9 +20,8 @@ import models  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 from utils.precision import autocast  # noqa: E402
+from bench_decoder import PAPER_MODELS  # noqa: E402  (this folder is on sys.path when run as a script)
 
-SPEC = {'name': 'liif', 'args': {'encoder_spec': {'name': 'edsr-baseline', 'args': {'no_upsampling': True}},
-                                 'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256] * 4}}}}
 BSIZE = 30000
 
 
@@ -33,7 +32,7 @@ def main() -> None:
     p.add_argument('--rows', type=int, default=20, help='rows of the profiler table')
     args = p.parse_args()
     torch.manual_seed(0)
-    model = models.make(SPEC).eval()
+    model = models.make(PAPER_MODELS['liif']).eval()
     coord = make_coord((960, 960)).unsqueeze(0)[:, :args.queries]
     cell = make_cell((960, 960), coord)
     with torch.no_grad(), autocast(torch.device('cpu'), args.precision):
