@@ -103,9 +103,14 @@ def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, wei
     if torch.is_grad_enabled():
         # One gather, split (not sliced): its backward is one scatter into a table-sized gradient.
         chunks = zip(torch.split(F.embedding(index, table), TRAIN_ROW_CHUNK), torch.split(rel, TRAIN_ROW_CHUNK))
+        outs = [decode_from_first(imnet, torch.addmm(cells, r, weight_rel.t())) for cells, r in chunks]  # (n, out)
     else:
-        chunks = ((gather_rows(table, i), r) for i, r in zip(torch.split(index, ROW_CHUNK), torch.split(rel, ROW_CHUNK)))
-    outs = [decode_from_first(imnet, torch.addmm(cells, r, weight_rel.t())) for cells, r in chunks]  # (n, out)
+        # The gathered rows are a fresh tensor: the coordinate part is added into them in place
+        # (one activation-sized buffer less per chunk; measured 2-18% faster at x30 in fp32).
+        # In-place ops escape autocast, so r and weight_rel take the rows' dtype as autocast would.
+        w_t = weight_rel.t().to(table.dtype)
+        outs = [decode_from_first(imnet, gather_rows(table, i).addmm_(r.to(table.dtype), w_t))
+                for i, r in zip(torch.split(index, ROW_CHUNK), torch.split(rel, ROW_CHUNK))]
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
