@@ -26,12 +26,12 @@ import datasets
 from datasets.resize import resize_fn
 from utils.checkpoint import load_model
 from utils.config import load_yaml
-from utils.data_norm import parse_data_norm
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.metrics import Protocol, parse_eval_type, psnr, ssim
 from utils.precision import PRECISIONS, autocast, check_precision
 from utils.render import batched_predict
+from utils.trainer_data import DataNorm
 
 BICUBIC = 'bicubic'
 DATA_ENV = 'LIIF_DATA'
@@ -82,13 +82,6 @@ def load_test_spec(cfg: dict, config: str) -> dict:
     return spec
 
 
-def norm_pairs(cfg: dict, config: str) -> dict[str, tuple[Tensor, Tensor]]:
-    """The config's data_norm -> {'inp'|'gt': (sub, div)}, each (1, C, 1, 1) with C 1 or 3;
-    sub 0, div 1 when the config has none (utils/data_norm.py)."""
-    return {part: tuple(torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in pair)
-            for part, pair in parse_data_norm(cfg.get('data_norm'), config).items()}
-
-
 def hr_size(cell: Tensor, n_query: int) -> tuple[int, int]:
     """(H, W) of the HR grid behind a full-image sample: cell = (2 / H, 2 / W) for every query."""
     h, w = round(2 / cell[0, 0, 0].item()), round(2 / cell[0, 0, 1].item())
@@ -103,7 +96,7 @@ def bicubic_upsample(inp: Tensor, size: tuple[int, int]) -> Tensor:
     return torch.stack([resize_fn(x, size, 'pil') for x in inp])
 
 
-def predict(model: Optional[nn.Module], batch: dict, norms: dict, bsize: Optional[int],
+def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, bsize: Optional[int],
             device: torch.device, precision: str) -> tuple[Tensor, Tensor]:
     """One batch -> (pred, gt), both (B, 3, H, W) in [0, 1]; model None means bicubic."""
     inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
@@ -112,15 +105,12 @@ def predict(model: Optional[nn.Module], batch: dict, norms: dict, bsize: Optiona
     gt = gt.view(b, h, w, 3).permute(0, 3, 1, 2)  # (B, 3, H, W)
     if model is None:
         return bicubic_upsample(inp, (h, w)), gt
-    inp_sub, inp_div = (t.to(device) for t in norms['inp'])
-    gt_sub, gt_div = (t.to(device) for t in norms['gt'])
     with autocast(device, precision):
-        pred = batched_predict(model, (inp - inp_sub) / inp_div, coord, cell, bsize or q)  # (B, Q, 3)
-    pred = pred.float().view(b, h, w, 3).permute(0, 3, 1, 2)  # (B, 3, H, W)
-    return (pred * gt_div + gt_sub).clamp(0, 1), gt
+        pred = batched_predict(model, norm.inp(inp), coord, cell, bsize or q)  # (B, Q, 3)
+    return norm.pred_to_rgb(pred.float()).view(b, h, w, 3).permute(0, 3, 1, 2), gt  # (B, 3, H, W)
 
 
-def evaluate(model: Optional[nn.Module], loader: DataLoader, norms: dict, protocol: Protocol,
+def evaluate(model: Optional[nn.Module], loader: DataLoader, norm: DataNorm, protocol: Protocol,
              bsize: Optional[int], device: torch.device, precision: str = 'fp32',
              names: Optional[list[str]] = None, progress: bool = True) -> list[dict]:
     """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
@@ -128,7 +118,7 @@ def evaluate(model: Optional[nn.Module], loader: DataLoader, norms: dict, protoc
     rows = []
     bar = tqdm(loader, desc='test', leave=False, disable=not progress)
     for batch in bar:
-        pred, gt = predict(model, batch, norms, bsize, device, precision)
+        pred, gt = predict(model, batch, norm, bsize, device, precision)
         lr_size = list(batch['inp'].shape[-2:])
         for p, s in zip(psnr(pred, gt, protocol).tolist(), ssim(pred, gt, protocol).tolist()):
             i = len(rows)
@@ -174,7 +164,7 @@ def main(argv=None) -> dict:
     bsize = cfg.get('eval_bsize')
     if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
         raise UserError(f'{args.config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
-    norms = norm_pairs(cfg, args.config)
+    norm = DataNorm.from_config(cfg.get('data_norm'), args.config)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
 
@@ -182,7 +172,7 @@ def main(argv=None) -> dict:
     loader = DataLoader(dataset, batch_size=spec.get('batch_size', 1), shuffle=False,
                         num_workers=args.workers, pin_memory=device.type == 'cuda')
     model = None if args.model == BICUBIC else load_model(args.model, device)
-    rows = evaluate(model, loader, norms, protocol, bsize, device, args.precision,
+    rows = evaluate(model, loader, norm, protocol, bsize, device, args.precision,
                     names=item_names(dataset), progress=not args.quiet)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')

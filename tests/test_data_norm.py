@@ -1,6 +1,7 @@
 """utils/data_norm.py: the one parser of data_norm used by training, test.py and demo.py."""
 import pytest
 import torch
+import yaml
 
 from tests.script_loader import load_script
 from utils.data_norm import IDENTITY, parse_data_norm
@@ -38,21 +39,41 @@ def test_mistakes_name_the_key(value, expected):
     assert str(e.value).startswith(expected)
 
 
-def test_training_test_and_demo_read_the_same_norm():
+class _Recorder(torch.nn.Module):
+    """A stand-in model: keeps the encoder input it is given and predicts 0 (normalised units)."""
+
+    def gen_feat(self, inp):
+        self.seen = inp
+
+    def query_rgb(self, coord, cell):
+        return coord.new_zeros(*coord.shape[:2], 3)
+
+
+def test_training_test_and_demo_read_the_same_norm(tmp_path):
     """The three callers (trainer's DataNorm, test.py, demo.py on a checkpoint's stored config)
     turn one data_norm into the same numbers, and refuse the same mistake with the same message."""
     norm = {'inp': {'sub': [0.1, 0.2, 0.3], 'div': [2]}, 'gt': HALF}
     test_py, demo_py = load_script('test.py', 'liif_test_script'), load_script('demo.py', 'liif_demo_script')
     trained = DataNorm.from_config(norm)
-    tested = test_py.norm_pairs({'data_norm': norm}, 'x.yaml')
     demoed = demo_py.data_norm({'config': {'data_norm': norm}})
     assert (trained.inp_sub, trained.inp_div, trained.gt_sub, trained.gt_div) == (*demoed['inp'], *demoed['gt'])
-    for part in ('inp', 'gt'):
-        for got, want in zip(tested[part], demoed[part]):
-            assert got.shape == (1, len(want), 1, 1) and torch.equal(got.flatten(), torch.tensor(want))
+    # test.py normalises the input and de-normalises a prediction with those numbers.
+    inp = torch.rand(1, 3, 2, 2)
+    batch = {'inp': inp, 'coord': torch.zeros(1, 16, 2), 'cell': torch.full((1, 16, 2), 0.5),
+             'gt': torch.rand(1, 16, 3)}
+    model = _Recorder()
+    pred, _ = test_py.predict(model, batch, trained, None, torch.device('cpu'), 'fp32')
+    sub, div = (torch.tensor(v).view(1, -1, 1, 1) for v in demoed['inp'])
+    assert torch.allclose(model.seen, (inp - sub) / div, atol=1e-7)
+    assert torch.equal(pred, torch.full((1, 3, 4, 4), demoed['gt'][0][0]))  # 0 * div + sub
     bad = {'inp': HALF, 'gt': {'sub': [0.5], 'div': [0]}}
+    config = tmp_path / 'x.yaml'
+    config.write_text(yaml.safe_dump({
+        'test_dataset': {'dataset': {'name': 'image-folder', 'args': {'root_path': str(tmp_path)}},
+                         'wrapper': {'name': 'sr-implicit-downsampled', 'args': {}}, 'batch_size': 1},
+        'data_norm': bad}))
     messages = []
-    for call in (lambda: DataNorm.from_config(bad), lambda: test_py.norm_pairs({'data_norm': bad}, 'x'),
+    for call in (lambda: DataNorm.from_config(bad), lambda: test_py.main(['--config', str(config), '--model', 'bicubic']),
                  lambda: demo_py.data_norm({'config': {'data_norm': bad}})):
         with pytest.raises(UserError) as e:
             call()

@@ -28,9 +28,9 @@ class DataNorm:
     gt_div: tuple = (1.0,)
 
     @classmethod
-    def from_config(cls, data_norm: Optional[dict]) -> 'DataNorm':
-        """From the config's data_norm mapping (utils/data_norm.py); None means sub 0, div 1."""
-        norm = parse_data_norm(data_norm, 'data_norm')
+    def from_config(cls, data_norm: Optional[dict], where: str = 'config') -> 'DataNorm':
+        """From the data_norm mapping of config `where` (utils/data_norm.py); None means sub 0, div 1."""
+        norm = parse_data_norm(data_norm, where)
         return cls(*norm['inp'], *norm['gt'])
 
     def inp(self, x: Tensor) -> Tensor:
