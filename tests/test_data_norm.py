@@ -22,10 +22,11 @@ def test_absent_means_the_callers_default():
 
 
 @pytest.mark.parametrize('value, expected', [
-    ([0.5], 'x.yaml: data_norm: expected a mapping with inp and gt'),
-    ({'inp': HALF}, 'x.yaml: data_norm.gt: expected a mapping with sub and div, got None'),
+    ([0.5], 'x.yaml: data_norm: expected a mapping with inp, gt, got [0.5] (list)'),
+    ({'inp': HALF}, 'x.yaml: data_norm.gt: missing (required)'),
+    ({'inp': HALF, 'gt': None}, 'x.yaml: data_norm.gt: expected a mapping with sub, div, got None'),
     ({'inp': HALF, 'gt': HALF, 'out': HALF}, 'x.yaml: data_norm.out: unknown key; expected one of inp, gt'),
-    ({'inp': {'sub': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.div: expected a list of 1 or 3 numbers (per channel), got None'),
+    ({'inp': {'sub': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.div: missing (required)'),
     ({'inp': {'sub': [0.5], 'div': [0.5], 'mul': [1]}, 'gt': HALF}, 'x.yaml: data_norm.inp.mul: unknown key'),
     ({'inp': {'sub': 0.5, 'div': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.sub: expected a list of 1 or 3 numbers'),
     ({'inp': {'sub': [0.5, 0.5], 'div': [0.5]}, 'gt': HALF}, 'x.yaml: data_norm.inp.sub: expected a list of 1 or 3 numbers'),

@@ -6,12 +6,11 @@ filled in; the loaded mapping is never changed. Every failure is a UserError
 as the *string* '1e-4' (it wants a dot, `1.0e-4` or `1.e-4`), so such strings are refused with
 that hint rather than silently converted.
 """
-import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 
-from .config import load_yaml
+from .config import Checker, load_yaml
 from .data_norm import parse_data_norm
 from .errors import UserError
 from .precision import PRECISIONS
@@ -29,93 +28,7 @@ DEFAULTS: dict[str, Any] = {
     'seed': 0, 'precision': 'fp32', 'num_workers': None,
 }
 
-# What PyYAML 1.1 leaves as a string although a person meant a number: 1e-4, 5E3, 1.0e4.
-_YAML_NUMBER_STRING = re.compile(r'^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$')
-
-
-def yaml_float(text: str) -> str:
-    """'1e-4' -> '1.0e-4', '5E3' -> '5.0e+3': the spelling PyYAML reads as a float."""
-    mantissa, exponent = text.lower().split('e')
-    if '.' not in mantissa:
-        mantissa += '.0'
-    if exponent[0] not in '+-':
-        exponent = '+' + exponent
-    return f'{mantissa}e{exponent}'
-
-
-class _Checker:
-    """Type checks that fail with `<file>: <key>: <message>`."""
-
-    def __init__(self, where: str):
-        self.where = where
-
-    def fail(self, key: str, msg: str) -> None:
-        raise UserError(f'{self.where}: {key}: {msg}')
-
-    def got(self, value: Any) -> str:
-        if isinstance(value, str) and _YAML_NUMBER_STRING.match(value):
-            return (f'the string {value!r} (YAML reads an exponent number as text unless it has a '
-                    f'dot and a signed exponent; write {yaml_float(value)})')
-        return f'{value!r} ({type(value).__name__})'
-
-    def mapping(self, value: Any, key: str, allowed: tuple = (), required: tuple = ()) -> dict:
-        if not isinstance(value, dict):
-            self.fail(key, f'expected a mapping, got {self.got(value)}')
-        for k in required:
-            if k not in value:
-                self.fail(f'{key}.{k}', 'missing (required)')
-        if allowed:
-            for k in value:
-                if k not in allowed:
-                    self.fail(f'{key}.{k}', f'unknown key; expected one of {", ".join(allowed)}')
-        return value
-
-    def integer(self, value: Any, key: str, minimum: int = 1) -> int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(key, f'expected an integer >= {minimum}, got {self.got(value)}')
-        if value < minimum:
-            self.fail(key, f'expected an integer >= {minimum}, got {value}')
-        return value
-
-    def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            self.fail(key, f'expected a number, got {self.got(value)}')
-        if positive and not value > 0:
-            self.fail(key, f'expected a number > 0, got {value}')
-        if nonzero and value == 0:
-            self.fail(key, 'must not be 0')
-        return float(value)
-
-    def string(self, value: Any, key: str, choices: Optional[tuple] = None) -> str:
-        if not isinstance(value, str):
-            self.fail(key, f'expected a string, got {self.got(value)}')
-        if choices is not None and value not in choices:
-            self.fail(key, f'expected one of {", ".join(choices)}, got {value!r}')
-        return value
-
-    def no_number_strings(self, value: Any, key: str) -> None:
-        """Free-form args (model, dataset, optimizer): refuse strings YAML did not read as numbers."""
-        if isinstance(value, dict):
-            for k, v in value.items():
-                self.no_number_strings(v, f'{key}.{k}')
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                self.no_number_strings(v, f'{key}[{i}]')
-        elif isinstance(value, str) and _YAML_NUMBER_STRING.match(value):
-            self.fail(key, f'expected a number, got {self.got(value)}')
-
-    def spec(self, value: Any, key: str, known: Optional[Callable[[str], bool]], names: Callable[[], list]) -> dict:
-        self.mapping(value, key, allowed=('name', 'args'), required=('name',))
-        self.string(value['name'], f'{key}.name')
-        if known is not None and not known(value['name']):
-            self.fail(f'{key}.name', f'unknown {value["name"]!r}; known: {", ".join(names())}')
-        if value.get('args') is not None:
-            self.mapping(value['args'], f'{key}.args')
-            self.no_number_strings(value['args'], f'{key}.args')
-        return value
-
-
-def _check_dataset(c: _Checker, value: Any, key: str) -> None:
+def _check_dataset(c: Checker, value: Any, key: str) -> None:
     import datasets  # datasets import utils: resolve the registry at call time
 
     c.mapping(value, key, allowed=('dataset', 'wrapper', 'batch_size'),
@@ -125,11 +38,11 @@ def _check_dataset(c: _Checker, value: Any, key: str) -> None:
     c.integer(value['batch_size'], f'{key}.batch_size')
 
 
-def _check_data_norm(c: _Checker, value: Any) -> None:
+def _check_data_norm(c: Checker, value: Any) -> None:
     parse_data_norm(value, c.where)
 
 
-def _check_optimizer(c: _Checker, value: Any) -> None:
+def _check_optimizer(c: Checker, value: Any) -> None:
     c.mapping(value, 'optimizer', allowed=('name', 'args'), required=('name', 'args'))
     c.string(value['name'], 'optimizer.name', choices=tuple(OPTIMIZERS))
     args = c.mapping(value['args'], 'optimizer.args', required=('lr',))
@@ -137,7 +50,7 @@ def _check_optimizer(c: _Checker, value: Any) -> None:
     c.no_number_strings(args, 'optimizer.args')
 
 
-def _check_multi_step_lr(c: _Checker, value: Any) -> None:
+def _check_multi_step_lr(c: Checker, value: Any) -> None:
     c.mapping(value, 'multi_step_lr', allowed=('milestones', 'gamma'), required=('milestones', 'gamma'))
     if not isinstance(value['milestones'], list):
         c.fail('multi_step_lr.milestones', f'expected a list of epochs, got {c.got(value["milestones"])}')
@@ -152,7 +65,7 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     import models  # models import utils: resolve the registry at call time
     from .metrics import parse_eval_type
 
-    c = _Checker(where)
+    c = Checker(where)
     if not isinstance(cfg, dict):
         raise UserError(f'{where}: expected a mapping of config keys, got {type(cfg).__name__}')
     for key in cfg:
