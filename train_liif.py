@@ -32,6 +32,8 @@ run folder is never replaced: resume it, pick another name, or --overwrite moves
 <folder>.old-<time>. A non-finite loss stops the run before the weights are updated; Ctrl-C
 stops it; either way epoch-last.pth holds the end of the last completed epoch, resumable
 exactly (model, optimizer, scheduler, scaler, best score and every rank's random state).
+Resuming with a config whose lr, multi_step_lr or optimizer args differ follows the config:
+the rate is recomputed for the resumed epoch, and the log notes it.
 """
 import argparse
 import math

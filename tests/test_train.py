@@ -211,6 +211,23 @@ def test_resume_from_a_released_format_checkpoint(data, tmp_path):
     assert 'reseeded, not bit-identical' in log
 
 
+def test_resume_with_a_changed_schedule_follows_the_config(data, tmp_path):
+    """Resuming with a lower rate, other milestones or another gamma: the config's schedule wins
+    (the optimizer state would otherwise bring back the old rate), recomputed at the epoch."""
+    lr = tiny(data)['optimizer']['args']['lr']
+    train_liif.train(tiny(data, epoch_max=2, multi_step_lr={'milestones': [1], 'gamma': 0.5}), tmp_path / 'a')
+    changed = tiny(data, epoch_max=5, multi_step_lr={'milestones': [1, 4], 'gamma': 0.25})
+    changed['optimizer']['args']['lr'] = lr / 2
+    train_liif.train(changed, tmp_path / 'b', resume=str(tmp_path / 'a/epoch-last.pth'))
+    log = (tmp_path / 'b/log.txt').read_text()
+    assert "config's optimizer or schedule differs" in log
+    for epoch, want in ((3, lr / 2 * 0.25), (4, lr / 2 * 0.25), (5, lr / 2 * 0.25 ** 2)):
+        assert f'epoch {epoch}/5, lr {want:.2e}' in log, (epoch, log)
+    ckpt = load_checkpoint(tmp_path / 'b/epoch-last.pth')
+    assert ckpt['optimizer']['sd']['param_groups'][0]['lr'] == pytest.approx(lr / 2 * 0.25 ** 2, rel=1e-12)
+    assert ckpt['scheduler']['milestones'] == {1: 1, 4: 1} and ckpt['scheduler']['gamma'] == 0.25
+
+
 def test_existing_run_is_never_replaced(data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=2))

@@ -122,6 +122,7 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
     if type(optimizer) is not OPTIMIZERS.get(ckpt['optimizer']['name']):
         raise UserError(f"{where}: was trained with {ckpt['optimizer']['name']!r}, this run's config "
                         f'asks for {type(optimizer).__name__}')
+    wanted = _schedule(optimizer, scheduler)  # the config's, before the checkpoint's replaces it
     try:
         optimizer.load_state_dict(ckpt['optimizer']['sd'])
     except ValueError as e:
@@ -130,13 +131,50 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
         load_scheduler_state(scheduler, ckpt['scheduler'])
     elif scheduler is not None:  # e.g. a released checkpoint: position from the epoch, no steps
         scheduler.last_epoch = ckpt['epoch']
+    notes = [apply_schedule(optimizer, scheduler, wanted, ckpt['epoch'])]
     if scaler.is_enabled() and ckpt.get('scaler'):
         scaler.load_state_dict(ckpt['scaler'])
-    rng, note = ckpt.get('rng') or [], None
+    rng = ckpt.get('rng') or []
     if len(rng) == env.world_size:
         set_rng_state(rng[env.rank])
     else:
         seed_all(derive_seed(ckpt.get('config', {}).get('seed', 0), RANK_STREAM, env.rank, ckpt['epoch']))
-        note = (f'the checkpoint holds random states for {len(rng)} process(es), this run has '
-                f'{env.world_size}: the continuation is reseeded, not bit-identical')
-    return ckpt['epoch'], float(ckpt.get('best_val', -math.inf)), note
+        notes.append(f'the checkpoint holds random states for {len(rng)} process(es), this run has '
+                     f'{env.world_size}: the continuation is reseeded, not bit-identical')
+    return ckpt['epoch'], float(ckpt.get('best_val', -math.inf)), '; '.join(n for n in notes if n) or None
+
+
+def _schedule(optimizer: torch.optim.Optimizer, scheduler) -> tuple:
+    """(each group's hyperparameters with its base rate as 'lr', milestones, gamma): what decides
+    the learning rate of every epoch."""
+    groups = []
+    for g in optimizer.param_groups:
+        hyper = {k: v for k, v in g.items() if k not in ('params', 'initial_lr')}
+        if scheduler is not None:
+            hyper['lr'] = g.get('initial_lr')  # the rate before any decay; None if never scheduled
+        groups.append(hyper)
+    if scheduler is None:
+        return groups, None, None
+    return groups, dict(Counter(scheduler.milestones)), scheduler.gamma
+
+
+def apply_schedule(optimizer: torch.optim.Optimizer, scheduler, wanted: tuple, epoch: int) -> Optional[str]:
+    """After loading a checkpoint's optimizer and scheduler state: if the run's config asks for
+    another learning rate, milestones, gamma or optimizer setting, the config wins (resuming with
+    a lower rate must lower it) and the rate is recomputed for `epoch` completed epochs; returns a
+    note saying so. An unchanged schedule is left exactly as loaded (a bit-identical resume)."""
+    if _schedule(optimizer, scheduler) == wanted:
+        return None
+    groups, milestones, gamma = wanted
+    decay = 1.0 if scheduler is None else gamma ** sum(n for m, n in milestones.items() if m <= epoch)
+    for g, hyper in zip(optimizer.param_groups, groups):
+        g.update(hyper)
+        g['lr'] = hyper['lr'] * decay
+        if scheduler is not None:
+            g['initial_lr'] = hyper['lr']
+    if scheduler is not None:
+        scheduler.milestones, scheduler.gamma = Counter(milestones), gamma
+        scheduler.base_lrs = [hyper['lr'] for hyper in groups]
+        scheduler._last_lr = [g['lr'] for g in optimizer.param_groups]
+    return (f"the config's optimizer or schedule differs from the checkpoint's: continuing with the "
+            f"config's, lr {optimizer.param_groups[0]['lr']:.2e} after epoch {epoch}")
