@@ -11,7 +11,7 @@ The cell each query reads is chosen by `sample_nearest`, as in the plain path, s
 `query_rgb(..., fast=False)` selects the plain path, which stays the executable definition.
 """
 import contextlib
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
@@ -21,6 +21,7 @@ from torch import Tensor
 from utils.coords import sample_nearest
 
 _FAST = {'enabled': True}
+T = TypeVar('T')
 
 
 def use_fast(fast: Optional[bool] = None) -> bool:
@@ -122,9 +123,8 @@ def _version(t: Tensor) -> int:
         return -1
 
 
-def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor],
-                      compute: Callable[[], Tensor]) -> Tensor:
-    """compute() (a projection of feat by params), reused while rendering chunk after chunk of
+def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
+    """compute() (a projection of feat by params, or such a tuple), reused while rendering chunk after chunk of
     one image: kept only when gradients are off and while feat, params and autocast are unchanged."""
     if torch.is_grad_enabled():
         return compute()
@@ -138,6 +138,16 @@ def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor],
     out = compute()
     model._fast_cache = (feat, key, out)  # a plain attribute: not in the state dict
     return out
+
+
+def with_finiteness(table: Tensor) -> tuple[Tensor, bool]:
+    """(table, whether every entry is finite), to cache with the table: checked once per image."""
+    return table, torch.is_grad_enabled() or bool(torch.isfinite(table).all())
+
+
+def all_finite(tensors: Sequence[Tensor]) -> bool:
+    """Whether every entry of every tensor is finite (one host sync)."""
+    return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
 def supports_fast(imnet: nn.Module) -> bool:
@@ -188,8 +198,9 @@ def mlp_from_first(mlp: nn.Module, pre: Tensor, inplace: bool) -> Tensor:
 
 def relu_(x: Tensor) -> Tensor:
     """ReLU in place. A bf16 number is negative iff its sign bit is set, i.e. iff it is negative as
-    an int16, so without gradients it is clamped as int16 (4x faster; a NaN with the sign bit set
-    becomes 0 instead of staying NaN)."""
+    an int16, so without gradients it is clamped as int16 (4x faster). A NaN with the sign bit set
+    (torch's bf16 NaN) becomes 0 here, as in oneDNN's fused linear+ReLU: so LIIF's query_rgb_fast
+    takes the plain path when its inputs are not all finite."""
     if x.dtype == torch.bfloat16 and not torch.is_grad_enabled() and x.is_contiguous():
         x.view(torch.int16).clamp_min_(0)
         return x

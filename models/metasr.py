@@ -7,8 +7,8 @@ from torch import Tensor
 
 from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
 from . import fast_query
-from .fast_query import (cached_projection, cell_rows, encoder_input, flat_index, nearest_index,
-                         project_feat, use_fast)
+from .fast_query import (all_finite, cached_projection, cell_rows, encoder_input, flat_index, nearest_index,
+                         project_feat, use_fast, with_finiteness)
 from .registry import make, register
 
 
@@ -70,13 +70,17 @@ class MetaSR(nn.Module):
             b2 = last.bias.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
             return cell_rows(project_feat(feat, torch.cat([w2, b2]), True))  # (B*h*w, 3H + 3)
 
-        table = cached_projection(self, feat, [last.weight, last.bias], compute)
+        table, table_finite = cached_projection(self, feat, [last.weight, last.bias],
+                                                lambda: with_finiteness(compute()))
         corners = latent_centres(feat, top_left=True)[0].permute(1, 2, 0).reshape(h * w, 2)
         coord_ = coord - cell / 2
         index = nearest_index((coord_ + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6), (h, w))  # (B, Q)
         rel = to_latent_units(coord_ - corners[index], (h / 2, w / 2))
         r = cell[..., :1] * (h / 2)
         x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
+        if not torch.is_grad_enabled() and not (table_finite and all_finite([x, *self.imnet.parameters()])):
+            # NaN/inf: the convolution skips its zero padding (0 x NaN is NaN in the plain path).
+            return self.query_rgb_plain(coord, cell)
         rows = flat_index(index, h * w)  # (BQ,)
         # With gradients, one chunk: each gather's backward fills a table-sized gradient.
         outs, chunk = [], fast_query.TRAIN_ROW_CHUNK if torch.is_grad_enabled() else fast_query.ROW_CHUNK

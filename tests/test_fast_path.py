@@ -186,6 +186,34 @@ def test_bf16_relu_as_int16_is_relu():
     assert torch.equal(out, torch.relu(x)) and out.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize('name', ['liif', 'a-liif', 'metasr'])
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+@pytest.mark.parametrize('where', ['input', 'hidden weight', 'coord'])
+def test_nan_reaches_the_output_as_in_the_plain_path(name, precision, where):
+    """Inference fuses ReLU into ops that turn NaN into 0 (oneDNN's linear+ReLU, the int16
+    clamp): a NaN in the input, the weights or the queries must still come out as NaN, exactly
+    where the plain path puts it, not as a plausible colour."""
+    model = (liif() if name == 'liif' else build(name)).eval()
+    inp, coord, cell = queries()
+    if where == 'input':
+        inp[0, :, 2, 3] = float('nan')
+    elif where == 'coord':
+        coord = coord.clone()
+        coord[1, 5] = float('nan')
+    else:
+        with torch.no_grad():
+            hidden = [m for m in model.imnet.modules() if isinstance(m, torch.nn.Linear)][1]
+            hidden.weight[0, 0] = float('nan')
+    outs = []
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
+        for fast in (True, False):
+            model.gen_feat(inp)
+            outs.append(model.query_rgb(coord, cell, fast=fast))
+    fast_out, plain_out = outs
+    assert plain_out.isnan().any()
+    assert torch.equal(fast_out.isnan(), plain_out.isnan())
+
+
 def test_metasr_default_path_is_fast_only_without_gradients():
     model = build('metasr')
     inp, coord, cell = queries()
