@@ -124,8 +124,9 @@ def _version(t: Tensor) -> int:
 
 
 def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
-    """compute() (a projection of feat by params, or such a tuple), reused while rendering chunk after chunk of
-    one image: kept only when gradients are off and while feat, params and autocast are unchanged."""
+    """compute() (a projection of feat by params, alone or with facts about it), reused while
+    rendering chunk after chunk of one image: kept only when gradients are off and while feat,
+    params and autocast are unchanged."""
     if torch.is_grad_enabled():
         return compute()
     dev = feat.device.type
