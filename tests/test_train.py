@@ -186,6 +186,7 @@ def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
 
     rest = train_liif.train(cfg, cut, resume=str(cut / 'epoch-last.pth'))
     assert rest['epoch'] == [3, 4]
+    assert 'differs' not in (cut / 'log.txt').read_text()  # same config: the loaded schedule stays
     assert rest['train_loss'] == full['train_loss'][2:]
     assert rest['val_psnr'] == full['val_psnr'][2:]
     a, b = load_checkpoint(tmp_path / 'full/epoch-last.pth'), load_checkpoint(cut / 'epoch-last.pth')
