@@ -151,6 +151,14 @@ def all_finite(tensors: Sequence[Tensor]) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
+def inputs_finite(table_finite: bool, queries: Tensor, imnet: nn.Module) -> bool:
+    """Whether the fast path may decode these queries. Inference fuses ReLU into ops that turn
+    NaN into 0 (and Meta-SR's convolution skips the zero padding that makes 0 x NaN a NaN), so
+    with a NaN or inf in the projected grid (with_finiteness), the queries' coordinate part or the
+    decoder's weights the caller takes the plain path, which keeps it. With gradients: always."""
+    return torch.is_grad_enabled() or (table_finite and all_finite([queries, *imnet.parameters()]))
+
+
 def supports_fast(imnet: nn.Module) -> bool:
     """Whether the fast path knows how to split this decoder's first layer (`mlp` decoders and
     A-LIIF's adaptive decoder with an `mlp` expansion net)."""

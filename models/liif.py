@@ -7,8 +7,8 @@ from torch import Tensor
 
 from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (all_finite, cached_projection, cell_rows, decode_rows, encoder_input, first_layer,
-                         flat_index, nearest_index, project_feat, supports_fast, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, first_layer, flat_index,
+                         inputs_finite, nearest_index, project_feat, supports_fast, use_fast, with_finiteness)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -85,9 +85,8 @@ class LIIF(nn.Module):
         if self.cell_decode:
             rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
         rel = torch.cat(rel, dim=-1).view(b * k * q, -1)  # (B*K*Q, 2 or 4)
-        if not torch.is_grad_enabled() and not (table_finite and all_finite([rel, *self.imnet.parameters()])):
-            # Inference fuses ReLU into ops that turn NaN into 0; the plain path keeps NaN and inf.
-            return self.query_rgb_plain(coord, cell)
+        if not inputs_finite(table_finite, rel, self.imnet):
+            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would turn into 0
         pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
                            weight[:, n_feat:]).view(b, k, q, -1)
         if k == 1:

@@ -7,8 +7,8 @@ from torch import Tensor
 
 from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
 from . import fast_query
-from .fast_query import (all_finite, cached_projection, cell_rows, encoder_input, flat_index, nearest_index,
-                         project_feat, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_rows, encoder_input, flat_index, inputs_finite,
+                         nearest_index, project_feat, use_fast, with_finiteness)
 from .registry import make, register
 
 
@@ -78,9 +78,8 @@ class MetaSR(nn.Module):
         rel = to_latent_units(coord_ - corners[index], (h / 2, w / 2))
         r = cell[..., :1] * (h / 2)
         x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
-        if not torch.is_grad_enabled() and not (table_finite and all_finite([x, *self.imnet.parameters()])):
-            # NaN/inf: the convolution skips its zero padding (0 x NaN is NaN in the plain path).
-            return self.query_rgb_plain(coord, cell)
+        if not inputs_finite(table_finite, x, self.imnet):
+            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would lose
         rows = flat_index(index, h * w)  # (BQ,)
         # With gradients, one chunk: each gather's backward fills a table-sized gradient.
         outs, chunk = [], fast_query.TRAIN_ROW_CHUNK if torch.is_grad_enabled() else fast_query.ROW_CHUNK
