@@ -2,8 +2,13 @@
 
 Every item: 'inp' (3, h, w) LR in [0, 1]; 'coord' (Q, 2) HR pixel centres, (row, col);
 'cell' (Q, 2) = (2 / H_hr, 2 / W_hr); 'gt' (Q, 3) HR RGB at coord. Q = H_hr * W_hr, or
-`sample_q` pixels drawn without replacement. Random draws: scale, crop and flips from Python's
-`random`; the sample_q subset from torch's generator (see datasets/seeding.py).
+`sample_q` pixels drawn without replacement. Random draws: scale, crop, flips and channel order
+from Python's `random`; the sample_q subset from torch's generator (see datasets/seeding.py).
+
+Augmentation: `augment` flips and transposes (the paper's); `rgb_permute` (off by default, not in
+the paper) also shuffles the colour channels of LR and HR alike, one of the six orders per item
+(the "RGB permute" of Yoo et al., CVPR 2020). It widens the colours a small training set shows:
+a decoder that predicts absolute RGB otherwise renders colours it never saw with a cast.
 """
 import math
 import random
@@ -39,6 +44,23 @@ def augment(x: Tensor, flips: Flips) -> Tensor:
     return x
 
 
+def random_channel_order() -> list[int]:
+    """One of the six orders of the three colour channels, uniformly."""
+    return random.sample(range(3), 3)
+
+
+def augment_pair(crop_lr: Tensor, crop_hr: Tensor, flips: bool, rgb_permute: bool) -> tuple[Tensor, Tensor]:
+    """The same random flips (if `flips`) and channel order (if `rgb_permute`) on LR and HR;
+    draws nothing from `random` for a switch that is off."""
+    if flips:
+        f = random_flips()
+        crop_lr, crop_hr = augment(crop_lr, f), augment(crop_hr, f)
+    if rgb_permute:
+        order = random_channel_order()
+        crop_lr, crop_hr = crop_lr[order], crop_hr[order]
+    return crop_lr, crop_hr
+
+
 def make_sample(inp: Tensor, hr: Tensor, sample_q: Optional[int], what: str) -> dict:
     """LR inp (3, h, w) and HR (3, H, W) -> {'inp', 'coord' (Q, 2), 'cell' (Q, 2), 'gt' (Q, 3)}."""
     coord, gt = to_pixel_samples(hr.contiguous())  # (H*W, 2), (H*W, 3)
@@ -49,6 +71,13 @@ def make_sample(inp: Tensor, hr: Tensor, sample_q: Optional[int], what: str) -> 
         keep = torch.randperm(coord.shape[0])[:sample_q]
         coord, gt = coord[keep], gt[keep]
     return {'inp': inp.contiguous(), 'coord': coord, 'cell': make_cell(hr.shape[-2:], coord), 'gt': gt}
+
+
+def check_switch(value, name: str) -> bool:
+    """Refuse a wrapper switch that is not a boolean (true or false in YAML)."""
+    if not isinstance(value, bool):
+        raise UserError(f'{name} must be true or false, got {value!r}')
+    return value
 
 
 def describe(dataset: Dataset, idx: int) -> str:
@@ -70,8 +99,9 @@ class SRImplicitDownsampled(Dataset):
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
                  scale_max: Optional[float] = None, augment: bool = False,
-                 sample_q: Optional[int] = None, resize: str = 'pil'):
+                 sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
+        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
         if not 0 < self.scale_min <= self.scale_max:
@@ -103,9 +133,7 @@ class SRImplicitDownsampled(Dataset):
             y0 = random.randint(0, img.shape[-1] - w_hr)
             crop_hr = img[:, x0:x0 + w_hr, y0:y0 + w_hr]
             crop_lr = resize_fn(crop_hr, self.inp_size, self.resize)
-        if self.augment:
-            flips = random_flips()
-            crop_lr, crop_hr = augment(crop_lr, flips), augment(crop_hr, flips)
+        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
         return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
 
 
@@ -115,8 +143,9 @@ class SRImplicitPaired(Dataset):
     s * (h_lr, w_lr); with inp_size, aligned random crops (inp_size and s * inp_size)."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,
-                 sample_q: Optional[int] = None):
+                 sample_q: Optional[int] = None, rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
+        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
         check_sample_q(sample_q)
 
     def __len__(self) -> int:
@@ -140,9 +169,7 @@ class SRImplicitPaired(Dataset):
             y0 = random.randint(0, w_lr - n)
             crop_lr = img_lr[:, x0:x0 + n, y0:y0 + n]
             crop_hr = img_hr[:, x0 * s:(x0 + n) * s, y0 * s:(y0 + n) * s]
-        if self.augment:
-            flips = random_flips()
-            crop_lr, crop_hr = augment(crop_lr, flips), augment(crop_hr, flips)
+        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
         return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
 
 

@@ -135,6 +135,50 @@ def test_downsampled_augmentation_is_identical_on_lr_and_hr(tmp_path):
     assert seen == set(ALL_FLIPS)
 
 
+ALL_ORDERS = list(itertools.permutations(range(3)))
+
+
+def orders_applied(plain: dict, aug: dict) -> list:
+    """The (flips, channel order) pairs that turn the plain item's LR and HR into the augmented item's."""
+    return [(f, o) for f in ALL_FLIPS for o in ALL_ORDERS
+            if torch.equal(apply_flips(plain['inp'], f)[list(o)], aug['inp'])
+            and torch.equal(apply_flips(hr_of(plain), f)[list(o)], hr_of(aug))]
+
+
+@pytest.mark.parametrize('flips', [False, True])
+@pytest.mark.parametrize('wrapper', ['sr-implicit-downsampled', 'sr-implicit-paired'])
+def test_rgb_permute_reorders_lr_and_hr_channels_alike(tmp_path, wrapper, flips):
+    if wrapper == 'sr-implicit-paired':
+        lr_root, _ = random_folder(tmp_path, (8, 10, 3), 'lr')
+        hr_root, _ = random_folder(tmp_path, (24, 30, 3), 'hr', seed=1)
+        ds = datasets.make({'name': 'paired-image-folders', 'args': {'root_path_1': lr_root, 'root_path_2': hr_root}})
+        args = dict(inp_size=4)
+    else:
+        ds = folder(random_folder(tmp_path, (40, 40, 3))[0])
+        args = dict(inp_size=12, scale_min=2, scale_max=3)
+    plain_w = wrap(ds, wrapper, **args)
+    perm_w = wrap(ds, wrapper, augment=flips, rgb_permute=True, **args)
+    seen = set()
+    for seed in range(200):
+        datasets.seed_all(seed)
+        plain = plain_w[0]
+        datasets.seed_all(seed)
+        found = orders_applied(plain, perm_w[0])
+        assert len(found) == 1, seed  # random content: exactly one (flips, order) fits LR and HR
+        (f, order), = found
+        assert f == (False, False, False) or flips
+        seen.add(order)
+        if seen == set(ALL_ORDERS):
+            break
+    assert seen == set(ALL_ORDERS)
+
+
+def test_rgb_permute_must_be_a_boolean(tmp_path):
+    ds = folder(random_folder(tmp_path, (40, 40, 3))[0])
+    with pytest.raises(UserError, match=r"^rgb_permute must be true or false, got 'yes'$"):
+        wrap(ds, 'sr-implicit-downsampled', rgb_permute='yes')
+
+
 @pytest.mark.parametrize('method', ['pil', 'matlab'])
 def test_downsampling_the_augmented_hr_gives_the_augmented_lr(photos, method):
     w = wrap(folder(photos), 'sr-implicit-downsampled', inp_size=24, scale_min=2, augment=True, resize=method)
