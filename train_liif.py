@@ -57,7 +57,7 @@ from utils.trainer_data import DataNorm, EpochLoaders, make_dataset, rank_batch_
 from utils.trainer_dist import DistEnv, all_gather, barrier, dist_env, init_distributed, shutdown
 from utils.trainer_loop import train_epoch, validate, weights_digest
 from utils.trainer_run import RunLog, check_run_folder, default_save_path, save_config, set_aside
-from utils.trainer_state import RANK_STREAM, all_finite, derive_seed, make_checkpoint, restore, rng_state
+from utils.trainer_state import RANK_STREAM, derive_seed, make_checkpoint, parameters_finite, restore, rng_state
 
 
 class TrainingDiverged(UserError):
@@ -174,7 +174,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
 
     def save(epoch: int, names: list[str]) -> None:
         rng = all_gather(rng_state())
-        if not all_finite(model):
+        if not parameters_finite(model):
             raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. The last '
                                    f'good checkpoint is {last}: resume from it with a lower learning rate')
         if env.is_main:

@@ -91,7 +91,7 @@ def load_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, sd: di
     scheduler.load_state_dict(sd)
 
 
-def all_finite(model: nn.Module) -> bool:
+def parameters_finite(model: nn.Module) -> bool:
     """True when every parameter of model is finite (checked before a checkpoint is written)."""
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
