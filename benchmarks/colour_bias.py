@@ -22,21 +22,19 @@ from demo import DEFAULT_MODEL, load_renderer  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 from utils.render import batched_predict  # noqa: E402
+from utils.trainer_data import DataNorm  # noqa: E402
 
 
 @torch.no_grad()
 def colour_casts(model, norm: dict, colours: torch.Tensor, size: int, scale: int) -> torch.Tensor:
     """colours (N, 3) in [0, 255] -> casts (N, 3) in levels: mean rendered colour minus colour."""
-    (si, di), (sg, dg) = norm['inp'], norm['gt']
-    sub, div = (torch.tensor(v).view(1, -1, 1, 1) for v in (si, di))
+    data_norm = DataNorm(*norm['inp'], *norm['gt'])
     lr = (colours / 255).view(-1, 3, 1, 1).expand(-1, 3, size, size)
     out_hw = (size * scale, size * scale)
     coord = make_coord(out_hw).view(1, -1, 2).expand(len(colours), -1, -1)
     cell = make_cell(out_hw, coord)
-    pred = batched_predict(model, (lr - sub) / div, coord, cell, 30000)  # (N, Q, 3)
-    sub, div = (torch.tensor(v).view(1, 1, -1) for v in (sg, dg))
-    rgb = (pred * div + sub).clamp(0, 1) * 255
-    return rgb.mean(1) - colours
+    pred = batched_predict(model, data_norm.inp(lr), coord, cell, 30000)  # (N, Q, 3)
+    return data_norm.pred_to_rgb(pred).mul(255).mean(1) - colours
 
 
 def main() -> None:

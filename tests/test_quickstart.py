@@ -1,10 +1,9 @@
 """The quickstart on the bundled model: sample data from scikit-image's photos, demo renders of
 the bundled example, and the bundled model's x2 PSNR on one sample image, pinned."""
+import itertools
 import subprocess
 import sys
 from pathlib import Path
-
-import itertools
 
 import numpy as np
 import pytest
@@ -74,12 +73,13 @@ def test_bundled_model_keeps_flat_colours():
     here, on pure green."""
     demo_py = load_script('demo.py', 'liif_demo_script')
     from utils.render import render
+    from utils.trainer_data import DataNorm
     model, norm = demo_py.load_renderer(str(BUNDLED), torch.device('cpu'))
-    (sub, div) = (torch.tensor(v).view(1, -1, 1, 1) for v in norm['inp'])
+    data_norm = DataNorm(*norm['inp'], *norm['gt'])
     worst = 0.0
     for colour in itertools.product((0, 128, 255), repeat=3):
         lr = torch.tensor(colour, dtype=torch.float32).div(255).view(1, 3, 1, 1).expand(1, 3, 8, 8)
-        out = render(model, (lr - sub) / div, (32, 32), gt_norm=norm['gt'])  # (32, 32, 3) uint8
+        out = render(model, data_norm.inp(lr), (32, 32), gt_norm=norm['gt'])  # (32, 32, 3) uint8
         cast = np.abs(out.reshape(-1, 3).astype(np.float64).mean(0) - colour).max()
         worst = max(worst, cast)
     assert worst <= MAX_FLAT_COLOUR_CAST
