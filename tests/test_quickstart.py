@@ -1,5 +1,6 @@
 """The quickstart on the bundled model: sample data from scikit-image's photos, demo renders of
-the bundled example, and the bundled model's x2 PSNR on one sample image, pinned."""
+the bundled example, the bundled model's x2 PSNR on one sample image, pinned, and its colour
+fidelity on flat colours."""
 import itertools
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import torch
 from PIL import Image
 
 from script_loader import load_script
+from utils.render import render
+from utils.trainer_data import DataNorm
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / 'pretrained' / 'edsr-baseline-liif-sample.pth'
@@ -72,8 +75,6 @@ def test_bundled_model_keeps_flat_colours():
     {0, 128, 255}. The previous bundled model (trained without rgb_permute) measured 59.9 levels
     here, on pure green."""
     demo_py = load_script('demo.py', 'liif_demo_script')
-    from utils.render import render
-    from utils.trainer_data import DataNorm
     model, norm = demo_py.load_renderer(str(BUNDLED), torch.device('cpu'))
     data_norm = DataNorm(*norm['inp'], *norm['gt'])
     worst = 0.0
