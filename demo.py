@@ -7,7 +7,7 @@
 Output size: --scale S (or SY,SX) gives round(H * SY) x round(W * SX), halves rounded up, at
 least 1 pixel; --resolution H,W (height first) gives exactly that. Without --output the result
 goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Outputs over 500
-megapixels need --force. See utils/image_io.py for how each image mode is handled.
+megapixels need --force. See utils/images.py for how each image mode is handled.
 """
 import argparse
 import math
@@ -18,15 +18,16 @@ from typing import Optional, Sequence
 
 import torch
 
-from utils.checkpoint import build_model, load_checkpoint
-from utils.data_norm import parse_data_norm
+from inference.norm import DataNorm
+from inference.render import render
+from inference.tiling import receptive_radius
+from models.loading import build_model
+from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
-from utils.image_io import (check_writable, compose, output_format, read_image, storable_mode,
+from utils.images import (check_writable, compose, output_format, read_image, storable_mode,
                             upscale_alpha, write_image)
 from utils.precision import PRECISIONS, check_precision
-from utils.render import render
-from utils.tiling import receptive_radius
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / 'pretrained' / 'edsr-baseline-liif-sample.pth'
 MAX_MEGAPIXELS = 500
@@ -103,20 +104,8 @@ def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Opti
     return inp.with_name(f'{inp.stem}_{tag}{ext}')
 
 
-def data_norm(ckpt: dict) -> dict:
-    """{'inp': (sub, div), 'gt': (sub, div)}: from the checkpoint's stored config if it has one
-    (no data_norm there means sub 0, div 1), else the shipped configs' sub 0.5, div 0.5 (the
-    paper's released checkpoints store no config)."""
-    cfg = ckpt.get('config')
-    if cfg is None:
-        return parse_data_norm(None, 'checkpoint', default=((0.5,), (0.5,)))
-    if not isinstance(cfg, dict):
-        raise UserError(f'checkpoint config: expected a mapping, got {type(cfg).__name__}')
-    return parse_data_norm(cfg.get('data_norm'), 'checkpoint config')
-
-
-def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The model of checkpoint `path` (default: the bundled one) and its data_norm."""
+def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.Module, DataNorm]:
+    """The model of checkpoint `path` (default: the bundled one) and its normalisation."""
     if path is None:
         if not DEFAULT_MODEL.is_file():
             raise UserError(f'no --model given and the bundled default {DEFAULT_MODEL} is missing; '
@@ -128,7 +117,7 @@ def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.M
     if not (hasattr(model, 'gen_feat') and hasattr(model, 'query_rgb')):
         raise UserError(f"{path}: model {ckpt['model']['name']!r} is not an implicit image "
                         'function (it has no gen_feat/query_rgb); give a LIIF-style checkpoint')
-    return model, data_norm(ckpt)
+    return model, DataNorm.from_checkpoint(ckpt, str(path))
 
 
 def _note(msg: str) -> None:
@@ -170,11 +159,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
             tile = None
 
     start = time.time()
-    x = torch.from_numpy(image.rgb).to(device).permute(2, 0, 1).float().div_(255)  # (3, h, w)
-    sub, div = (torch.tensor(v, device=device).view(-1, 1, 1) for v in norm['inp'])
-    x = ((x - sub) / div).unsqueeze(0)  # (1, 3, h, w)
-    rgb = render(model, x, out_hw, bsize=args.bsize, precision=args.precision,
-                 progress=True, tile=tile, gt_norm=norm['gt'])
+    x = torch.from_numpy(image.rgb).to(device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
+    rgb = render(model, x, out_hw, norm, bsize=args.bsize, precision=args.precision,
+                 progress=True, tile=tile)
     del x, model
     alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
     img = compose(rgb, alpha, image.gray)

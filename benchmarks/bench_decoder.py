@@ -9,7 +9,7 @@ astronaut, 512^2, downscaled to 128^2 with PIL bicubic and rendered back at x4).
 
 The four configurations are interleaved in each of --repeats rounds (the machine may be shared).
 A render is one encoder pass plus the decoder over all output pixels in chunks of --bsize
-queries, as utils.render.batched_predict does it. Two timings: the best whole run, and the sum of
+queries, as inference.render.batched_predict does it. Two timings: the best whole run, and the sum of
 the best time of each part (encoder pass, each chunk; forward, backward, Adam step), which filters
 out bursts of other processes; the speed-ups use the latter. Peak memory is the largest increase of
 the process's resident set during a run, sampled every 2 ms. Without --model the weights are
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import models  # noqa: E402
 from models import fast_query  # noqa: E402
-from utils.checkpoint import load_model  # noqa: E402
+from models.loading import load_model  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 from utils.precision import autocast  # noqa: E402
@@ -86,7 +86,7 @@ def render(model, inp: torch.Tensor, side: int, path: str, precision: str, bsize
            max_queries: int) -> tuple[torch.Tensor, list[float], int]:
     """(pred (1, Q, 3) de-normalised to [0, 1], seconds of each part, peak RSS increase) of one
     render to side^2: the parts are the encoder pass and each chunk of bsize queries, exactly the
-    calls utils.render.batched_predict makes."""
+    calls inference.render.batched_predict makes."""
     coord = make_coord((side, side)).unsqueeze(0)[:, :max_queries]  # (1, Q, 2)
     cell = make_cell((side, side), coord)
     parts, preds = [], []

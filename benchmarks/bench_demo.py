@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import models  # noqa: E402
-from utils.checkpoint import save_checkpoint  # noqa: E402
+from utils.checkpoints import save_checkpoint  # noqa: E402
 
 # name -> (input side, scale)
 CASES = {'x4': (512, 4), 'x30': (256, 30)}

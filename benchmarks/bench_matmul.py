@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from models.fast_query import FUSED_LINEAR  # noqa: E402
+from models.fused import FUSED_LINEAR  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
 

@@ -23,9 +23,9 @@ import models  # noqa: E402
 from models.fast_query import fast_path  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
-from utils.train_config import OPTIMIZERS, load_train_config  # noqa: E402
-from utils.trainer_data import DataNorm  # noqa: E402
-from utils.trainer_loop import train_step  # noqa: E402
+from training.config import OPTIMIZERS, load_train_config  # noqa: E402
+from inference.norm import DataNorm  # noqa: E402
+from training.loop import train_step  # noqa: E402
 
 
 def random_batch(batch: int, inp_size: int, sample_q: int, scale: float, device: torch.device) -> dict:

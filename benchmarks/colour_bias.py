@@ -21,14 +21,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from demo import DEFAULT_MODEL, load_renderer  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
-from utils.render import batched_predict  # noqa: E402
-from utils.trainer_data import DataNorm  # noqa: E402
+from inference.render import batched_predict  # noqa: E402
+from inference.norm import DataNorm  # noqa: E402
 
 
 @torch.no_grad()
-def colour_casts(model, norm: dict, colours: torch.Tensor, size: int, scale: int) -> torch.Tensor:
+def colour_casts(model, data_norm: DataNorm, colours: torch.Tensor, size: int, scale: int) -> torch.Tensor:
     """colours (N, 3) in [0, 255] -> casts (N, 3) in levels: mean rendered colour minus colour."""
-    data_norm = DataNorm(*norm['inp'], *norm['gt'])
     lr = (colours / 255).view(-1, 3, 1, 1).expand(-1, 3, size, size)
     out_hw = (size * scale, size * scale)
     coord = make_coord(out_hw).view(1, -1, 2).expand(len(colours), -1, -1)

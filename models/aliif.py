@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .fast_query import supports_fast
 from .liif import LIIF
 from .registry import make, register
 
@@ -40,13 +41,13 @@ class AdaptiveDecoder(nn.Module):
         """x (N, D) -> c (N, K): the expansion net's output, L2-normalised (signs kept)."""
         return F.normalize(self.expansion(x), dim=-1)
 
-    def mix(self, h: Tensor, coef: Tensor, first_layer: Optional[Tensor] = None) -> Tensor:
+    def mix(self, h: Tensor, coef: Tensor, first: Optional[Tensor] = None) -> Tensor:
         """Run the mixed bases on h (N, D) with coefficients coef (N, K) -> (N, out_dim).
-        `first_layer` (N, K, hidden), if given, replaces layer 0's W x + b (the fast path)."""
+        `first` (N, K, hidden), if given, replaces layer 0's W x + b (the fast path)."""
         n_layers = len(self.basis_weight)
         for l, (w, b) in enumerate(zip(self.basis_weight, self.basis_bias)):
-            if l == 0 and first_layer is not None:
-                out = first_layer
+            if l == 0 and first is not None:
+                out = first
             else:
                 k, fan_out, fan_in = w.shape
                 out = (h @ w.reshape(k * fan_out, fan_in).t()).view(-1, k, fan_out) + b  # (N, K, out)
@@ -56,9 +57,30 @@ class AdaptiveDecoder(nn.Module):
         return h
 
     def forward(self, x: Tensor) -> Tensor:
+        """x (..., D) -> (..., out_dim)."""
         shape = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])  # (N, D)
         return self.mix(x, self.coefficients(x)).view(*shape, self.out_dim)
+
+    # The fast path's interface (models/fast_query.py, docs/design.md §8), when the expansion net
+    # has it too: the expansion's first layer and every basis's first layer, stacked.
+
+    def first_layer(self) -> Optional[tuple[Tensor, Tensor]]:
+        """weight (E + K*H, D), bias (E + K*H,): the expansion net's first layer (E rows) then the
+        K bases' first layers (basis-major); None when the expansion net cannot split its own."""
+        if not supports_fast(self.expansion):
+            return None
+        exp_w, exp_b = self.expansion.first_layer()
+        w, b = self.basis_weight[0], self.basis_bias[0]  # (K, H, D), (K, H)
+        return torch.cat([exp_w, w.reshape(-1, w.shape[-1])]), torch.cat([exp_b, b.reshape(-1)])
+
+    def from_first(self, pre: Tensor, inplace: bool = True) -> Tensor:
+        """The output (N, out_dim) from first_layer's output pre (N, E + K*H)."""
+        n_exp = self.expansion.first_layer()[0].shape[0]
+        # (Not in place: the bases' columns of pre are kept for backward.)
+        coef = F.normalize(self.expansion.from_first(pre[:, :n_exp], inplace=False), dim=-1)  # (N, K)
+        first = pre[:, n_exp:].reshape(pre.shape[0], self.basis_num, -1)  # (N, K, H)
+        return self.mix(first, coef, first=first)
 
 
 @register('a-liif')

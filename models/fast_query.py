@@ -100,17 +100,18 @@ TRAIN_ROW_CHUNK = 1 << 30
 def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, weight_rel: Tensor) -> Tensor:
     """The decoder on N inputs whose first layer is table[index] + rel @ weight_rel^T:
     table (cells, O) the projected latent grid (first-layer bias included), index (N,), rel (N, R),
-    weight_rel (O, R) -> (N, out_dim), in chunks of rows."""
+    weight_rel (O, R) -> (N, out_dim) through imnet.from_first, in chunks of rows. Without
+    gradients the rows are fresh tensors, which from_first may overwrite."""
     if torch.is_grad_enabled():
         # One gather, split (not sliced): its backward is one scatter into a table-sized gradient.
         chunks = zip(torch.split(F.embedding(index, table), TRAIN_ROW_CHUNK), torch.split(rel, TRAIN_ROW_CHUNK))
-        outs = [decode_from_first(imnet, torch.addmm(cells, r, weight_rel.t())) for cells, r in chunks]  # (n, out)
+        outs = [imnet.from_first(torch.addmm(cells, r, weight_rel.t())) for cells, r in chunks]  # (n, out)
     else:
         # The gathered rows are a fresh tensor: the coordinate part is added into them in place
         # (one activation-sized buffer less per chunk; measured 2-18% faster at x30 in fp32).
         # In-place ops escape autocast, so r and weight_rel take the rows' dtype as autocast would.
         w_t = weight_rel.t().to(table.dtype)
-        outs = [decode_from_first(imnet, gather_rows(table, i).addmm_(r.to(table.dtype), w_t))
+        outs = [imnet.from_first(gather_rows(table, i).addmm_(r.to(table.dtype), w_t))
                 for i, r in zip(torch.split(index, ROW_CHUNK), torch.split(rel, ROW_CHUNK))]
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
@@ -160,84 +161,8 @@ def inputs_finite(table_finite: bool, queries: Tensor, imnet: nn.Module) -> bool
 
 
 def supports_fast(imnet: nn.Module) -> bool:
-    """Whether the fast path knows how to split this decoder's first layer (`mlp` decoders and
-    A-LIIF's adaptive decoder with an `mlp` expansion net)."""
-    from .aliif import AdaptiveDecoder  # aliif imports liif, which imports this module
-    from .mlp import MLP
-
-    if isinstance(imnet, AdaptiveDecoder):
-        return isinstance(imnet.expansion, MLP)
-    return isinstance(imnet, MLP)
-
-
-def first_layer(imnet: nn.Module) -> tuple[Tensor, Tensor]:
-    """weight (O, D), bias (O,): every linear map the decoder applies to its input (D wide) first.
-    An `mlp`: its first Linear. A-LIIF: the expansion net's first Linear (rows 0..255) then the
-    K bases' first layers (basis-major, K*H rows)."""
-    from .aliif import AdaptiveDecoder
-
-    if isinstance(imnet, AdaptiveDecoder):
-        lin, w, b = imnet.expansion.layers[0], imnet.basis_weight[0], imnet.basis_bias[0]
-        return (torch.cat([lin.weight, w.reshape(-1, w.shape[-1])]),  # (256 + K*H, D)
-                torch.cat([lin.bias, b.reshape(-1)]))
-    return imnet.layers[0].weight, imnet.layers[0].bias
-
-
-def decode_from_first(imnet: nn.Module, pre: Tensor) -> Tensor:
-    """pre (N, O), the output of `first_layer` on the decoder input -> the decoder's output (N, 3)."""
-    from .aliif import AdaptiveDecoder
-
-    if isinstance(imnet, AdaptiveDecoder):
-        n_exp = imnet.expansion.layers[0].out_features
-        # (No ReLU in place here: the bases' columns of pre are kept for backward.)
-        coef = F.normalize(mlp_from_first(imnet.expansion, pre[:, :n_exp], inplace=False), dim=-1)  # (N, K)
-        first = pre[:, n_exp:].reshape(pre.shape[0], imnet.basis_num, -1)  # (N, K, H)
-        return imnet.mix(first, coef, first_layer=first)
-    return mlp_from_first(imnet, pre, inplace=True)
-
-
-def mlp_from_first(mlp: nn.Module, pre: Tensor, inplace: bool) -> Tensor:
-    """An `mlp`'s output from its first Linear's output pre (N, hidden); ReLU on pre in place if allowed."""
-    layers = list(mlp.layers)  # Linear, ReLU, Linear, ReLU, ..., Linear
-    x = (relu_(pre) if inplace else F.relu(pre)) if len(layers) > 1 else pre
-    for i in range(2, len(layers), 2):
-        x = linear(x, layers[i], relu=i + 1 < len(layers))
-    return x
-
-
-def relu_(x: Tensor) -> Tensor:
-    """ReLU in place. A bf16 number is negative iff its sign bit is set, i.e. iff it is negative as
-    an int16, so without gradients it is clamped as int16 (4x faster). A NaN with the sign bit set
-    (torch's bf16 NaN) becomes 0 here, as in oneDNN's fused linear+ReLU: so LIIF's query_rgb_fast
-    takes the plain path when its inputs are not all finite."""
-    if x.dtype == torch.bfloat16 and not torch.is_grad_enabled() and x.is_contiguous():
-        x.view(torch.int16).clamp_min_(0)
-        return x
-    return F.relu(x, inplace=True)
-
-
-def _has_fused_linear() -> bool:
-    """Whether this torch build has oneDNN's linear with a fused ReLU (a CPU op inductor uses)."""
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, '_linear_pointwise')
-    except (AttributeError, RuntimeError):
-        return False
-
-
-FUSED_LINEAR = _has_fused_linear()
-
-
-def linear(x: Tensor, layer: nn.Linear, relu: bool) -> Tensor:
-    """layer(x), then ReLU if relu, for x (N, in). Without gradients on CPU: one oneDNN call with
-    the bias and ReLU fused into the matrix product (same values, one pass over memory instead of
-    three) — for ReLU layers, and in bf16 also for the last one (measured faster only there)."""
-    w, b = layer.weight, layer.bias
-    if FUSED_LINEAR and not torch.is_grad_enabled() and x.device.type == 'cpu' and b is not None:
-        if torch.is_autocast_enabled('cpu'):
-            dtype = torch.get_autocast_dtype('cpu')
-            x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
-        if (x.dtype == w.dtype == b.dtype and (x.dtype == torch.bfloat16 or relu and x.dtype == torch.float32)
-                and x.is_contiguous()):
-            return torch.ops.mkldnn._linear_pointwise(x, w, b, 'relu' if relu else 'none', [], '')
-    x = F.linear(x, w, b)
-    return F.relu(x, inplace=True) if relu else x
+    """Whether a decoder can take the fast path: it says so by defining `first_layer()`, which
+    returns (weight (O, D), bias (O,)) of every linear map it applies to its input first (or None
+    when it cannot), and `from_first(pre)`, its output from that map's output pre (N, O)."""
+    return callable(getattr(imnet, 'from_first', None)) and callable(getattr(imnet, 'first_layer', None)) \
+        and imnet.first_layer() is not None

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, first_layer, flat_index,
+from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, flat_index,
                          inputs_finite, nearest_index, project_feat, supports_fast, use_fast, with_finiteness)
 from .registry import make, register
 
@@ -71,10 +71,11 @@ class LIIF(nn.Module):
         the corners batched into one decoder call. Same function up to float rounding."""
         feat = self.feat
         hw = feat.shape[-2:]
-        weight, bias = first_layer(self.imnet)  # (O, D), (O,)
+        weight, bias = self.imnet.first_layer()  # (O, D), (O,)
         n_feat = self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
-        table, table_finite = cached_projection(self, feat, [weight, bias], lambda: with_finiteness(cell_rows(
-            project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias))))  # (B*h*w, O)
+        table, table_finite = cached_projection(  # keyed on the decoder's own parameters
+            self, feat, list(self.imnet.parameters()),
+            lambda: with_finiteness(cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias))))  # (B*h*w, O)
         corners, eps = self.corners()
         coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
         b, k, q = coord_.shape[:3]

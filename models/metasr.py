@@ -61,16 +61,16 @@ class MetaSR(nn.Module):
         the grid (3H + 3 channels) gathered per query, instead of a 9C x 3 matrix per query."""
         feat = self.feat
         (b, c, h, w), q = feat.shape, coord.shape[1]
-        last = self.imnet.layers[-1]
-        n_hidden = last.weight.shape[1]
+        last_w, last_b = self.imnet.last_layer()  # (9C*3, H), (9C*3,)
+        n_hidden = last_w.shape[1]
 
         def compute() -> Tensor:
             # Rows o*H + j of the projection hold W2[(c*9 + k)*3 + o, j] over columns c*9 + k.
-            w2 = last.weight.view(c, 9, 3, n_hidden).permute(2, 3, 0, 1).reshape(3 * n_hidden, 9 * c)
-            b2 = last.bias.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
+            w2 = last_w.view(c, 9, 3, n_hidden).permute(2, 3, 0, 1).reshape(3 * n_hidden, 9 * c)
+            b2 = last_b.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
             return cell_rows(project_feat(feat, torch.cat([w2, b2]), True))  # (B*h*w, 3H + 3)
 
-        table, table_finite = cached_projection(self, feat, [last.weight, last.bias],
+        table, table_finite = cached_projection(self, feat, [last_w, last_b],
                                                 lambda: with_finiteness(compute()))
         corners = latent_centres(feat, top_left=True)[0].permute(1, 2, 0).reshape(h * w, 2)
         coord_ = coord - cell / 2
@@ -84,7 +84,7 @@ class MetaSR(nn.Module):
         # With gradients, one chunk: each gather's backward fills a table-sized gradient.
         outs, chunk = [], fast_query.TRAIN_ROW_CHUNK if torch.is_grad_enabled() else fast_query.ROW_CHUNK
         for i in range(0, b * q, chunk):
-            hidden = self.imnet.layers[:-1](x[i:i + chunk])  # (n, H)
+            hidden = self.imnet.hidden(x[i:i + chunk])  # (n, H)
             proj = fast_query.gather_rows(table, rows[i:i + chunk])  # (n, 3H + 3)
             p = proj[:, :3 * n_hidden].reshape(-1, 3, n_hidden)  # (n, 3, H)
             outs.append(torch.baddbmm(proj[:, 3 * n_hidden:].unsqueeze(-1), p, hidden.unsqueeze(-1)))

@@ -4,6 +4,7 @@ from typing import Optional
 
 import torch.nn as nn
 
+from utils.checkpoints import load_state_dict_strict
 from utils.registry import Registry
 
 MODELS = Registry('model')
@@ -13,8 +14,6 @@ register = MODELS.register
 def make(spec: dict, args: Optional[dict] = None, load_sd: bool = False) -> nn.Module:
     """Build the model `spec['name']` from a copy of `spec['args']` updated by `args`; with
     `load_sd`, load `spec['sd']` strictly (mismatches are reported by name)."""
-    from utils.checkpoint import load_state_dict_strict  # checkpoint imports this module
-
     model_args = copy.deepcopy(spec.get('args') or {})
     if args is not None:
         model_args.update(args)

@@ -8,7 +8,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from utils.checkpoint import build_model, load_checkpoint, save_checkpoint  # noqa: E402
+from models.loading import build_model  # noqa: E402
+from utils.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 
 

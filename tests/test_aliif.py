@@ -1,10 +1,18 @@
 """A-LIIF (SPEC §2.3): layer-wise mixing of basis MLPs equals an explicit per-query network."""
+import math
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
+from skimage import data as skdata
 
 import models
-from utils.checkpoint import load_model, save_checkpoint
+from models.loading import load_model
+from training import trainer
+from training.config import check_train_config
+from utils.checkpoints import load_checkpoint, save_checkpoint
+from utils.config import load_yaml
 
 ENC = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
 
@@ -72,17 +80,6 @@ def test_checkpoint_round_trip(tmp_path):
 def test_sample_config_trains_two_epochs(tmp_path):
     """configs/train-sample/train_tiny-a-liif.yaml, pointed at a small folder of real photo crops,
     trains two epochs and leaves a checkpoint that loads as an A-LIIF."""
-    import math
-
-    import numpy as np
-    from PIL import Image
-    from skimage import data as skdata
-
-    import train_liif
-    from utils.checkpoint import load_checkpoint
-    from utils.config import load_yaml
-    from utils.train_config import check_train_config
-
     photo = skdata.astronaut()  # (512, 512, 3)
     for split, n in (('train', 3), ('val', 1)):
         (tmp_path / split).mkdir()
@@ -95,7 +92,7 @@ def test_sample_config_trains_two_epochs(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        hist = train_liif.train(check_train_config(raw, 'tiny-a-liif'), tmp_path / 'run')
+        hist = trainer.train(check_train_config(raw, 'tiny-a-liif'), tmp_path / 'run')
     finally:
         torch.set_num_threads(threads)
     assert len(hist['train_loss']) == 2 and all(math.isfinite(v) for v in hist['train_loss'])

@@ -1,12 +1,12 @@
-"""utils/data_norm.py: the one parser of data_norm used by training, test.py and demo.py."""
+"""inference/norm.py: the one normalisation (DataNorm) used by training, evaluation and demo.py."""
 import pytest
 import torch
 import yaml
 
+from inference.evaluate import predict
+from inference.norm import IDENTITY, DataNorm, parse_data_norm
 from tests.script_loader import load_script
-from utils.data_norm import IDENTITY, parse_data_norm
 from utils.errors import UserError
-from utils.trainer_data import DataNorm
 
 HALF = {'sub': [0.5], 'div': [0.5]}
 
@@ -50,23 +50,23 @@ class _Recorder(torch.nn.Module):
         return coord.new_zeros(*coord.shape[:2], 3)
 
 
-def test_training_test_and_demo_read_the_same_norm(tmp_path):
-    """The three callers (trainer's DataNorm, test.py, demo.py on a checkpoint's stored config)
-    turn one data_norm into the same numbers, and refuse the same mistake with the same message."""
+def test_config_and_checkpoint_give_one_norm_and_one_message(tmp_path):
+    """A config's data_norm and the same data_norm stored in a checkpoint's config give one
+    DataNorm; evaluation normalises with it; the same mistake gets the same message everywhere."""
     norm = {'inp': {'sub': [0.1, 0.2, 0.3], 'div': [2]}, 'gt': HALF}
-    test_py, demo_py = load_script('test.py', 'liif_test_script'), load_script('demo.py', 'liif_demo_script')
+    test_py = load_script('test.py', 'liif_test_script')
     trained = DataNorm.from_config(norm)
-    demoed = demo_py.data_norm({'config': {'data_norm': norm}})
-    assert (trained.inp_sub, trained.inp_div, trained.gt_sub, trained.gt_div) == (*demoed['inp'], *demoed['gt'])
-    # test.py normalises the input and de-normalises a prediction with those numbers.
+    stored = DataNorm.from_checkpoint({'config': {'data_norm': norm}})
+    assert stored == trained and DataNorm.from_config(trained.to_config()) == trained
+    # Evaluation normalises the input and de-normalises a prediction with those numbers.
     inp = torch.rand(1, 3, 2, 2)
     batch = {'inp': inp, 'coord': torch.zeros(1, 16, 2), 'cell': torch.full((1, 16, 2), 0.5),
              'gt': torch.rand(1, 16, 3)}
     model = _Recorder()
-    pred, _ = test_py.predict(model, batch, trained, None, torch.device('cpu'), 'fp32')
-    sub, div = (torch.tensor(v).view(1, -1, 1, 1) for v in demoed['inp'])
+    pred, _ = predict(model, batch, trained, (4, 4), None, torch.device('cpu'), 'fp32')
+    sub, div = torch.tensor([0.1, 0.2, 0.3]).view(1, -1, 1, 1), 2.0
     assert torch.allclose(model.seen, (inp - sub) / div, atol=1e-7)
-    assert torch.equal(pred, torch.full((1, 3, 4, 4), demoed['gt'][0][0]))  # 0 * div + sub
+    assert torch.equal(pred, torch.full((1, 3, 4, 4), 0.5))  # 0 * div + sub
     bad = {'inp': HALF, 'gt': {'sub': [0.5], 'div': [0]}}
     config = tmp_path / 'x.yaml'
     config.write_text(yaml.safe_dump({
@@ -75,14 +75,14 @@ def test_training_test_and_demo_read_the_same_norm(tmp_path):
         'data_norm': bad}))
     messages = []
     for call in (lambda: DataNorm.from_config(bad), lambda: test_py.main(['--config', str(config), '--model', 'bicubic']),
-                 lambda: demo_py.data_norm({'config': {'data_norm': bad}})):
+                 lambda: DataNorm.from_checkpoint({'config': {'data_norm': bad}})):
         with pytest.raises(UserError) as e:
             call()
         messages.append(str(e.value).split(': ', 1)[1])
     assert messages == ['data_norm.gt.div[0]: must not be 0'] * 3
 
 
-def test_demo_defaults():
-    demo_py = load_script('demo.py', 'liif_demo_script')
-    assert demo_py.data_norm({})['inp'] == ((0.5,), (0.5,))  # released checkpoints: no config
-    assert demo_py.data_norm({'config': {}})['gt'] == ((0.0,), (1.0,))  # a config without data_norm
+def test_checkpoint_defaults():
+    assert DataNorm.from_checkpoint({}).inp_sub == (0.5,)  # released checkpoints: no config
+    assert DataNorm.from_checkpoint({}).gt_div == (0.5,)
+    assert DataNorm.from_checkpoint({'config': {}}) == DataNorm()  # a config without data_norm: sub 0, div 1

@@ -11,8 +11,8 @@ from PIL import Image
 
 import demo
 import models
-from utils import image_io
-from utils.checkpoint import save_checkpoint
+from utils import images as image_io
+from utils.checkpoints import save_checkpoint
 from utils.errors import UserError, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_bad_input_files(tmp_path, ckpt, capsys, case, expect):
 
 
 def test_empty_image_is_refused():
-    from utils.image_io import split_channels
+    from utils.images import split_channels
     with pytest.raises(UserError, match='empty'):
         split_channels(Image.new('RGB', (0, 4)))
 

@@ -15,8 +15,12 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import models
 from datasets.resize import imresize_matlab_uint8
-from utils.checkpoint import save_checkpoint
-from utils.coords import make_cell, make_coord
+from inference.eval_config import data_paths, rewrite_data_root
+from inference.evaluate import as_images, image_shape
+from inference.metrics import parse_eval_type, psnr
+from utils.checkpoints import save_checkpoint
+from utils.coords import make_cell, make_coord, to_pixel_samples
+from utils.errors import UserError
 from script_loader import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +35,21 @@ def _photos() -> dict:
     camera = np.repeat(skdata.camera()[100:228, 200:304, None], 3, axis=2)  # (128, 104, 3)
     return {'astronaut': np.ascontiguousarray(astronaut), 'camera': np.ascontiguousarray(camera)}
 
+
+def test_as_images_rebuilds_whole_images_and_flattens_samples():
+    img = torch.rand(2, 3, 12, 9)
+    q = torch.stack([to_pixel_samples(im)[1] for im in img])  # (2, 108, 3)
+    cell = make_cell((12, 9), torch.zeros(2, 108, 2))
+    hw = image_shape(cell, 108, parse_eval_type('div2k-3'))
+    assert hw == (12, 9) and torch.equal(as_images(q, hw), img)
+    assert image_shape(cell[:, :100], 100, parse_eval_type(None)) is None
+    flat = as_images(q, None)
+    assert flat.shape == (2, 3, 1, 108)
+    assert torch.allclose(psnr(flat, flat + 0.1), torch.full((2,), 20.0, dtype=torch.float64))
+    with pytest.raises(UserError, match='remove sample_q'):
+        image_shape(cell[:, :100], 100, parse_eval_type('div2k-3'))
+    with pytest.raises(UserError, match='remove sample_q'):
+        image_shape(cell[:, :100], 100, parse_eval_type(None), whole=True)
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory) -> Path:
@@ -172,13 +191,13 @@ def test_bicubic_on_real_photos_and_json(bench, tmp_path, capsys):
 def test_rewrite_data_root():
     spec = {'dataset': {'args': {'root_path_1': './load/benchmark/Set5/LR', 'root_path_2': 'load/x',
                                  'split_file': '/abs/load/s.json', 'first_k': 3}}}
-    got = cli.rewrite_data_root(spec, 'load/sample')
+    got = rewrite_data_root(spec, 'load/sample')
     assert got['dataset']['args'] == {'root_path_1': 'load/sample/benchmark/Set5/LR',
                                       'root_path_2': 'load/sample/x', 'split_file': '/abs/load/s.json',
                                       'first_k': 3}
-    assert cli.rewrite_data_root(spec, None) == spec
+    assert rewrite_data_root(spec, None) == spec
     assert spec['dataset']['args']['root_path_2'] == 'load/x'  # the input is not mutated
-    assert sorted(cli.data_paths(got)) == ['/abs/load/s.json', 'load/sample/benchmark/Set5/LR', 'load/sample/x']
+    assert sorted(data_paths(got)) == ['/abs/load/s.json', 'load/sample/benchmark/Set5/LR', 'load/sample/x']
 
 
 def _cli(*argv, env=None):

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import models
-from utils.checkpoint import load_checkpoint, load_model, save_checkpoint
+from models.loading import load_model
+from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.errors import UserError
 from script_loader import load_script
 

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from models import make
-from models.fast_query import fast_path, nearest_index, project_feat, relu_, use_fast
+from models.fast_query import fast_path, nearest_index, project_feat, use_fast
+from models.fused import relu_
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
-from utils.render import batched_predict
+from inference.render import batched_predict
 
 VECTORS = Path(__file__).parent / 'data' / 'vectors'
 TOL = 1e-5

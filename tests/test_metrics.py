@@ -1,4 +1,4 @@
-"""utils.metrics against scikit-image as an independent oracle, and against hand-made values."""
+"""inference.metrics against scikit-image as an independent oracle, and against hand-made values."""
 import math
 
 import numpy as np
@@ -9,13 +9,13 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from skimage.transform import resize
 
 from utils.errors import UserError
-from utils.metrics import Protocol, parse_eval_type, psnr, rgb_to_y, shave, ssim
+from inference.metrics import Protocol, parse_eval_type, psnr, rgb_to_y, shave, ssim
 
 EVAL_TYPES = [None, 'div2k-2', 'div2k-4', 'benchmark-2', 'benchmark-4', 'rgb-3']
 
 
 def _y_np(img: np.ndarray) -> np.ndarray:
-    """(H, W, 3) on [0, 255] -> luma (H, W), written independently of utils.metrics."""
+    """(H, W, 3) on [0, 255] -> luma (H, W), written independently of inference.metrics."""
     return 16 + (65.738 * img[..., 0] + 129.057 * img[..., 1] + 25.064 * img[..., 2]) / 256
 
 

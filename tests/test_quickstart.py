@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from script_loader import load_script
-from utils.render import render
-from utils.trainer_data import DataNorm
+from inference.render import render
+from inference.norm import DataNorm
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / 'pretrained' / 'edsr-baseline-liif-sample.pth'
@@ -71,16 +71,15 @@ def test_bundled_model_x2_psnr_is_pinned(sample_root, tmp_path):
 
 def test_bundled_model_keeps_flat_colours():
     """A flat LR image must upscale to the same colour (bicubic does so exactly). Rendered as the
-    demo renders (utils.render.render, 8-bit output) for the 27 colours with channels in
+    demo renders (inference.render.render, 8-bit output) for the 27 colours with channels in
     {0, 128, 255}. The previous bundled model (trained without rgb_permute) measured 59.9 levels
     here, on pure green."""
     demo_py = load_script('demo.py', 'liif_demo_script')
     model, norm = demo_py.load_renderer(str(BUNDLED), torch.device('cpu'))
-    data_norm = DataNorm(*norm['inp'], *norm['gt'])
     worst = 0.0
     for colour in itertools.product((0, 128, 255), repeat=3):
         lr = torch.tensor(colour, dtype=torch.float32).div(255).view(1, 3, 1, 1).expand(1, 3, 8, 8)
-        out = render(model, data_norm.inp(lr), (32, 32), gt_norm=norm['gt'])  # (32, 32, 3) uint8
+        out = render(model, lr, (32, 32), norm)  # (32, 32, 3) uint8
         cast = np.abs(out.reshape(-1, 3).astype(np.float64).mean(0) - colour).max()
         worst = max(worst, cast)
     assert worst <= MAX_FLAT_COLOUR_CAST

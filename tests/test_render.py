@@ -6,9 +6,12 @@ import torch.nn as nn
 
 import models
 from utils.coords import make_cell, make_coord
-from utils.render import (band_coord, band_spans, batched_predict, default_band_rows, encode,
-                          query_bands, render, to_uint8)
-from utils.tiling import encode_tiled, receptive_radius, tile_spans
+from inference.norm import DataNorm
+from inference.render import band_coord, band_spans, batched_predict, default_band_rows, encode, query_bands, render
+from inference.tiling import encode_tiled, receptive_radius, tile_spans
+
+
+HALF = DataNorm((0.5,), (0.5,), (0.5,), (0.5,))  # the shipped configs' normalisation
 
 
 def tiny_liif(n_resblocks: int = 2, n_feats: int = 8, **liif_args) -> nn.Module:
@@ -49,9 +52,9 @@ def test_bands_equal_one_shot(out_hw):
 
 def test_render_uint8_does_not_depend_on_band_or_chunk_size():
     model = tiny_liif()
-    inp = torch.rand(1, 3, 5, 7) * 2 - 1
-    a = render(model, inp, (31, 18), bsize=1000, band_rows=31)
-    b = render(model, inp, (31, 18), bsize=13, band_rows=3)
+    img = torch.rand(1, 3, 5, 7)
+    a = render(model, img, (31, 18), HALF, bsize=1000, band_rows=31)
+    b = render(model, img, (31, 18), HALF, bsize=13, band_rows=3)
     assert a.dtype == np.uint8 and a.shape == (31, 18, 3)
     # Identical up to a float-rounding flip of a value sitting exactly on a .5 boundary.
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
@@ -60,20 +63,20 @@ def test_render_uint8_does_not_depend_on_band_or_chunk_size():
 
 def test_render_writes_into_a_given_buffer():
     model = tiny_liif()
-    inp = torch.rand(1, 3, 4, 4) * 2 - 1
+    img = torch.rand(1, 3, 4, 4)
     out = np.zeros((9, 6, 3), np.uint8)
-    assert render(model, inp, (9, 6), out=out) is out
+    assert render(model, img, (9, 6), HALF, out=out) is out
     with pytest.raises(ValueError):
-        render(model, inp, (9, 6), out=np.zeros((9, 6, 3), np.float32))
+        render(model, img, (9, 6), HALF, out=np.zeros((9, 6, 3), np.float32))
 
 
-def test_to_uint8_denormalises_clamps_and_rounds():
+def test_pred_to_uint8_denormalises_clamps_and_rounds():
     pred = torch.tensor([[-1.0, 0.0, 1.0], [-3.0, 2.0, 0.002], [0.5, 0.5, 0.5]])
-    out = to_uint8(pred, 0.5, 0.5)
+    out = HALF.pred_to_uint8(pred)
     assert out.dtype == np.uint8
     # 0.002 -> 0.501 -> 127.755 -> 128; 0.5 -> 0.75 -> 191.25 -> 191
     assert out.tolist() == [[0, 128, 255], [0, 255, 128], [191, 191, 191]]
-    per_channel = to_uint8(torch.zeros(1, 3), [0.0, 0.5, 1.0], [1.0, 1.0, 1.0])
+    per_channel = DataNorm(gt_sub=(0.0, 0.5, 1.0), gt_div=(1.0, 1.0, 1.0)).pred_to_uint8(torch.zeros(1, 3))
     assert per_channel.tolist() == [[0, 128, 255]]
 
 
@@ -162,20 +165,21 @@ def test_tiled_render_equals_untiled(fast):
 
 def test_render_metasr_and_no_ensemble_models():
     enc = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
-    inp = torch.rand(1, 3, 6, 5) * 2 - 1
+    img = torch.rand(1, 3, 6, 5)
+    inp = HALF.inp(img)
     for model in (models.make({'name': 'metasr', 'args': {'encoder_spec': enc}}).eval(),
                   tiny_liif(local_ensemble=False, feat_unfold=False)):
         out_hw = (13, 11)
         coord = make_coord(out_hw).unsqueeze(0)
         ref = batched_predict(model, inp, coord, make_cell(out_hw, coord), 10 ** 6)
-        ref = to_uint8(ref[0].view(*out_hw, 3))
-        got = render(model, inp, out_hw, bsize=10, band_rows=2, tile=4)
+        ref = HALF.pred_to_uint8(ref[0].view(*out_hw, 3))
+        got = render(model, img, out_hw, HALF, bsize=10, band_rows=2, tile=4)
         assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
 
 
 def test_bf16_render_is_close_to_fp32():
     model = tiny_liif()
-    inp = torch.rand(1, 3, 6, 6) * 2 - 1
-    a = render(model, inp, (12, 12)).astype(int)
-    b = render(model, inp, (12, 12), precision='bf16').astype(int)
+    img = torch.rand(1, 3, 6, 6)
+    a = render(model, img, (12, 12), HALF).astype(int)
+    b = render(model, img, (12, 12), HALF, precision='bf16').astype(int)
     assert np.abs(a - b).max() <= 8

@@ -13,13 +13,15 @@ import torch
 from PIL import Image
 
 import train_liif
-import utils.trainer_loop
-from utils.checkpoint import load_checkpoint, load_model
+import training.loop
+from training import trainer
+from models.loading import load_model
+from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
 from utils.coords import to_pixel_samples
 from utils.errors import run_cli
-from utils.metrics import psnr
-from utils.train_config import check_train_config
+from inference.metrics import psnr
+from training.config import check_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'configs/train-sample/train_tiny-liif.yaml'
@@ -117,35 +119,35 @@ def test_loss_falls_when_overfitting_one_image(data, tmp_path):
     raw['train_dataset']['dataset']['args'].update(root_path=str(data / 'one'), repeat=8)
     raw['train_dataset']['wrapper']['args'].update(scale_min=2, scale_max=2, augment=False)
     raw['optimizer']['args']['lr'] = 3e-3
-    hist = train_liif.train(check_train_config(raw, 'overfit'), tmp_path / 'run')
+    hist = trainer.train(check_train_config(raw, 'overfit'), tmp_path / 'run')
     loss = hist['train_loss']
     assert len(loss) == 30 and all(math.isfinite(v) for v in loss)
     assert loss[-1] < 0.5 * loss[0], loss
 
 
 def test_seed_decides_the_run(data, tmp_path):
-    a = train_liif.train(tiny(data, epoch_max=1), tmp_path / 'a')
-    b = train_liif.train(tiny(data, epoch_max=1), tmp_path / 'b')
-    c = train_liif.train(tiny(data, epoch_max=1, seed=1), tmp_path / 'c')
+    a = trainer.train(tiny(data, epoch_max=1), tmp_path / 'a')
+    b = trainer.train(tiny(data, epoch_max=1), tmp_path / 'b')
+    c = trainer.train(tiny(data, epoch_max=1, seed=1), tmp_path / 'c')
     assert a['train_loss'] == b['train_loss'] and a['val_psnr'] == b['val_psnr']
     assert a['train_loss'] != c['train_loss']
 
 
 def test_bf16_trains_on_cpu(data, tmp_path):
-    hist = train_liif.train(tiny(data, epoch_max=1, precision='bf16'), tmp_path / 'bf16')
+    hist = trainer.train(tiny(data, epoch_max=1, precision='bf16'), tmp_path / 'bf16')
     assert math.isfinite(hist['train_loss'][0]) and math.isfinite(hist['val_psnr'][0])
     assert 'precision bf16' in (tmp_path / 'bf16/log.txt').read_text()
 
 
 def test_validation_psnr_matches_a_direct_computation(data, tmp_path):
     """Whole val images at x2, eval_type div2k-2 (border 8), decoder queried in chunks: the
-    logged PSNR equals utils.metrics.psnr on the model's full prediction, image by image."""
+    logged PSNR equals inference.metrics.psnr on the model's full prediction, image by image."""
     raw = tiny_raw(data, epoch_max=1, eval_type='div2k-2', eval_bsize=500)
     raw['val_dataset']['wrapper']['args'] = {'scale_min': 2}
     raw['val_dataset']['dataset']['args']['repeat'] = 1
     raw['val_dataset']['batch_size'] = 1
     cfg = check_train_config(raw, 'whole')
-    hist = train_liif.train(cfg, tmp_path / 'run')
+    hist = trainer.train(cfg, tmp_path / 'run')
     model = load_model(tmp_path / 'run/epoch-last.pth')
     values = []
     for name in sorted(os.listdir(data / 'val')):
@@ -165,10 +167,10 @@ def test_validation_psnr_matches_a_direct_computation(data, tmp_path):
 @pytest.mark.parametrize('workers', [0, 2])
 def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
     cfg = tiny(data, epoch_max=4, multi_step_lr={'milestones': [2, 3], 'gamma': 0.5}, num_workers=workers)
-    full = train_liif.train(cfg, tmp_path / 'full')
+    full = trainer.train(cfg, tmp_path / 'full')
 
     # Ctrl-C in the middle of epoch 3 (its second step; 2 steps per epoch), after one update.
-    real_step, calls = utils.trainer_loop.train_step, []
+    real_step, calls = training.loop.train_step, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -177,14 +179,14 @@ def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
         return real_step(*args, **kwargs)
 
     cut = tmp_path / 'cut'
-    monkeypatch.setattr(utils.trainer_loop, 'train_step', interrupted)
+    monkeypatch.setattr(training.loop, 'train_step', interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train_liif.train(cfg, cut)
+        trainer.train(cfg, cut)
     monkeypatch.undo()
     assert 'interrupted in epoch 3' in (cut / 'log.txt').read_text()
     assert load_checkpoint(cut / 'epoch-last.pth')['epoch'] == 2
 
-    rest = train_liif.train(cfg, cut, resume=str(cut / 'epoch-last.pth'))
+    rest = trainer.train(cfg, cut, resume=str(cut / 'epoch-last.pth'))
     assert rest['epoch'] == [3, 4]
     assert 'differs' not in (cut / 'log.txt').read_text()  # same config: the loaded schedule stays
     assert rest['train_loss'] == full['train_loss'][2:]
@@ -200,11 +202,11 @@ def test_resume_from_a_released_format_checkpoint(data, tmp_path):
     """{'model', 'optimizer', 'epoch'} only, as the paper's release: the learning rate continues
     from the optimizer state without being decayed again; the random state is reseeded."""
     cfg = tiny(data, epoch_max=2, multi_step_lr={'milestones': [1, 3], 'gamma': 0.5})
-    train_liif.train(cfg, tmp_path / 'a')
+    trainer.train(cfg, tmp_path / 'a')
     full = load_checkpoint(tmp_path / 'a/epoch-last.pth')
     released = {k: full[k] for k in ('model', 'optimizer', 'epoch')}
     torch.save(released, tmp_path / 'released.pth')
-    hist = train_liif.train(tiny(data, epoch_max=4, multi_step_lr={'milestones': [1, 3], 'gamma': 0.5}),
+    hist = trainer.train(tiny(data, epoch_max=4, multi_step_lr={'milestones': [1, 3], 'gamma': 0.5}),
                             tmp_path / 'b', resume=str(tmp_path / 'released.pth'))
     assert hist['epoch'] == [3, 4]
     log = (tmp_path / 'b/log.txt').read_text()
@@ -216,10 +218,10 @@ def test_resume_with_a_changed_schedule_follows_the_config(data, tmp_path):
     """Resuming with a lower rate, other milestones or another gamma: the config's schedule wins
     (the optimizer state would otherwise bring back the old rate), recomputed at the epoch."""
     lr = tiny(data)['optimizer']['args']['lr']
-    train_liif.train(tiny(data, epoch_max=2, multi_step_lr={'milestones': [1], 'gamma': 0.5}), tmp_path / 'a')
+    trainer.train(tiny(data, epoch_max=2, multi_step_lr={'milestones': [1], 'gamma': 0.5}), tmp_path / 'a')
     changed = tiny(data, epoch_max=5, multi_step_lr={'milestones': [1, 4], 'gamma': 0.25})
     changed['optimizer']['args']['lr'] = lr / 2
-    train_liif.train(changed, tmp_path / 'b', resume=str(tmp_path / 'a/epoch-last.pth'))
+    trainer.train(changed, tmp_path / 'b', resume=str(tmp_path / 'a/epoch-last.pth'))
     log = (tmp_path / 'b/log.txt').read_text()
     assert "config's optimizer or schedule differs" in log
     for epoch, want in ((3, lr / 2 * 0.25), (4, lr / 2 * 0.25), (5, lr / 2 * 0.25 ** 2)):
@@ -274,7 +276,7 @@ def test_resume_alone_continues_in_the_checkpoint_folder(data, tmp_path, monkeyp
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):
-    real_build, calls = train_liif.build_model, []
+    real_build, calls = trainer.build_model, []
 
     def poisoned(config, where):
         model = real_build(config, where)
@@ -285,7 +287,7 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, mo
         model.register_forward_hook(hook)
         return model
 
-    monkeypatch.setattr(train_liif, 'build_model', poisoned)
+    monkeypatch.setattr(trainer, "build_model", poisoned)
     monkeypatch.chdir(tmp_path)
     cfg = tiny_raw(data, epoch_max=3, val_dataset=None)
     code, err = cli(['--config', str(write_config(tmp_path / 'tiny.yaml', cfg)), '--name', 'n'], capsys)

@@ -9,7 +9,7 @@ import models
 from utils.config import load_yaml
 from utils.errors import UserError
 from utils.config import yaml_float
-from utils.train_config import DEFAULTS, check_train_config, load_train_config
+from training.config import DEFAULTS, check_train_config, load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for d in ('train-div2k', 'train-celebAHQ', 'train-sample')

@@ -8,15 +8,12 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from utils.coords import to_pixel_samples
+from inference.norm import DataNorm
+from training.data import EpochLoaders
+from training.distributed import DistEnv
+from training.run_folder import check_run_folder
+from training.state import derive_seed, forked_rng, load_scheduler_state, rng_state, scheduler_state, set_rng_state
 from utils.errors import UserError
-from utils.metrics import psnr
-from utils.trainer_data import DataNorm, EpochLoaders
-from utils.trainer_dist import DistEnv
-from utils.trainer_loop import as_images
-from utils.trainer_run import check_run_folder
-from utils.trainer_state import (derive_seed, forked_rng, load_scheduler_state, rng_state,
-                                 scheduler_state, set_rng_state)
 
 
 def weights_only_round_trip(obj):
@@ -90,18 +87,6 @@ def test_data_norm_round_trip_per_channel():
     assert torch.allclose(norm.pred_to_rgb(norm.gt(y)), y, atol=1e-6)
     assert norm.pred_to_rgb(torch.full((1, 1, 3), 9.0)).max() == 1  # clamped
     assert DataNorm.from_config(None) == DataNorm()
-
-
-def test_as_images_rebuilds_whole_images_and_flattens_samples():
-    img = torch.rand(2, 3, 12, 9)
-    q = torch.stack([to_pixel_samples(im)[1] for im in img])  # (2, 108, 3)
-    inp = torch.zeros(2, 3, 4, 3)  # x3 input
-    assert torch.equal(as_images(q, inp, True, 'div2k-3'), img)
-    flat = as_images(q, inp, False, None)
-    assert flat.shape == (2, 3, 1, 108)
-    assert torch.allclose(psnr(flat, flat + 0.1), torch.full((2,), 20.0, dtype=torch.float64))
-    with pytest.raises(UserError, match='remove sample_q'):
-        as_images(q[:, :100], inp, True, 'div2k-3')
 
 
 class Items(Dataset):

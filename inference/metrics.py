@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import UserError
+from utils.errors import UserError
 
 # ITU-R BT.601 luma for 8-bit values: Y = 16 + (65.738 R + 129.057 G + 25.064 B) / 256.
 Y_COEFFS = (65.738, 129.057, 25.064)

@@ -1,49 +1,17 @@
-"""Training data: the normalisation of SPEC §1, and loaders whose order and random draws follow
+"""Training data: the datasets of a config, and loaders whose order and random draws follow
 from (seed, rank, epoch) alone, so that a resumed run sees the batches an unbroken one would."""
-from dataclasses import dataclass
-from typing import Optional
-
 import torch
-from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 import datasets
 from datasets.seeding import seed_worker
+from utils.errors import UserError
 
-from .data_norm import parse_data_norm
-from .errors import UserError
-from .trainer_dist import DistEnv
-from .trainer_state import derive_seed
+from .distributed import DistEnv
+from .state import derive_seed
 
 # Second key of derive_seed: which stream (the first is the run's seed).
 TRAIN_STREAM, VAL_STREAM = 0, 1
-
-
-@dataclass(frozen=True)
-class DataNorm:
-    """inp = (x - inp_sub) / inp_div, gt = (y - gt_sub) / gt_div, per channel (SPEC §1)."""
-    inp_sub: tuple = (0.0,)
-    inp_div: tuple = (1.0,)
-    gt_sub: tuple = (0.0,)
-    gt_div: tuple = (1.0,)
-
-    @classmethod
-    def from_config(cls, data_norm: Optional[dict], where: str = 'config') -> 'DataNorm':
-        """From the data_norm mapping of config `where` (utils/data_norm.py); None means sub 0, div 1."""
-        norm = parse_data_norm(data_norm, where)
-        return cls(*norm['inp'], *norm['gt'])
-
-    def inp(self, x: Tensor) -> Tensor:
-        """x (B, 3, h, w) in [0, 1] -> normalised encoder input."""
-        return (x - x.new_tensor(self.inp_sub).view(1, -1, 1, 1)) / x.new_tensor(self.inp_div).view(1, -1, 1, 1)
-
-    def gt(self, y: Tensor) -> Tensor:
-        """y (B, Q, 3) in [0, 1] -> normalised target."""
-        return (y - y.new_tensor(self.gt_sub)) / y.new_tensor(self.gt_div)
-
-    def pred_to_rgb(self, pred: Tensor) -> Tensor:
-        """pred (B, Q, 3) in normalised units -> RGB in [0, 1], clamped (before any metric)."""
-        return (pred * pred.new_tensor(self.gt_div) + pred.new_tensor(self.gt_sub)).clamp(0, 1)
 
 
 def make_dataset(section: dict, key: str, where: str) -> Dataset:

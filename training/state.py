@@ -19,10 +19,10 @@ import torch
 import torch.nn as nn
 
 from datasets.seeding import seed_all
+from utils.checkpoints import load_state_dict_strict
+from utils.errors import UserError
 
-from .checkpoint import load_state_dict_strict
-from .errors import UserError
-from .train_config import OPTIMIZERS
+from .config import OPTIMIZERS
 
 RANK_STREAM = 2  # derive_seed key of each rank's global generators (its augmentation draws)
 

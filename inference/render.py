@@ -1,10 +1,10 @@
 """Rendering: encode once, query the decoder in chunks, write the output in row bands.
 
-Shared by test.py (`batched_predict`) and demo.py (`render`). Memory stays bounded however large
+Shared by evaluation (`batched_predict`) and demo.py (`render`). Memory stays bounded however large
 the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
 band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
 """
-from typing import Iterator, Optional, Sequence, Union
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -12,13 +12,14 @@ import torch.nn as nn
 from torch import Tensor
 from tqdm import tqdm
 
-from .coords import make_cell, make_coord
-from .precision import autocast
+from utils.coords import make_cell, make_coord
+from utils.precision import autocast
+
+from .norm import DataNorm
 from .tiling import encode_tiled
 
 # A band holds about this many output pixels: 12 MB of float predictions.
 BAND_PIXELS = 1 << 20
-Norm = Union[float, Sequence[float]]
 
 
 @torch.no_grad()
@@ -99,36 +100,28 @@ def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: 
         yield r0, r1, pred.view(r1 - r0, w, 3)
 
 
-def to_uint8(pred: Tensor, sub: Norm = 0.5, div: Norm = 0.5) -> np.ndarray:
-    """pred (..., 3) in normalised space -> uint8 numpy (..., 3): pred * div + sub, clamped to
-    [0, 1], times 255, rounded half to even."""
-    sub = torch.as_tensor(sub, dtype=pred.dtype, device=pred.device)
-    div = torch.as_tensor(div, dtype=pred.dtype, device=pred.device)
-    img = (pred * div + sub).clamp_(0, 1).mul_(255).round_()
-    return img.to(torch.uint8).cpu().numpy()
-
-
 @torch.no_grad()
-def render(model: nn.Module, inp: Tensor, out_hw: Sequence[int], bsize: int = 30000,
+def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm, bsize: int = 30000,
            band_rows: Optional[int] = None, precision: str = 'fp32', progress: bool = False,
-           tile: Optional[int] = None, gt_norm: tuple[Norm, Norm] = (0.5, 0.5),
-           out: Optional[np.ndarray] = None) -> np.ndarray:
-    """inp (1, 3, h, w), normalised -> the (H, W) = out_hw output as uint8 numpy (H, W, 3),
-    written band by band into `out` (allocated if None). gt_norm = (sub, div) de-normalises.
-    `progress` shows a tqdm bar (bands, with ETA) once a render takes over a second."""
-    if inp.dim() != 4 or inp.shape[0] != 1:
-        raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(inp.shape)}')
+           tile: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+    """img (1, 3, h, w) in [0, 1] -> the (H, W) = out_hw output as uint8 numpy (H, W, 3), written
+    band by band into `out` (allocated if None). `norm` is the model's normalisation (its
+    checkpoint's, DataNorm.from_checkpoint): the input is normalised and the predictions
+    de-normalised with it. `progress` shows a tqdm bar (bands, with ETA) once a render takes
+    over a second."""
+    if img.dim() != 4 or img.shape[0] != 1:
+        raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(img.shape)}')
     h, w = out_hw
     if out is None:
         out = np.empty((h, w, 3), dtype=np.uint8)
     elif out.shape != (h, w, 3) or out.dtype != np.uint8:
         raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
-    encode(model, inp, tile=tile, precision=precision, progress=progress)
+    encode(model, norm.inp(img), tile=tile, precision=precision, progress=progress)
     band_rows = band_rows or default_band_rows(out_hw)
-    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=inp.device)
+    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device)
     with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
               disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:
-            out[r0:r1] = to_uint8(pred, *gt_norm)
+            out[r0:r1] = norm.pred_to_uint8(pred)
             bar.update()
     return out

@@ -1,6 +1,5 @@
 """One training epoch and one validation pass (the inner loops of train_liif.py)."""
 import hashlib
-import math
 from typing import Iterable, Optional
 
 import torch
@@ -9,12 +8,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from .errors import UserError
-from .metrics import parse_eval_type, psnr
-from .precision import autocast
-from .render import batched_predict
-from .trainer_data import DataNorm
-from .trainer_dist import all_mean, all_sum
+from inference.evaluate import evaluate
+from inference.norm import DataNorm
+from utils.precision import autocast
+
+from .distributed import all_mean, all_sum
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -58,44 +56,19 @@ def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: tor
     return total / max(n, 1)
 
 
-def as_images(values: Tensor, inp: Tensor, whole: bool, eval_type: Optional[str]) -> Tensor:
-    """Query values (B, Q, 3) -> images for the metrics: (B, 3, 1, Q) when every pixel counts
-    alike, else (B, 3, H, W) with H = round(h s), W = round(w s), s = sqrt(Q / (h w)) for an
-    LR input (B, 3, h, w) -- which needs the val wrapper to return whole images (no sample_q)."""
-    b, q, _ = values.shape
-    if not whole:
-        return values.permute(0, 2, 1).unsqueeze(2)  # (B, 3, 1, Q)
-    h, w = inp.shape[-2:]
-    s = math.sqrt(q / (h * w))
-    hh, ww = round(h * s), round(w * s)
-    if hh * ww != q:
-        raise UserError(f'eval_type {eval_type} crops a border, so validation needs whole images: '
-                        f'remove sample_q from val_dataset ({q} queries for a {h}x{w} input)')
-    return values.view(b, hh, ww, 3).permute(0, 3, 1, 2)  # (B, 3, H, W)
-
-
 @torch.no_grad()
 def validate(model: nn.Module, loader: Iterable, norm: DataNorm, eval_type: Optional[str],
              eval_bsize: Optional[int], device: torch.device, precision: str, show: bool) -> float:
-    """Mean PSNR (utils.metrics, per image) over this rank's shard, summed over ranks; the
-    unwrapped model is queried eval_bsize coords at a time (all at once when None)."""
-    whole = parse_eval_type(eval_type).kind != 'none'
+    """Mean PSNR over the validation set: inference.evaluate (the computation test.py reports) on
+    this rank's shard, summed over ranks; the unwrapped model is queried eval_bsize coords at a
+    time (all at once when None), in eval mode."""
     model.eval()
-    total = torch.zeros(2, dtype=torch.float64, device=device)  # (sum of PSNRs, images)
-    for batch in tqdm(loader, leave=False, desc='val', disable=None if show else True):
-        batch = to_device(batch, device)
-        inp = norm.inp(batch['inp'])
-        with autocast(device, precision):
-            if eval_bsize is None:
-                pred = model(inp, batch['coord'], batch['cell'])
-            else:
-                pred = batched_predict(model, inp, batch['coord'], batch['cell'], eval_bsize)
-        rgb = norm.pred_to_rgb(pred.float())  # (B, Q, 3)
-        values = psnr(as_images(rgb, inp, whole, eval_type), as_images(batch['gt'], inp, whole, eval_type),
-                      eval_type)  # (B,)
-        total += torch.stack([values.sum(), values.new_tensor(values.numel())]).to(total)
-    model.train()
-    total = all_sum(total)
+    try:
+        rows = evaluate(model, loader, norm, eval_type, eval_bsize, device, precision,
+                        progress=None if show else False, desc='val', with_ssim=False)
+    finally:
+        model.train()
+    total = all_sum(torch.tensor([sum(r['psnr'] for r in rows), len(rows)], dtype=torch.float64, device=device))
     return (total[0] / total[1]).item() if total[1] > 0 else float('nan')
 
 

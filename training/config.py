@@ -10,10 +10,13 @@ from typing import Any, Callable
 
 import torch
 
-from .config import Checker, load_yaml
-from .data_norm import parse_data_norm
-from .errors import UserError
-from .precision import PRECISIONS
+import datasets
+import models
+from inference.metrics import parse_eval_type
+from inference.norm import parse_data_norm
+from utils.config import Checker, load_yaml
+from utils.errors import UserError
+from utils.precision import PRECISIONS
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     'adam': torch.optim.Adam,
@@ -28,9 +31,8 @@ DEFAULTS: dict[str, Any] = {
     'seed': 0, 'precision': 'fp32', 'num_workers': None,
 }
 
-def _check_dataset(c: Checker, value: Any, key: str) -> None:
-    import datasets  # datasets import utils: resolve the registry at call time
 
+def _check_dataset(c: Checker, value: Any, key: str) -> None:
     c.mapping(value, key, allowed=('dataset', 'wrapper', 'batch_size'),
               required=('dataset', 'wrapper', 'batch_size'))
     c.spec(value['dataset'], f'{key}.dataset', datasets.DATASETS.__contains__, datasets.DATASETS.names)
@@ -62,9 +64,6 @@ def _check_multi_step_lr(c: Checker, value: Any) -> None:
 def check_train_config(cfg: Any, where: str = 'config') -> dict:
     """Validate a training config (a mapping from YAML); return a new dict with every optional
     key present (DEFAULTS). `where` names the file in messages."""
-    import models  # models import utils: resolve the registry at call time
-    from .metrics import parse_eval_type
-
     c = Checker(where)
     if not isinstance(cfg, dict):
         raise UserError(f'{where}: expected a mapping of config keys, got {type(cfg).__name__}')

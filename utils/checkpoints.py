@@ -1,20 +1,17 @@
-"""Checkpoints in the paper release's format (SPEC §6): load safely, save atomically.
+"""Checkpoint files in the paper release's format (docs/design.md §6): read safely, write atomically,
+load a state dict strictly. Turning a checkpoint into a model is models/loading.py's job.
 
 {'model': {'name', 'args', 'sd'}, 'optimizer': {'name', 'args', 'sd'}, 'epoch': int, ...}
 Loading never executes code: `torch.load(weights_only=True)`; anything else is refused.
 """
-import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn as nn
 
 from .errors import UserError
-
-PathLike = Union[str, os.PathLike]
+from .files import PathLike, atomic_write
 
 
 def _first(names, n: int = 3) -> str:
@@ -68,46 +65,7 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     return ckpt
 
 
-def load_model(path: PathLike, device='cpu') -> nn.Module:
-    """The one way every entry point loads a model: `make(ckpt['model'], load_sd=True)`, moved
-    to `device`, in eval mode."""
-    return build_model(load_checkpoint(path), path, device)
-
-
-def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.Module:
-    """`make(ckpt['model'], load_sd=True)` for a dict from load_checkpoint, moved to `device`, in
-    eval mode; failures are UserErrors prefixed with `path`."""
-    import models  # models import this module for load_state_dict_strict
-
-    try:
-        model = models.make(ckpt['model'], load_sd=True)
-    except UserError as e:
-        raise UserError(f'{path}: {e}') from None
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({e})") from None
-    return model.to(device).eval()
-
-
-def _umask() -> int:
-    """The process's file-creation mask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def save_checkpoint(obj: dict, path: PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`: a crash
     mid-write leaves the previous file intact."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file open()'s usual mode
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(obj, f))

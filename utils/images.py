@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
+from .files import atomic_write
 
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
@@ -167,25 +168,11 @@ def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.I
 
 
 def write_image(img: Image.Image, path, fmt: Optional[str] = None) -> None:
-    """Save `img` at `path` atomically: to a temporary file in the same folder, then renamed.
-    Any failure is a UserError and leaves `path` untouched."""
+    """Save `img` at `path` atomically (utils/files.py). Any failure is a UserError and leaves
+    `path` untouched."""
     path = Path(path)
     fmt = fmt or output_format(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    except OSError as e:
-        raise UserError(f'cannot write {path} ({e.strerror})') from None
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            img.save(f, format=fmt)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is wrong for an image
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: img.save(f, format=fmt))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f'cannot write {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__})') from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

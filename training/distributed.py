@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from .errors import UserError
+from utils.errors import UserError
 
 
 @dataclass(frozen=True)

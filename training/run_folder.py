@@ -8,7 +8,7 @@ from typing import Optional
 import yaml
 from tqdm import tqdm
 
-from .errors import UserError
+from utils.errors import UserError
 
 
 def default_save_path(config_path: Optional[str], name: Optional[str], tag: Optional[str],

@@ -1,0 +1,100 @@
+"""The one evaluation: a model (or plain bicubic) over a loader of SR samples -> per-image PSNR and
+SSIM under a protocol (docs/design.md §5). test.py reports it; training's validation averages its
+PSNR column, so the number printed during training and the one test.py prints are one computation.
+
+A sample is a wrapper item {'inp' (B, 3, h, w), 'coord' (B, Q, 2), 'cell' (B, Q, 2), 'gt' (B, Q, 3)}.
+When its Q queries are every pixel of the H x W ground truth (cell = (2 / H, 2 / W)), predictions
+and ground truth are compared as (B, 3, H, W) images. When they are a random subset (`sample_q`,
+as the paper's validation crops are), they are compared as (B, 3, 1, Q) strips: PSNR over the
+sampled pixels, which only a protocol without a border crop allows; SSIM then is None.
+"""
+import statistics
+from typing import Iterable, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+from tqdm import tqdm
+
+from datasets.resize import resize_fn
+from utils.errors import UserError
+from utils.precision import autocast
+
+from .metrics import Protocol, parse_eval_type, psnr, ssim
+from .norm import DataNorm
+from .render import batched_predict
+
+
+def grid_size(cell: Tensor) -> tuple[int, int]:
+    """(H, W) of the output grid behind a sample: cell = (2 / H, 2 / W) for every query."""
+    return round(2 / cell[0, 0, 0].item()), round(2 / cell[0, 0, 1].item())
+
+
+def as_images(values: Tensor, hw: Optional[Sequence[int]]) -> Tensor:
+    """Query values (B, Q, 3) in row-major pixel order -> (B, 3, H, W) for hw = (H, W), or the
+    strip (B, 3, 1, Q) when hw is None (a random subset of pixels)."""
+    b, q, _ = values.shape
+    if hw is None:
+        return values.permute(0, 2, 1).unsqueeze(2)  # (B, 3, 1, Q)
+    return values.view(b, hw[0], hw[1], 3).permute(0, 3, 1, 2)  # (B, 3, H, W)
+
+
+def image_shape(cell: Tensor, n_query: int, protocol: Protocol,
+                whole: bool = False) -> Optional[tuple[int, int]]:
+    """(H, W) when the n_query queries are the whole output grid, None for a pixel subset (allowed
+    only when the protocol keeps every pixel and `whole` is not demanded)."""
+    h, w = grid_size(cell)
+    if h * w == n_query:
+        return h, w
+    if protocol.crop or whole:
+        why = f'eval_type {protocol.eval_type} crops a border' if protocol.crop else 'SSIM is computed'
+        raise UserError(f'{why}, so evaluation needs whole images, but the wrapper gave {n_query} '
+                        f'queries for a {h}x{w} image: remove sample_q from the dataset wrapper')
+    return None
+
+
+def bicubic_upsample(inp: Tensor, size: Sequence[int]) -> Tensor:
+    """LR (B, 3, h, w) in [0, 1] -> (B, 3, H, W): PIL's bicubic on the 8-bit image, per image
+    (the resize the data pipeline downsamples with)."""
+    return torch.stack([resize_fn(x, tuple(size), 'pil') for x in inp])
+
+
+def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optional[Sequence[int]],
+            bsize: Optional[int], device: torch.device, precision: str) -> tuple[Tensor, Tensor]:
+    """One batch -> (pred, gt) in [0, 1], both (B, 3, H, W) for hw = (H, W), or both (B, 3, 1, Q)
+    strips for hw None; model None means bicubic (whole images only)."""
+    inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
+    if model is None:
+        if hw is None:
+            raise UserError('the bicubic baseline needs whole images: remove sample_q from the dataset wrapper')
+        return bicubic_upsample(inp, hw), as_images(gt, hw)
+    with autocast(device, precision):
+        pred = batched_predict(model, norm.inp(inp), coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
+    return as_images(norm.pred_to_rgb(pred.float()), hw), as_images(gt, hw)
+
+
+@torch.no_grad()
+def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_type=None,
+             bsize: Optional[int] = None, device: torch.device = torch.device('cpu'),
+             precision: str = 'fp32', names: Optional[Sequence[str]] = None, progress: Optional[bool] = True,
+             desc: str = 'test', whole: bool = False, with_ssim: bool = True) -> list[dict]:
+    """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
+    (None: bicubic) over `loader`, querying `bsize` coordinates at a time (all at once if None).
+    'ssim' is None for pixel subsets (`whole` refuses them) and without `with_ssim` (training's
+    validation, whose crops may be smaller than SSIM's window). `progress` None: a bar only on a
+    terminal. The model's train/eval mode is the caller's business."""
+    protocol = parse_eval_type(eval_type)
+    rows = []
+    bar = tqdm(loader, desc=desc, leave=False, disable=None if progress is None else not progress)
+    for batch in bar:
+        hw = image_shape(batch['cell'], batch['gt'].shape[1], protocol, whole)
+        pred, gt = predict(model, batch, norm, hw, bsize, device, precision)
+        lr_size = list(batch['inp'].shape[-2:])
+        psnrs = psnr(pred, gt, protocol).tolist()
+        ssims = ssim(pred, gt, protocol).tolist() if with_ssim and hw is not None else [None] * len(psnrs)
+        for p, s in zip(psnrs, ssims):
+            i = len(rows)
+            rows.append({'index': i, 'name': names[i] if names else str(i), 'lr_size': lr_size,
+                         'hr_size': list(gt.shape[-2:]), 'psnr': p, 'ssim': s})
+        bar.set_postfix(psnr=f"{statistics.fmean(r['psnr'] for r in rows):.4f}")
+    return rows
