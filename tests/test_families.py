@@ -7,7 +7,7 @@ import torch
 
 import models
 from models.lte import decoder_input, fourier_basis
-from models.swinir import relative_position_index, shifted_window_mask
+from models.swin import relative_position_index, shifted_window_mask
 from release_keys import DATA, header_counts, reference_keys
 from utils.coords import make_coord
 from utils.tiling import receptive_radius
