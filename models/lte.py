@@ -77,9 +77,10 @@ class LTE(nn.Module):
         coef, freq = self.feat_coef, self.feat_freq
         hw = coef.shape[-2:]
         # As in the release, the cell centres come from a grid of the input's size, not the latent
-        # grid's: the same for encoders that keep the size. With SwinIR's padded grid, a query's
-        # centre (and so rel_coord, area) and its coef/freq can come from different cells; the
-        # swinir-lte vector pins this.
+        # grid's: the same for encoders that keep the size, and for SwinIR on inputs already padded
+        # to its window (as LTE's evaluation pads them). Otherwise SwinIR's grid is larger, and a
+        # query's centre (so rel_coord, area) and its coef/freq can come from different cells;
+        # the swinir-lte vector pins this.
         centres = latent_centres(self.inp)  # (B, 2, h_in, w_in)
         # The phase depends only on the output pixel's size, the same for every corner.
         phase = self.phase(to_latent_units(cell, hw))  # (B, Q, H/2)

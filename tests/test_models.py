@@ -32,7 +32,9 @@ TINY = {
     # Window 4 on the 6 x 7 input: padded to 8 x 8, the stored masks' size, and (img_size 12) another size.
     'swinir': [TINY_SWINIR,
                {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'img_size': 12, 'upsampler': 'pixelshuffle',
-                                           'depths': [1, 2], 'num_heads': [2, 3], 'drop_path_rate': 0.0}}],
+                                           'depths': [1, 2], 'num_heads': [2, 3], 'drop_path_rate': 0.0}},
+               {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'embed_dim': 8, 'ape': True,
+                                           'resi_connection': '3conv', 'use_checkpoint': True}}],
     'lte': [{'name': 'lte', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}},
             {'name': 'lte', 'args': {'encoder_spec': TINY_SWINIR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}}],
     'metasr': [{'name': 'metasr', 'args': {'encoder_spec': TINY_EDSR}}],
