@@ -103,7 +103,9 @@ def test_other_models_fast_equals_plain(name):
 def test_vectors_through_default_path(path):
     """The released-format vectors hold through the default (fast) path."""
     vec = torch.load(VECTORS / path, weights_only=True)
-    model = make(vec['checkpoint']['model'], load_sd=True)
+    if vec['coord'] is None:
+        pytest.skip('an encoder with its upsampling tail: no queries')
+    model = make(vec['checkpoint']['model'], load_sd=True).eval()  # SwinIR's stochastic depth is off in eval
     assert use_fast()
     with torch.no_grad():
         out = model(vec['inp'], vec['coord'], vec['cell'])

@@ -10,6 +10,8 @@ from utils.registry import Registry
 
 TINY_EDSR = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}}
 TINY_MLP = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}
+TINY_SWINIR = {'name': 'swinir', 'args': {'img_size': 8, 'embed_dim': 6, 'depths': [2], 'num_heads': [2],
+                                          'window_size': 4}}
 # One tiny spec per registered name (a list: several variants of one name are welcome).
 TINY = {
     'mlp': [{'name': 'mlp', 'args': {'in_dim': 5, 'out_dim': 3, 'hidden_list': [8, 8]}}],
@@ -23,6 +25,18 @@ TINY = {
     'liif': [{'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP}},
              {'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP,
                                        'local_ensemble': False, 'feat_unfold': False, 'cell_decode': False}}],
+    'rcan': [{'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8, 'reduction': 4,
+                                       'no_upsampling': True}},
+             {'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8, 'reduction': 4,
+                                       'scale': 2}}],
+    # Window 4 on the 6 x 7 input: padded to 8 x 8, the stored masks' size, and (img_size 12) another size.
+    'swinir': [TINY_SWINIR,
+               {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'img_size': 12, 'upsampler': 'pixelshuffle',
+                                           'depths': [1, 2], 'num_heads': [2, 3], 'drop_path_rate': 0.0}},
+               {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'embed_dim': 8, 'ape': True,
+                                           'resi_connection': '3conv', 'use_checkpoint': True}}],
+    'lte': [{'name': 'lte', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}},
+            {'name': 'lte', 'args': {'encoder_spec': TINY_SWINIR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}}],
     'metasr': [{'name': 'metasr', 'args': {'encoder_spec': TINY_EDSR}}],
     'a-liif': [{'name': 'a-liif', 'args': {'encoder_spec': TINY_EDSR, 'basis_num': 3, 'basis_hidden': [4, 4],
                                            'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [8]}}}}],
@@ -52,7 +66,7 @@ def test_forward_backward_gradients(spec):
     model = models.make(spec)
     out = run(model, spec)
     assert torch.isfinite(out).all()
-    if getattr(model, 'out_dim', None) == 3 and spec['name'] in ('edsr-baseline', 'rdn'):
+    if getattr(model, 'out_dim', None) == 3 and spec['name'] in ('edsr-baseline', 'rdn', 'rcan'):
         scale = spec['args']['scale']
         assert out.shape == (2, 3, 6 * scale, 7 * scale)
     out.square().mean().backward()

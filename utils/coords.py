@@ -48,6 +48,14 @@ def sample_nearest(grid: Tensor, coord: Tensor) -> Tensor:
     return out[:, :, 0, :].permute(0, 2, 1)
 
 
+def sample_bilinear(img: Tensor, coord: Tensor) -> Tensor:
+    """img (B, C, h, w), coord (B, Q, 2) -> (B, Q, C): img interpolated bilinearly at each coord
+    (`F.grid_sample`, align_corners=False), the border pixels extended beyond the image."""
+    out = F.grid_sample(img, coord.flip(-1).unsqueeze(1), mode='bilinear', padding_mode='border',
+                        align_corners=False)  # (B, C, 1, Q)
+    return out[:, :, 0, :].permute(0, 2, 1)
+
+
 def latent_centres(feat: Tensor, top_left: bool = False) -> Tensor:
     """Centres (or, with top_left, top-left corners) of the latent cells of feat (B, C, h, w),
     as a grid (B, 2, h, w) for `sample_nearest`."""

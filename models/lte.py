@@ -1,0 +1,103 @@
+"""LTE: the local texture estimator (Lee & Jin, CVPR 2022), docs/design.md §2.4.
+
+Like LIIF, each query is decoded from its four nearest latent cells and the predictions are
+blended by opposite areas; but the decoder reads a Fourier feature instead of the cell's vector:
+the cell's amplitudes (`coef`) times cos/sin of its frequencies (`freq`) dotted with the offset
+to the query, shifted by a phase learned from the cell size. The input image, upsampled
+bilinearly, is added, so the network predicts the residual.
+"""
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from utils.coords import latent_centres, sample_bilinear, sample_nearest, shift_coord, to_latent_units
+from .fast_query import encoder_input
+from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
+from .registry import make, register
+
+
+def fourier_basis(q_freq: Tensor, rel_coord: Tensor, phase: Tensor) -> Tensor:
+    """q_freq (..., H), rel_coord (..., 2) in latent units, phase (..., H/2) -> basis (..., H).
+    Frequency pair j, channels (2j, 2j+1), is a 2-D frequency (row, col): x_j = q_freq[2j] *
+    rel_row + q_freq[2j+1] * rel_col + phase_j; basis = [cos(pi x), sin(pi x)], cos half first."""
+    pairs = q_freq.unflatten(-1, (-1, 2))  # (..., H/2, 2)
+    x = (pairs * rel_coord.unsqueeze(-2)).sum(-1) + phase  # (..., H/2)
+    return torch.cat([torch.cos(math.pi * x), torch.sin(math.pi * x)], dim=-1)
+
+
+def decoder_input(q_coef: Tensor, q_freq: Tensor, rel_coord: Tensor, phase: Tensor) -> Tensor:
+    """The decoder's input (..., H): the cell's amplitudes times its Fourier basis at the query."""
+    return q_coef * fourier_basis(q_freq, rel_coord, phase)
+
+
+@register('lte')
+class LTE(nn.Module):
+    """LTE: an encoder, the texture estimator (coef, freq, phase) and a decoder.
+
+    Args (a config may pass any of them; names as in the LTE release):
+        encoder_spec: model spec of the encoder (any with `out_dim`, e.g. edsr-baseline, rdn,
+            swinir with no_upsampling).
+        imnet_spec: model spec of the decoder, built with in_dim = hidden_dim (it outputs rgb).
+            Required: LTE has no decoder-less mode.
+        hidden_dim: H, the number of amplitudes and of frequency components (H/2 2-D frequencies);
+            even.
+    """
+
+    def __init__(self, encoder_spec: dict, imnet_spec: Optional[dict] = None, hidden_dim: int = 256):
+        super().__init__()
+        if imnet_spec is None:
+            raise ValueError('lte needs an imnet_spec (the decoder)')
+        if hidden_dim % 2:
+            raise ValueError(f'lte: hidden_dim must be even (cos and sin halves), got {hidden_dim}')
+        self.encoder = make(encoder_spec)
+        self.coef = nn.Conv2d(self.encoder.out_dim, hidden_dim, 3, padding=1)
+        self.freq = nn.Conv2d(self.encoder.out_dim, hidden_dim, 3, padding=1)
+        self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
+        self.imnet = make(imnet_spec, args={'in_dim': hidden_dim})
+
+    def gen_feat(self, inp: Tensor) -> Tensor:
+        """inp (B, 3, h, w) -> latent grid (B, C, h', w'). Keeps, for query_rgb, the amplitudes and
+        frequencies on that grid (B, H, h', w') and the input itself (for the bilinear term)."""
+        self.inp = inp
+        self.feat = self.encoder(encoder_input(inp))
+        self.feat_coef = self.coef(self.feat)
+        self.feat_freq = self.freq(self.feat)
+        return self.feat
+
+    def query_rgb(self, coord: Tensor, cell: Tensor) -> Tensor:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the last gen_feat. There is no fast path:
+        the decoder input is not linear in anything precomputable per cell."""
+        return self.query_rgb_plain(coord, cell)
+
+    def query_rgb_plain(self, coord: Tensor, cell: Tensor) -> Tensor:
+        """docs/design.md §2.4 step by step: the executable definition of LTE's query."""
+        coef, freq = self.feat_coef, self.feat_freq
+        hw = coef.shape[-2:]
+        # As in the release, the cell centres come from a grid of the input's size, not the latent
+        # grid's: the same for encoders that keep the size, and for SwinIR on inputs already padded
+        # to its window (as LTE's evaluation pads them). Otherwise SwinIR's grid is larger, and a
+        # query's centre (so rel_coord, area) and its coef/freq can come from different cells;
+        # the swinir-lte vector pins this.
+        centres = latent_centres(self.inp)  # (B, 2, h_in, w_in)
+        # The phase depends only on the output pixel's size, the same for every corner.
+        phase = self.phase(to_latent_units(cell, hw))  # (B, Q, H/2)
+        preds, areas = [], []
+        for dr, dc in ENSEMBLE_CORNERS:
+            coord_ = shift_coord(coord, dr, dc, hw, 1e-6)
+            q_coef = sample_nearest(coef, coord_)  # (B, Q, H)
+            q_freq = sample_nearest(freq, coord_)  # (B, Q, H)
+            q_coord = sample_nearest(centres, coord_)  # (B, Q, 2)
+            rel_coord = to_latent_units(coord - q_coord, hw)
+            preds.append(self.imnet(decoder_input(q_coef, q_freq, rel_coord, phase)))  # (B, Q, 3)
+            areas.append(corner_area(rel_coord))
+        weights = opposite_area_weights(torch.stack(areas))  # (4, B, Q)
+        pred = (torch.stack(preds) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        return pred + sample_bilinear(self.inp, coord)
+
+    def forward(self, inp: Tensor, coord: Tensor, cell: Tensor) -> Tensor:
+        """inp (B, 3, h, w), coord and cell (B, Q, 2) -> rgb (B, Q, 3)."""
+        self.gen_feat(inp)
+        return self.query_rgb(coord, cell)

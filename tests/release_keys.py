@@ -1,0 +1,25 @@
+"""Read the released checkpoints' state-dict listings in tests/data (state-dict-keys*.txt): a
+'## section ...: N tensors, M parameters|numbers' header, then one 'key (shape)' line per tensor."""
+import re
+from pathlib import Path
+
+DATA = Path(__file__).parent / 'data'
+
+
+def reference_keys(filename: str = 'state-dict-keys.txt') -> dict[str, dict[str, tuple]]:
+    """{section: {key: shape}}, keys in the file's (the state dict's) order."""
+    sections, current = {}, None
+    for line in (DATA / filename).read_text().splitlines():
+        if line.startswith('## '):
+            current = sections.setdefault(line.split()[1].rstrip(':'), {})
+        elif current is not None and line.strip() and not line.startswith('#'):
+            key, shape = re.match(r'(\S+) \(([\d, ]*)\)', line).groups()
+            current[key] = tuple(int(s) for s in shape.split(',') if s.strip())
+    return sections
+
+
+def header_counts(filename: str, section: str) -> tuple[int, int]:
+    """(tensors, numbers) that the section's header announces."""
+    text = (DATA / filename).read_text()
+    match = re.search(rf'^## {re.escape(section)}\b.*?: (\d+) tensors, (\d+) (?:parameters|numbers)$', text, re.M)
+    return int(match.group(1)), int(match.group(2))
