@@ -10,7 +10,7 @@ from models.lte import decoder_input, fourier_basis
 from models.swin import relative_position_index, shifted_window_mask
 from release_keys import DATA, header_counts, reference_keys
 from utils.coords import make_coord
-from utils.tiling import receptive_radius
+from inference.tiling import receptive_radius
 
 MLP3 = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256]}}
 # The released families as their authors' configs build them.
