@@ -8,7 +8,7 @@
 
 Config (checked on load by training/config.py; an unknown, missing or mistyped key is one
 line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4):
-  train_dataset:    {dataset: SPEC, wrapper: SPEC, batch_size: int}   (required)
+  train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
   val_dataset:      same shape, optional; validated every `epoch_val` epochs.
   data_norm:        {inp: {sub: [..], div: [..]}, gt: {sub: [..], div: [..]}}, 1 or 3 numbers

@@ -1,4 +1,4 @@
-"""The SR wrappers (SPEC §3): turn images into {'inp', 'coord', 'cell', 'gt'} training samples.
+"""The SR wrappers (docs/design.md §3): turn images into {'inp', 'coord', 'cell', 'gt'} training samples.
 
 Every item: 'inp' (3, h, w) LR in [0, 1]; 'coord' (Q, 2) HR pixel centres, (row, col);
 'cell' (Q, 2) = (2 / H_hr, 2 / W_hr); 'gt' (Q, 3) HR RGB at coord. Q = H_hr * W_hr, or

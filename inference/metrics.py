@@ -1,4 +1,4 @@
-"""PSNR and SSIM under the paper's evaluation protocols (SPEC §5). The one home of the metrics.
+"""PSNR and SSIM under the paper's evaluation protocols (docs/design.md §5). The one home of the metrics.
 
 An `eval_type` names a protocol:
 - `div2k-S`     RGB, `S + 6` border pixels removed on each side (the paper's DIV2K numbers);

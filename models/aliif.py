@@ -1,4 +1,4 @@
-"""A-LIIF: the adaptive local implicit image function (Li et al., ICIP 2022), SPEC §2.3.
+"""A-LIIF: the adaptive local implicit image function (Li et al., ICIP 2022), docs/design.md §2.3.
 
 LIIF's encoder, unfolding, corners and area-weighted ensemble, with the decoder MLP replaced by
 a per-query mix of K small basis MLPs whose coefficients come from an expansion net.
@@ -85,6 +85,19 @@ class AdaptiveDecoder(nn.Module):
 
 @register('a-liif')
 class ALIIF(LIIF):
+    """A-LIIF (Li et al., ICIP 2022; docs/design.md §2.3): LIIF whose decoder is, per query, a mix
+    of K small basis MLPs weighted by coefficients from an expansion net.
+
+    Config args:
+        encoder_spec (dict): model spec of the encoder, as for liif.
+        basis_num (int, default 10): K, the number of basis MLPs.
+        basis_hidden (list[int], default [16, 16, 16, 16]): hidden widths of every basis MLP
+            (input: the decoder input width, output: 3).
+        expansion_spec (dict, default mlp with hidden_list [256, 256, 256, 256]): model spec of
+            the expansion net; in_dim and out_dim (= basis_num) are derived.
+        local_ensemble, feat_unfold, cell_decode (bool, default true): as for liif.
+    """
+
     def __init__(self, encoder_spec: dict, basis_num: int = 10, basis_hidden: Optional[list[int]] = None,
                  expansion_spec: Optional[dict] = None, local_ensemble: bool = True,
                  feat_unfold: bool = True, cell_decode: bool = True):

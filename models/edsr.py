@@ -8,7 +8,7 @@ from torch import Tensor
 from .registry import register
 
 # DIV2K RGB mean of the EDSR code. The mean-shift layers exist only so that released checkpoints
-# load: they are not applied in forward (SPEC §2).
+# load: they are not applied in forward (docs/design.md §2).
 _RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
@@ -74,13 +74,33 @@ class EDSR(nn.Module):
         return res if self.no_upsampling else self.tail(res)
 
 
+EDSR_ARGS = """
+
+    Config args:
+        n_resblocks (int): residual blocks in the body.
+        n_feats (int): feature width, and `out_dim` with no_upsampling.
+        res_scale (float): each block's residual is multiplied by this before it is added.
+        scale (2^n or 3): the upsampling tail's factor (ignored with no_upsampling).
+        no_upsampling (bool, default false): return the feature grid at the input's size (the
+            LIIF encoder) instead of an upsampled image.
+        rgb_range (float, default 1): scale of the mean-shift layers, kept only so that released
+            checkpoints load (they are not applied).
+"""
+
+
 @register('edsr-baseline')
 def make_edsr_baseline(n_resblocks=16, n_feats=64, res_scale=1, scale=2, no_upsampling=False,
                        rgb_range=1) -> EDSR:
+    """EDSR-baseline (16 blocks, 64 wide, residual scale 1), the paper's main LIIF encoder."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
 
 
 @register('edsr')
 def make_edsr(n_resblocks=32, n_feats=256, res_scale=0.1, scale=2, no_upsampling=False,
               rgb_range=1) -> EDSR:
+    """EDSR (32 blocks, 256 wide, residual scale 0.1)."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
+
+
+make_edsr_baseline.__doc__ += EDSR_ARGS
+make_edsr.__doc__ += EDSR_ARGS

@@ -1,4 +1,4 @@
-"""LIIF: the local implicit image function (Chen et al., CVPR 2021), SPEC §2.1."""
+"""LIIF: the local implicit image function (Chen et al., CVPR 2021), docs/design.md §2.1."""
 from typing import Optional
 
 import torch
@@ -28,6 +28,19 @@ def corner_area(rel_coord: Tensor) -> Tensor:
 
 @register('liif')
 class LIIF(nn.Module):
+    """LIIF: an encoder's latent grid decoded at any coordinate (docs/design.md §2.1).
+
+    Config args (names as in the paper release):
+        encoder_spec (dict): model spec of the encoder, any model with `out_dim` that keeps the
+            input size, e.g. {name: edsr-baseline, args: {no_upsampling: true}}.
+        imnet_spec (dict or None): model spec of the decoder (e.g. {name: mlp, args: {out_dim: 3,
+            hidden_list: [256, 256, 256, 256]}}); its in_dim is derived (decoder_in_dim). None:
+            no decoder, each query returns its nearest latent code.
+        local_ensemble (bool, default true): blend the four nearest codes by opposite areas.
+        feat_unfold (bool, default true): the decoder reads each code's 3x3 neighbourhood.
+        cell_decode (bool, default true): the decoder also reads the output pixel's size.
+    """
+
     def __init__(self, encoder_spec: dict, imnet_spec: Optional[dict] = None,
                  local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True):
         super().__init__()
@@ -98,7 +111,7 @@ class LIIF(nn.Module):
         return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
-        """SPEC §2.1 written out step by step: the executable definition of LIIF's query."""
+        """docs/design.md §2.1 written out step by step: the executable definition of LIIF's query."""
         feat = self.feat
         if self.imnet is None:
             return sample_nearest(feat, coord)

@@ -1,4 +1,4 @@
-"""The Meta-SR meta-upscale module (Hu et al., CVPR 2019) as adapted by the LIIF paper, SPEC §2.2."""
+"""The Meta-SR meta-upscale module (Hu et al., CVPR 2019) as adapted by the LIIF paper, docs/design.md §2.2."""
 from typing import Optional
 
 import torch
@@ -14,6 +14,15 @@ from .registry import make, register
 
 @register('metasr')
 class MetaSR(nn.Module):
+    """The Meta-SR meta-upscale baseline as the LIIF paper adapts it (docs/design.md §2.2): per
+    query, an MLP predicts from the pixel's offset and the scale the weights that map its latent
+    cell's unfolded code (9C) to RGB.
+
+    Config args:
+        encoder_spec (dict): model spec of the encoder (with `out_dim`, input size kept). The
+            weight MLP is fixed: in 3, hidden [256], out 9C*3 (the paper's).
+    """
+
     def __init__(self, encoder_spec: dict):
         super().__init__()
         self.encoder = make(encoder_spec)
@@ -39,7 +48,7 @@ class MetaSR(nn.Module):
         return self.query_rgb_plain(coord, cell)
 
     def query_rgb_plain(self, coord: Tensor, cell: Tensor) -> Tensor:
-        """SPEC §2.2 written out: the executable definition of Meta-SR's query."""
+        """docs/design.md §2.2 written out: the executable definition of Meta-SR's query."""
         feat = unfold3x3(self.feat)  # (B, 9C, h, w)
         hw = feat.shape[-2:]
         # Latent cells are addressed by their top-left corners.

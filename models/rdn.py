@@ -34,6 +34,18 @@ class RDB(nn.Module):
 
 @register('rdn')
 class RDN(nn.Module):
+    """RDN (Zhang et al. 2018) as a LIIF encoder; parameter names as in the paper release.
+
+    Config args:
+        G0 (int, default 64): feature width, and `out_dim` with no_upsampling.
+        RDNkSize (int, default 3): kernel size of the convolutions.
+        RDNconfig ('A' or 'B', default 'B'): 'A' = 20 blocks of 6 convs with growth 32,
+            'B' = 16 blocks of 8 convs with growth 64 (the paper's RDN-LIIF).
+        scale (2, 3 or 4, default 2): the upsampling tail's factor (ignored with no_upsampling).
+        no_upsampling (bool, default false): return the feature grid at the input's size (the
+            LIIF encoder) instead of an upsampled image.
+    """
+
     def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = 'B', scale: int = 2,
                  no_upsampling: bool = False):
         super().__init__()

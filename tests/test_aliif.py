@@ -1,4 +1,4 @@
-"""A-LIIF (SPEC §2.3): layer-wise mixing of basis MLPs equals an explicit per-query network."""
+"""A-LIIF (docs/design.md §2.3): layer-wise mixing of basis MLPs equals an explicit per-query network."""
 import math
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Coordinate conventions (SPEC §1): pixel centres, (row, col) order, non-square grids."""
+"""Coordinate conventions (docs/design.md §1): pixel centres, (row, col) order, non-square grids."""
 import torch
 
 import models

@@ -1,4 +1,4 @@
-"""SR wrappers (SPEC §3): shapes, size rules, cells, sampling, augmentation, caches, seeding."""
+"""SR wrappers (docs/design.md §3): shapes, size rules, cells, sampling, augmentation, caches, seeding."""
 import itertools
 import os
 

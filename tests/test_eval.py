@@ -18,7 +18,10 @@ from datasets.resize import imresize_matlab_uint8
 from inference.eval_config import data_paths, rewrite_data_root
 from inference.evaluate import as_images, image_shape
 from inference.metrics import parse_eval_type, psnr
+from training import trainer
+from training.config import check_train_config
 from utils.checkpoints import save_checkpoint
+from utils.config import load_yaml
 from utils.coords import make_cell, make_coord, to_pixel_samples
 from utils.errors import UserError
 from script_loader import load_script
@@ -50,6 +53,7 @@ def test_as_images_rebuilds_whole_images_and_flattens_samples():
         image_shape(cell[:, :100], 100, parse_eval_type('div2k-3'))
     with pytest.raises(UserError, match='remove sample_q'):
         image_shape(cell[:, :100], 100, parse_eval_type(None), whole=True)
+
 
 @pytest.fixture(scope='module')
 def bench(tmp_path_factory) -> Path:
@@ -227,3 +231,19 @@ def test_sampled_wrapper_is_refused(bench, tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(cli.UserError, match='sample_q'):
         cli.main(['--config', str(path), '--model', 'bicubic', '--data-root', str(bench), '--quiet'])
+
+
+def test_training_validation_reports_what_test_py_reports(bench, tmp_path):
+    """One evaluation: a run validated on the Tiny set (whole images, benchmark-2, chunked queries)
+    logs the PSNR that test.py then reports for its epoch-last checkpoint on the same data."""
+    test_config = yaml.safe_load(Path(_config(tmp_path, 2)).read_text())
+    val = rewrite_data_root(test_config['test_dataset'], str(bench))
+    raw = load_yaml(ROOT / 'configs/train-sample/train_tiny-liif.yaml')
+    raw['train_dataset']['dataset'] = {'name': 'image-folder', 'args': {'root_path': str(bench / 'benchmark/Tiny/HR')}}
+    raw.update(val_dataset=val, eval_type='benchmark-2', eval_bsize=1000, data_norm=NORM, epoch_max=1,
+               epoch_val=1, num_workers=0)
+    hist = trainer.train(check_train_config(raw, 'tiny'), tmp_path / 'run')
+    res = _run(['--config', _config(tmp_path, 2), '--model', str(tmp_path / 'run/epoch-last.pth'),
+                '--data-root', str(bench)], tmp_path)
+    assert res['num_images'] == 2
+    assert hist['val_psnr'][0] == pytest.approx(res['mean']['psnr'], abs=1e-9)

@@ -10,7 +10,7 @@ from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.errors import UserError
 from script_loader import load_script
 
-SPEC = {'name': 'liif', 'args': {
+TINY_SPEC = {'name': 'liif', 'args': {
     'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}},
     'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [8]}}}}
 
@@ -20,10 +20,10 @@ def load_export():
 
 
 def test_export_keeps_only_the_model(tmp_path):
-    model = models.make(SPEC)
+    model = models.make(TINY_SPEC)
     opt = torch.optim.Adam(model.parameters())
     src, dst = tmp_path / 'epoch-last.pth', tmp_path / 'model.pth'
-    save_checkpoint({'model': {**SPEC, 'sd': model.state_dict()},
+    save_checkpoint({'model': {**TINY_SPEC, 'sd': model.state_dict()},
                      'optimizer': {'name': 'adam', 'args': {}, 'sd': opt.state_dict()},
                      'epoch': 7, 'rng': [torch.get_rng_state()], 'best_val': 30.0}, src)
     load_export()(str(src), str(dst))

@@ -127,7 +127,7 @@ def test_default_is_fast_and_switch_selects_plain():
 
 
 def test_project_feat_is_unfold_then_linear():
-    """The 3x3 convolution reads the unfolded channels in SPEC order c*9 + 3*dy + dx."""
+    """The 3x3 convolution reads the unfolded channels in the unfolding order c*9 + 3*dy + dx (docs/design.md §2.1)."""
     torch.manual_seed(0)
     feat, weight, bias = torch.randn(2, 4, 5, 6), torch.randn(7, 36), torch.randn(7)
     expected = torch.einsum('bkhw,ok->bohw', unfold3x3(feat), weight) + bias.view(1, 7, 1, 1)

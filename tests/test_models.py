@@ -1,5 +1,8 @@
-"""Every registered model builds, runs forward and backward, and gives every trainable
-parameter a finite gradient; the registry refuses what it should."""
+"""Every registered model builds, runs forward and backward, gives every trainable
+parameter a finite gradient, and documents its config args; the registry refuses what it should."""
+import inspect
+import re
+
 import pytest
 import torch
 
@@ -114,3 +117,16 @@ def test_mean_shift_not_applied():
         enc.add_mean.bias.fill_(-10.0)
     assert torch.equal(enc(x), before)
     assert not any(p.requires_grad for p in enc.sub_mean.parameters())
+
+
+@pytest.mark.parametrize('name', MODELS.names())
+def test_every_registered_model_documents_its_config_args(name):
+    """The class or factory registered under `name` has its own docstring, naming every argument
+    a config may pass (the parameters of its signature)."""
+    factory = MODELS.get(name)
+    doc = factory.__doc__ or ''  # the object's own, not one inherited from nn.Module
+    assert doc.strip(), f'{name}: no docstring'
+    params = [p for p in inspect.signature(factory).parameters if p != 'self']
+    assert params, name
+    missing = [p for p in params if not re.search(rf'\b{re.escape(p)}\b', doc)]
+    assert not missing, f'{name}: docstring does not name {missing}'

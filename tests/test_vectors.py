@@ -1,4 +1,4 @@
-"""The project's models reproduce the paper authors' code (SPEC §7) and load its checkpoints."""
+"""The project's models reproduce the paper authors' code (docs/design.md §7) and load its checkpoints."""
 import pytest
 import torch
 

@@ -1,4 +1,4 @@
-"""The one home of LIIF's coordinate conventions (SPEC §1).
+"""The one home of LIIF's coordinate conventions (docs/design.md §1).
 
 Coordinates live in [-1, 1]; the last dimension is (row, col); pixel i of an axis of length N
 has centre -1 + (2i + 1) / N. `F.grid_sample` wants (x, y) = (col, row): only this module flips.
@@ -69,14 +69,14 @@ def latent_centres(feat: Tensor, top_left: bool = False) -> Tensor:
 
 def unfold3x3(feat: Tensor) -> Tensor:
     """feat (B, C, h, w) -> (B, 9C, h, w): channel c*9 + k holds channel c at 3x3 position
-    k = 3*dy + dx, zero padded (SPEC §2.1 step 2)."""
+    k = 3*dy + dx, zero padded (docs/design.md §2.1 step 2)."""
     b, c, h, w = feat.shape
     return F.unfold(feat, 3, padding=1).view(b, c * 9, h, w)
 
 
 def shift_coord(coord: Tensor, dr: float, dc: float, hw: Sequence[int], eps: float) -> Tensor:
     """coord (..., 2) moved by dr latent rows and dc latent cols of an (h, w) grid, (1/h, 1/w)
-    per unit, plus eps on both axes; clamped to [-1 + 1e-6, 1 - 1e-6] (SPEC §2.1 step 4)."""
+    per unit, plus eps on both axes; clamped to [-1 + 1e-6, 1 - 1e-6] (docs/design.md §2.1 step 4)."""
     coord_ = coord.clone()
     coord_[..., 0] += dr / hw[0] + eps
     coord_[..., 1] += dc / hw[1] + eps
