@@ -1,5 +1,6 @@
 """EDSR (Lim et al. 2017) as a LIIF encoder; module names match the paper release's checkpoints."""
 import math
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -51,15 +52,19 @@ def upsampler(scale: int, n_feats: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class EDSR(nn.Module):
-    def __init__(self, n_resblocks: int, n_feats: int, res_scale: float, scale: int = 2,
+class ResidualSR(nn.Module):
+    """The skeleton EDSR and RCAN share: head conv (3 -> F), a body of n_blocks blocks then a conv, plus
+    the head's output; with upsampling, a tail (upsampler, conv F -> 3). The mean-shift layers
+    exist so that released checkpoints load; forward never applies them (docs/design.md §2)."""
+
+    def __init__(self, make_block: Callable[[], nn.Module], n_blocks: int, n_feats: int, scale: int = 2,
                  no_upsampling: bool = False, rgb_range: float = 1):
         super().__init__()
+        # Built in this order (head, then blocks), so a seed gives the weights it always gave.
         self.sub_mean = MeanShift(rgb_range, -1)
         self.add_mean = MeanShift(rgb_range, 1)
         self.head = nn.Sequential(conv(3, n_feats))
-        self.body = nn.Sequential(*[ResBlock(n_feats, res_scale) for _ in range(n_resblocks)],
-                                  conv(n_feats, n_feats))
+        self.body = nn.Sequential(*[make_block() for _ in range(n_blocks)], conv(n_feats, n_feats))
         self.no_upsampling = no_upsampling
         if no_upsampling:
             self.out_dim = n_feats
@@ -72,6 +77,15 @@ class EDSR(nn.Module):
         h = self.head(x)
         res = self.body(h) + h
         return res if self.no_upsampling else self.tail(res)
+
+
+class EDSR(ResidualSR):
+    """EDSR: ResidualSR with n_resblocks ResBlocks."""
+
+    def __init__(self, n_resblocks: int, n_feats: int, res_scale: float, scale: int = 2,
+                 no_upsampling: bool = False, rgb_range: float = 1):
+        super().__init__(lambda: ResBlock(n_feats, res_scale), n_resblocks, n_feats, scale, no_upsampling,
+                         rgb_range)
 
 
 EDSR_ARGS = """

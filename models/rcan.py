@@ -3,7 +3,7 @@ module names match that release's checkpoints."""
 import torch.nn as nn
 from torch import Tensor
 
-from .edsr import MeanShift, conv, upsampler
+from .edsr import ResidualSR, conv
 from .registry import register
 
 
@@ -45,7 +45,7 @@ class ResidualGroup(nn.Module):
 
 
 @register('rcan')
-class RCAN(nn.Module):
+class RCAN(ResidualSR):
     """RCAN: head conv (3 -> F), residual groups then a conv, plus the head's output; with
     upsampling, EDSR's upsampler and a conv F -> 3.
 
@@ -62,21 +62,5 @@ class RCAN(nn.Module):
 
     def __init__(self, n_resgroups: int = 10, n_resblocks: int = 20, n_feats: int = 64,
                  reduction: int = 16, scale: int = 2, no_upsampling: bool = False, rgb_range: float = 1):
-        super().__init__()
-        self.sub_mean = MeanShift(rgb_range, -1)
-        self.add_mean = MeanShift(rgb_range, 1)
-        self.head = nn.Sequential(conv(3, n_feats))
-        self.body = nn.Sequential(*[ResidualGroup(n_feats, reduction, n_resblocks) for _ in range(n_resgroups)],
-                                  conv(n_feats, n_feats))
-        self.no_upsampling = no_upsampling
-        if no_upsampling:
-            self.out_dim = n_feats
-        else:
-            self.tail = nn.Sequential(upsampler(scale, n_feats), conv(n_feats, 3))
-            self.out_dim = 3
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x (B, 3, h, w) -> features (B, n_feats, h, w), or an image (B, 3, s*h, s*w)."""
-        h = self.head(x)
-        res = self.body(h) + h
-        return res if self.no_upsampling else self.tail(res)
+        super().__init__(lambda: ResidualGroup(n_feats, reduction, n_resblocks), n_resgroups, n_feats, scale,
+                         no_upsampling, rgb_range)
