@@ -11,16 +11,14 @@ import models
 from models.loading import load_model
 from training import trainer
 from training.config import check_train_config
-from utils.checkpoints import load_checkpoint, save_checkpoint
+from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
+from tiny import aliif_spec, tiny_checkpoint
 
-ENC = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
 
-
-def tiny(**kw):
-    args = {'encoder_spec': ENC, 'basis_num': 3, 'basis_hidden': [5, 6],
-            'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [8]}}, **kw}
-    return models.make({'name': 'a-liif', 'args': args})
+def tiny(**switches: bool) -> torch.nn.Module:
+    """This file's tiny A-LIIF: 4 features, 3 bases of hidden widths 5 and 6."""
+    return models.make(aliif_spec(n_feats=4, basis_hidden=(5, 6), **switches))
 
 
 def explicit_decoder(dec, x: torch.Tensor) -> torch.Tensor:
@@ -68,10 +66,7 @@ def test_paper_size_decoder_parameters():
 
 
 def test_checkpoint_round_trip(tmp_path):
-    model = tiny().eval()
-    spec = {'name': 'a-liif', 'args': {'encoder_spec': ENC, 'basis_num': 3, 'basis_hidden': [5, 6],
-                                       'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [8]}}}}
-    save_checkpoint({'model': {**spec, 'sd': model.state_dict()}, 'epoch': 1}, tmp_path / 'a.pth')
+    model = tiny_checkpoint(tmp_path / 'a.pth', aliif_spec(n_feats=4, basis_hidden=(5, 6)), epoch=1)
     inp, coord, cell = torch.randn(1, 3, 6, 5), torch.rand(1, 30, 2) * 2 - 1, torch.full((1, 30, 2), 0.1)
     with torch.no_grad():
         assert torch.equal(model(inp, coord, cell), load_model(tmp_path / 'a.pth')(inp, coord, cell))

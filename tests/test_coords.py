@@ -5,6 +5,7 @@ import models
 from models.liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
 from utils.coords import (latent_centres, make_cell, make_coord, sample_nearest, shift_coord,
                           to_latent_units, to_pixel_samples, unfold3x3)
+from tiny import liif_spec
 
 
 def test_make_coord_pixel_centres_row_col():
@@ -116,9 +117,7 @@ def test_ensemble_weights_are_bilinear_on_real_queries():
 
 
 def test_no_decoder_returns_feature_map_at_centres():
-    spec = {'name': 'liif', 'args': {'encoder_spec': {'name': 'edsr-baseline', 'args': {
-        'n_resblocks': 1, 'n_feats': 6, 'no_upsampling': True}}, 'imnet_spec': None}}
-    model = models.make(spec)
+    model = models.make(liif_spec(n_feats=6, hidden=None))
     inp = torch.randn(2, 3, 5, 9)
     coord = make_coord((5, 9)).expand(2, -1, -1)
     out = model(inp, coord, make_cell((5, 9), coord))  # (2, 45, 6)

@@ -10,10 +10,9 @@ import pytest
 from PIL import Image
 
 import demo
-import models
 from utils import images as image_io
-from utils.checkpoints import save_checkpoint
 from utils.errors import UserError, run_cli
+from tiny import edsr_spec, liif_spec, tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,11 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope='module')
 def ckpt(tmp_path_factory) -> Path:
     """A tiny random LIIF checkpoint in the released format."""
-    spec = {'name': 'liif', 'args': {
-        'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}},
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}}}
     path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
-    save_checkpoint({'model': {**spec, 'sd': models.make(spec).state_dict()}}, path)
+    tiny_checkpoint(path, liif_spec(hidden=(16,)))
     return path
 
 
@@ -266,8 +262,7 @@ def test_bad_output_paths(tmp_path, ckpt, capsys, output, expect):
 
 def test_bad_checkpoints(tmp_path, capsys):
     inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
-    encoder = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
-    save_checkpoint({'model': {**encoder, 'sd': models.make(encoder).state_dict()}}, tmp_path / 'enc.pth')
+    tiny_checkpoint(tmp_path / 'enc.pth', edsr_spec(n_feats=4))
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
     before = set(p.name for p in tmp_path.iterdir())
     for ckpt, expect in [('enc.pth', 'not an implicit image function'), ('junk.pth', 'junk.pth'),

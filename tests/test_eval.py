@@ -20,11 +20,11 @@ from inference.evaluate import as_images, image_shape
 from inference.metrics import parse_eval_type, psnr
 from training import trainer
 from training.config import check_train_config
-from utils.checkpoints import save_checkpoint
 from utils.config import load_yaml
 from utils.coords import make_cell, make_coord, to_pixel_samples
 from utils.errors import UserError
 from script_loader import load_script
+from tiny import liif_spec, save_release, tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 cli = load_script('test.py', 'liif_test_cli')
@@ -84,27 +84,16 @@ def _config(tmp_path: Path, s: int, eval_type='benchmark', eval_bsize=1000, set_
     return str(path)
 
 
-def _tiny_liif(path: Path) -> torch.nn.Module:
-    torch.manual_seed(1)
-    spec = {'name': 'liif', 'args': {
-        'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}},
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16, 16]}}}}
-    model = models.make(spec)
-    save_checkpoint({'model': {**spec, 'sd': model.state_dict()}, 'epoch': 1}, path)
-    return model.eval()
-
-
 def _identity_nearest(path: Path) -> None:
     """A LIIF without decoder over an identity encoder: it renders nearest-neighbour upsampling."""
-    spec = {'name': 'liif', 'args': {'encoder_spec': {'name': 'edsr-baseline', 'args': {
-        'n_resblocks': 1, 'n_feats': 3, 'no_upsampling': True}}, 'imnet_spec': None}}
+    spec = liif_spec(n_feats=3, hidden=None)
     model = models.make(spec)
     sd = {k: torch.zeros_like(v) for k, v in model.state_dict().items()}
     sd['encoder.head.0.weight'][:, :, 1, 1] = torch.eye(3)
     for k in ('encoder.sub_mean', 'encoder.add_mean'):  # unused in forward, kept as released
         sd[f'{k}.weight'] = model.state_dict()[f'{k}.weight']
         sd[f'{k}.bias'] = model.state_dict()[f'{k}.bias']
-    save_checkpoint({'model': {**spec, 'sd': sd}}, path)
+    save_release(path, spec, sd)
 
 
 def _run(argv, tmp_path: Path) -> dict:
@@ -139,7 +128,8 @@ def test_nearest_model_pins_layout_and_normalisation(bench, tmp_path):
 @pytest.mark.parametrize('eval_type', ['benchmark', None])
 def test_tiny_liif_matches_an_independent_render(bench, tmp_path, eval_type):
     """Per-image PSNR/SSIM of test.py (chunked queries) == one unchunked forward scored by skimage."""
-    model = _tiny_liif(tmp_path / 'tiny.pth')
+    torch.manual_seed(1)
+    model = tiny_checkpoint(tmp_path / 'tiny.pth', liif_spec(), epoch=1)
     res = _run(['--config', _config(tmp_path, 4, eval_type, eval_bsize=777),
                 '--model', str(tmp_path / 'tiny.pth'), '--data-root', str(bench)], tmp_path)
     photos = _photos()

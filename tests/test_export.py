@@ -6,13 +6,12 @@ import torch
 
 import models
 from models.loading import load_model
-from utils.checkpoints import load_checkpoint, save_checkpoint
+from utils.checkpoints import load_checkpoint
 from utils.errors import UserError
 from script_loader import load_script
+from tiny import liif_spec, save_release
 
-TINY_SPEC = {'name': 'liif', 'args': {
-    'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}},
-    'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [8]}}}}
+TINY_SPEC = liif_spec(n_feats=4, hidden=(8,))
 
 
 def load_export():
@@ -23,9 +22,8 @@ def test_export_keeps_only_the_model(tmp_path):
     model = models.make(TINY_SPEC)
     opt = torch.optim.Adam(model.parameters())
     src, dst = tmp_path / 'epoch-last.pth', tmp_path / 'model.pth'
-    save_checkpoint({'model': {**TINY_SPEC, 'sd': model.state_dict()},
-                     'optimizer': {'name': 'adam', 'args': {}, 'sd': opt.state_dict()},
-                     'epoch': 7, 'rng': [torch.get_rng_state()], 'best_val': 30.0}, src)
+    save_release(src, TINY_SPEC, model.state_dict(), optimizer={'name': 'adam', 'args': {}, 'sd': opt.state_dict()},
+                 epoch=7, rng=[torch.get_rng_state()], best_val=30.0)
     load_export()(str(src), str(dst))
     out = load_checkpoint(dst)
     assert set(out) == {'model', 'epoch'} and out['epoch'] == 7

@@ -11,6 +11,7 @@ from models.swin import relative_position_index, shifted_window_mask
 from release_keys import DATA, header_counts, reference_keys
 from utils.coords import make_coord
 from inference.tiling import receptive_radius
+from tiny import edsr_spec, mlp_spec, rcan_spec, swinir_spec
 
 MLP3 = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256]}}
 # The released families as their authors' configs build them.
@@ -25,8 +26,7 @@ FAMILY_SPECS = {
         'encoder_spec': {'name': 'swinir', 'args': {'no_upsampling': True}},
         'imnet_spec': MLP3, 'hidden_dim': 256}},
 }
-TINY_SWINIR = {'name': 'swinir', 'args': {'img_size': 8, 'embed_dim': 6, 'depths': [2], 'num_heads': [2],
-                                          'window_size': 4}}
+TINY_SWINIR = swinir_spec()
 
 
 @pytest.mark.parametrize('section', sorted(FAMILY_SPECS))
@@ -39,10 +39,7 @@ def test_state_dict_matches_release(section):
     assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts('state-dict-keys-more.txt', section)
 
 
-@pytest.mark.parametrize('spec', [{'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8,
-                                                            'reduction': 4, 'scale': 3}},
-                                  {'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8,
-                                                            'reduction': 4, 'no_upsampling': True}}])
+@pytest.mark.parametrize('spec', [rcan_spec(scale=3), rcan_spec()])
 def test_rcan_mean_shift_not_applied(spec):
     """The release's RCAN never applies sub_mean/add_mean, with or without its tail (the
     rcan-upsample vector, made with the tail, matches only this way)."""
@@ -107,9 +104,8 @@ def test_fourier_basis_pairs_and_cos_first():
 
 def test_lte_adds_the_bilinear_input():
     """With a decoder that outputs 0, LTE renders the input upsampled bilinearly (border-extended)."""
-    model = models.make({'name': 'lte', 'args': {
-        'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}},
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [8]}}, 'hidden_dim': 8}})
+    model = models.make({'name': 'lte', 'args': {'encoder_spec': edsr_spec(), 'imnet_spec': mlp_spec(hidden=(8,)),
+                                                 'hidden_dim': 8}})
     with torch.no_grad():
         model.imnet.layers[-1].weight.zero_()
         model.imnet.layers[-1].bias.zero_()
@@ -121,7 +117,7 @@ def test_lte_adds_the_bilinear_input():
 
 
 def test_lte_refuses_what_it_cannot_build():
-    encoder = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}}
+    encoder = edsr_spec()
     with pytest.raises(ValueError, match='imnet_spec'):
         models.make({'name': 'lte', 'args': {'encoder_spec': encoder}})
     with pytest.raises(ValueError, match='even'):

@@ -12,28 +12,24 @@ from models.fast_query import fast_path, nearest_index, project_feat, use_fast
 from models.fused import relu_
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
 from inference.render import batched_predict
+from tiny import aliif_spec, liif_spec, metasr_spec
 
 VECTORS = Path(__file__).parent / 'data' / 'vectors'
 TOL = 1e-5
-ENCODER = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 6, 'no_upsampling': True}}
 
 
 def liif(feat_unfold=True, local_ensemble=True, cell_decode=True, hidden_list=(24, 24)):
-    """A tiny LIIF with the paper's decoder shape, seeded."""
+    """A tiny LIIF (6 features) with the paper's decoder shape, seeded."""
     torch.manual_seed(0)
-    return make({'name': 'liif', 'args': {
-        'encoder_spec': ENCODER, 'feat_unfold': feat_unfold, 'local_ensemble': local_ensemble,
-        'cell_decode': cell_decode,
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': list(hidden_list)}}}})
+    return make(liif_spec(n_feats=6, hidden=hidden_list, feat_unfold=feat_unfold, local_ensemble=local_ensemble,
+                          cell_decode=cell_decode))
 
 
 def build(name: str):
     torch.manual_seed(0)
     if name == 'metasr':
-        return make({'name': 'metasr', 'args': {'encoder_spec': ENCODER}})
-    return make({'name': 'a-liif', 'args': {'encoder_spec': ENCODER, 'basis_num': 4,
-                                            'basis_hidden': [8, 8],
-                                            'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [16]}}}})
+        return make(metasr_spec(n_feats=6))
+    return make(aliif_spec(n_feats=6, basis_num=4, basis_hidden=(8, 8), expansion=(16,)))
 
 
 def queries(b=2, h=5, w=7, out=(13, 18)):

@@ -10,39 +10,30 @@ import models
 from models.registry import MODELS
 from utils.errors import UserError
 from utils.registry import Registry
+from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, swinir_spec
 
-TINY_EDSR = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}}
-TINY_MLP = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}
-TINY_SWINIR = {'name': 'swinir', 'args': {'img_size': 8, 'embed_dim': 6, 'depths': [2], 'num_heads': [2],
-                                          'window_size': 4}}
+TINY_EDSR = edsr_spec()
+TINY_MLP = mlp_spec(hidden=(16,))
+TINY_SWINIR = swinir_spec()
 # One tiny spec per registered name (a list: several variants of one name are welcome).
 TINY = {
-    'mlp': [{'name': 'mlp', 'args': {'in_dim': 5, 'out_dim': 3, 'hidden_list': [8, 8]}}],
-    'edsr-baseline': [TINY_EDSR,
-                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 2}},
-                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 3}},
-                      {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'scale': 4}}],
+    'mlp': [mlp_spec(hidden=(8, 8), in_dim=5)],
+    'edsr-baseline': [TINY_EDSR, edsr_spec(scale=2), edsr_spec(scale=3), edsr_spec(scale=4)],
     'edsr': [{'name': 'edsr', 'args': {'n_resblocks': 2, 'n_feats': 8, 'no_upsampling': True}}],
     'rdn': [{'name': 'rdn', 'args': {'G0': 8, 'RDNconfig': 'A', 'no_upsampling': True}},
             {'name': 'rdn', 'args': {'G0': 8, 'RDNconfig': 'A', 'scale': 4}}],
-    'liif': [{'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP}},
-             {'name': 'liif', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP,
-                                       'local_ensemble': False, 'feat_unfold': False, 'cell_decode': False}}],
-    'rcan': [{'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8, 'reduction': 4,
-                                       'no_upsampling': True}},
-             {'name': 'rcan', 'args': {'n_resgroups': 1, 'n_resblocks': 1, 'n_feats': 8, 'reduction': 4,
-                                       'scale': 2}}],
+    'liif': [liif_spec(hidden=(16,)),
+             liif_spec(hidden=(16,), local_ensemble=False, feat_unfold=False, cell_decode=False)],
+    'rcan': [rcan_spec(), rcan_spec(scale=2)],
     # Window 4 on the 6 x 7 input: padded to 8 x 8, the stored masks' size, and (img_size 12) another size.
     'swinir': [TINY_SWINIR,
-               {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'img_size': 12, 'upsampler': 'pixelshuffle',
-                                           'depths': [1, 2], 'num_heads': [2, 3], 'drop_path_rate': 0.0}},
-               {'name': 'swinir', 'args': {**TINY_SWINIR['args'], 'embed_dim': 8, 'ape': True,
-                                           'resi_connection': '3conv', 'use_checkpoint': True}}],
+               swinir_spec(img_size=12, upsampler='pixelshuffle', depths=[1, 2], num_heads=[2, 3],
+                           drop_path_rate=0.0),
+               swinir_spec(embed_dim=8, ape=True, resi_connection='3conv', use_checkpoint=True)],
     'lte': [{'name': 'lte', 'args': {'encoder_spec': TINY_EDSR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}},
             {'name': 'lte', 'args': {'encoder_spec': TINY_SWINIR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}}],
-    'metasr': [{'name': 'metasr', 'args': {'encoder_spec': TINY_EDSR}}],
-    'a-liif': [{'name': 'a-liif', 'args': {'encoder_spec': TINY_EDSR, 'basis_num': 3, 'basis_hidden': [4, 4],
-                                           'expansion_spec': {'name': 'mlp', 'args': {'hidden_list': [8]}}}}],
+    'metasr': [metasr_spec()],
+    'a-liif': [aliif_spec()],
 }
 
 
@@ -88,7 +79,7 @@ def test_encoder_out_dim():
 
 
 def test_make_merges_args_into_a_copy():
-    spec = {'name': 'mlp', 'args': {'in_dim': 5, 'out_dim': 3, 'hidden_list': [8]}}
+    spec = mlp_spec(hidden=(8,), in_dim=5)
     model = models.make(spec, args={'in_dim': 7})
     assert model.in_dim == 7 and spec['args']['in_dim'] == 5
 

@@ -9,17 +9,10 @@ from utils.coords import make_cell, make_coord
 from inference.norm import DataNorm
 from inference.render import band_coord, band_spans, batched_predict, default_band_rows, encode, query_bands, render
 from inference.tiling import encode_tiled, receptive_radius, tile_spans
+from tiny import edsr_spec, metasr_spec, tiny_liif
 
 
 HALF = DataNorm((0.5,), (0.5,), (0.5,), (0.5,))  # the shipped configs' normalisation
-
-
-def tiny_liif(n_resblocks: int = 2, n_feats: int = 8, **liif_args) -> nn.Module:
-    spec = {'name': 'liif', 'args': {
-        'encoder_spec': {'name': 'edsr-baseline',
-                         'args': {'n_resblocks': n_resblocks, 'n_feats': n_feats, 'no_upsampling': True}},
-        'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16, 16]}}, **liif_args}}
-    return models.make(spec).eval()
 
 
 def test_band_coord_is_a_slice_of_the_full_grid():
@@ -37,7 +30,7 @@ def test_band_spans_cover_every_row_once():
 
 @pytest.mark.parametrize('out_hw', [(23, 17), (5, 40)])
 def test_bands_equal_one_shot(out_hw):
-    model = tiny_liif()
+    model = tiny_liif(n_resblocks=2)
     inp = torch.rand(1, 3, 6, 9) * 2 - 1
     coord = make_coord(out_hw).unsqueeze(0)  # (1, H*W, 2)
     one_shot = batched_predict(model, inp, coord, make_cell(out_hw, coord), 10 ** 6)
@@ -51,7 +44,7 @@ def test_bands_equal_one_shot(out_hw):
 
 
 def test_render_uint8_does_not_depend_on_band_or_chunk_size():
-    model = tiny_liif()
+    model = tiny_liif(n_resblocks=2)
     img = torch.rand(1, 3, 5, 7)
     a = render(model, img, (31, 18), HALF, bsize=1000, band_rows=31)
     b = render(model, img, (31, 18), HALF, bsize=13, band_rows=3)
@@ -62,7 +55,7 @@ def test_render_uint8_does_not_depend_on_band_or_chunk_size():
 
 
 def test_render_writes_into_a_given_buffer():
-    model = tiny_liif()
+    model = tiny_liif(n_resblocks=2)
     img = torch.rand(1, 3, 4, 4)
     out = np.zeros((9, 6, 3), np.uint8)
     assert render(model, img, (9, 6), HALF, out=out) is out
@@ -130,7 +123,7 @@ def test_tiled_latent_grid_equals_untiled(tile):
 
 
 def test_tiled_with_an_upsampling_encoder():
-    encoder = models.make({'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'scale': 2}}).eval()
+    encoder = models.make(edsr_spec(n_feats=4, scale=2)).eval()
     inp = torch.rand(1, 3, 14, 11)
     with torch.no_grad():
         whole = encoder(inp)  # (1, 3, 28, 22)
@@ -164,11 +157,10 @@ def test_tiled_render_equals_untiled(fast):
 
 
 def test_render_metasr_and_no_ensemble_models():
-    enc = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 4, 'no_upsampling': True}}
     img = torch.rand(1, 3, 6, 5)
     inp = HALF.inp(img)
-    for model in (models.make({'name': 'metasr', 'args': {'encoder_spec': enc}}).eval(),
-                  tiny_liif(local_ensemble=False, feat_unfold=False)):
+    for model in (models.make(metasr_spec(n_feats=4)).eval(),
+                  tiny_liif(n_resblocks=2, local_ensemble=False, feat_unfold=False)):
         out_hw = (13, 11)
         coord = make_coord(out_hw).unsqueeze(0)
         ref = batched_predict(model, inp, coord, make_cell(out_hw, coord), 10 ** 6)
@@ -178,7 +170,7 @@ def test_render_metasr_and_no_ensemble_models():
 
 
 def test_bf16_render_is_close_to_fp32():
-    model = tiny_liif()
+    model = tiny_liif(n_resblocks=2)
     img = torch.rand(1, 3, 6, 6)
     a = render(model, img, (12, 12), HALF).astype(int)
     b = render(model, img, (12, 12), HALF, precision='bf16').astype(int)
