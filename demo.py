@@ -21,6 +21,7 @@ import torch
 from inference.norm import DataNorm
 from inference.render import render
 from inference.tiling import receptive_radius
+from inference.window import resolve_window
 from models.loading import build_model
 from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--bsize', type=int, default=30000, help='queries per decoder call')
     p.add_argument('--tile', type=int, default=512,
                    help='encode inputs larger than TILE x TILE pixels in overlapping tiles (0: never)')
+    p.add_argument('--window', default='auto',
+                   help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
+                        "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
     p.add_argument('--force', action='store_true', help=f'allow outputs over {MAX_MEGAPIXELS} megapixels')
     return p
 
@@ -128,6 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     """Parse argv, render, write the output; returns its path. Mistakes raise UserError."""
     args = build_parser().parse_args(argv)
     scale = parse_scale(args.scale) if args.scale is not None else None
+    resolve_window(args.window, None)  # a malformed --window fails before any work
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     if args.bsize < 1:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
@@ -150,6 +155,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
     model, norm = load_renderer(args.model, device)
+    window = resolve_window(args.window, model)
     tile = args.tile if args.tile > 0 else None
     if tile is not None and (h > tile or w > tile):
         try:
@@ -161,7 +167,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     start = time.time()
     x = torch.from_numpy(image.rgb).to(device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
     rgb = render(model, x, out_hw, norm, bsize=args.bsize, precision=args.precision,
-                 progress=True, tile=tile)
+                 progress=True, tile=tile, window=window)
     del x, model
     alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
     img = compose(rgb, alpha, image.gray)

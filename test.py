@@ -5,7 +5,10 @@
 
 The last line printed is `result: <mean PSNR>` (the paper's script prints the same; the
 benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per-image and
-mean values as JSON. The bicubic baseline upsamples the LR input with PIL's bicubic on the
+mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
+inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
+`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+The bicubic baseline upsamples the LR input with PIL's bicubic on the
 8-bit image (datasets.resize.resize_fn 'pil', the same resize the data pipeline downsamples with).
 """
 import argparse
@@ -19,6 +22,7 @@ from inference.eval_config import check_data_paths, item_names, load_test_spec, 
 from inference.evaluate import evaluate
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
+from inference.window import resolve_window
 from models.loading import load_model
 from utils.config import load_yaml
 from utils.device import resolve_device
@@ -39,6 +43,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--data-root', default=None,
                    help=f'folder replacing ./load in the config paths (default: ${DATA_ENV} if set)')
     p.add_argument('--workers', type=int, default=0, help='DataLoader workers (default 0)')
+    p.add_argument('--window', default='auto',
+                   help="mirror-pad inputs to the encoder's attention window as the LTE authors evaluate "
+                        "SwinIR: 'auto' (when the encoder has a window_size), 'off', or a size")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -46,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
+    resolve_window(args.window, None)  # a malformed --window fails before any work
     cfg = load_yaml(args.config)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     spec = rewrite_data_root(load_test_spec(cfg, args.config), data_root)
@@ -59,16 +67,22 @@ def main(argv=None) -> dict:
     check_precision(args.precision, device)
 
     loader = make_loader(spec, args.workers, pin_memory=device.type == 'cuda')
+    cell_scale_max = cfg.get('cell_scale_max')
+    if cell_scale_max is not None and (isinstance(cell_scale_max, bool) or not isinstance(cell_scale_max, (int, float))
+                                       or not cell_scale_max > 0):
+        raise UserError(f'{args.config}: cell_scale_max must be a positive number or absent, got {cell_scale_max!r}')
     model = None if args.model == BICUBIC else load_model(args.model, device)
+    window = resolve_window(args.window, model)
     rows = evaluate(model, loader, norm, protocol, bsize, device, args.precision,
-                    names=item_names(loader.dataset), progress=not args.quiet, whole=True)
+                    names=item_names(loader.dataset), progress=not args.quiet, whole=True,
+                    window=window, cell_scale_max=cell_scale_max)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
     summary = {
         'config': args.config, 'model': args.model, 'dataset': spec, 'data_root': data_root,
         'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
         'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': bsize, 'num_images': len(rows),
+        'eval_bsize': bsize, 'window': window, 'cell_scale_max': cell_scale_max, 'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

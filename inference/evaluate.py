@@ -22,7 +22,8 @@ from utils.precision import autocast
 
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
-from .render import batched_predict
+from .render import band_coord, batched_predict, frame_cell
+from .window import cell_clip, mirror_pad, window_frame
 
 
 def grid_size(cell: Tensor) -> tuple[int, int]:
@@ -60,16 +61,27 @@ def bicubic_upsample(inp: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optional[Sequence[int]],
-            bsize: Optional[int], device: torch.device, precision: str) -> tuple[Tensor, Tensor]:
+            bsize: Optional[int], device: torch.device, precision: str, window: Optional[int] = None,
+            cell_scale_max: Optional[float] = None) -> tuple[Tensor, Tensor]:
     """One batch -> (pred, gt) in [0, 1], both (B, 3, H, W) for hw = (H, W), or both (B, 3, 1, Q)
-    strips for hw None; model None means bicubic (whole images only)."""
+    strips for hw None; model None means bicubic (whole images only). With `window`, whole images
+    are rendered mirror-padded to the window (inference/window.py; strips are queried as given);
+    with `cell_scale_max`, LTE's cell clip for scales beyond it."""
     inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
     if model is None:
         if hw is None:
             raise UserError('the bicubic baseline needs whole images: remove sample_q from the dataset wrapper')
         return bicubic_upsample(inp, hw), as_images(gt, hw)
+    x = norm.inp(inp)
+    if window and hw is not None:
+        (pad_h, pad_w), frame = window_frame(inp.shape[-2:], window)
+        x = mirror_pad(x, pad_h, pad_w)
+        coord = band_coord(hw, 0, hw[0], device, frame).unsqueeze(0).expand(inp.shape[0], -1, -1)  # (B, Q, 2)
+        cell = frame_cell(hw, coord, frame)
+    if cell_scale_max is not None:
+        cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
     with autocast(device, precision):
-        pred = batched_predict(model, norm.inp(inp), coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
+        pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
     return as_images(norm.pred_to_rgb(pred.float()), hw), as_images(gt, hw)
 
 
@@ -77,18 +89,20 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
 def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_type=None,
              bsize: Optional[int] = None, device: torch.device = torch.device('cpu'),
              precision: str = 'fp32', names: Optional[Sequence[str]] = None, progress: Optional[bool] = True,
-             desc: str = 'test', whole: bool = False, with_ssim: bool = True) -> list[dict]:
+             desc: str = 'test', whole: bool = False, with_ssim: bool = True, window: Optional[int] = None,
+             cell_scale_max: Optional[float] = None) -> list[dict]:
     """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
     (None: bicubic) over `loader`, querying `bsize` coordinates at a time (all at once if None).
     'ssim' is None for pixel subsets (`whole` refuses them) and without `with_ssim` (training's
-    validation, whose crops may be smaller than SSIM's window). `progress` None: a bar only on a
+    validation, whose crops may be smaller than SSIM's window). `window` and `cell_scale_max`:
+    see predict. `progress` None: a bar only on a
     terminal. The model's train/eval mode is the caller's business."""
     protocol = parse_eval_type(eval_type)
     rows = []
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress is None else not progress)
     for batch in bar:
         hw = image_shape(batch['cell'], batch['gt'].shape[1], protocol, whole)
-        pred, gt = predict(model, batch, norm, hw, bsize, device, precision)
+        pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
         lr_size = list(batch['inp'].shape[-2:])
         psnrs = psnr(pred, gt, protocol).tolist()
         ssims = ssim(pred, gt, protocol).tolist() if with_ssim and hw is not None else [None] * len(psnrs)

@@ -17,6 +17,7 @@ from utils.precision import autocast
 
 from .norm import DataNorm
 from .tiling import encode_tiled
+from .window import mirror_pad, window_frame
 
 # A band holds about this many output pixels: 12 MB of float predictions.
 BAND_PIXELS = 1 << 20
@@ -32,12 +33,22 @@ def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, 
     return torch.cat(preds, dim=1)
 
 
-def band_coord(out_hw: Sequence[int], r0: int, r1: int, device=None) -> Tensor:
+def band_coord(out_hw: Sequence[int], r0: int, r1: int, device=None,
+               frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
     """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2),
-    row-major, (row, col) — the same points as make_coord((H, W))[r0 * W:r1 * W]."""
+    row-major, (row, col) — the same points as make_coord((H, W))[r0 * W:r1 * W]. With a window
+    frame (inference/window.py) the output covers only the top-left (fh, fw) fraction of [-1, 1]."""
     h, w = out_hw
-    ranges = ((-1 + 2 * r0 / h, -1 + 2 * r1 / h), (-1, 1))
+    ranges = ((-1 + 2 * r0 / h * frame[0], -1 + 2 * r1 / h * frame[0]), (-1, -1 + 2 * frame[1]))
     return make_coord((r1 - r0, w), ranges=ranges, device=device)
+
+
+def frame_cell(out_hw: Sequence[int], coord: Tensor, frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
+    """make_cell for an (H, W) output, scaled into a window frame: (2 / H * fh, 2 / W * fw)."""
+    cell = make_cell(out_hw, coord)
+    if tuple(frame) != (1.0, 1.0):
+        cell *= cell.new_tensor(frame)
+    return cell
 
 
 def band_spans(height: int, band_rows: int) -> list[tuple[int, int]]:
@@ -85,14 +96,16 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
 
 @torch.no_grad()
 def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
-                precision: str = 'fp32', device=None) -> Iterator[tuple[int, int, Tensor]]:
+                precision: str = 'fp32', device=None,
+                frame: Sequence[float] = (1.0, 1.0)) -> Iterator[tuple[int, int, Tensor]]:
     """After `encode`: yields (r0, r1, pred (r1 - r0, W, 3) float32) band by band, in the model's
-    normalised output space, querying `bsize` pixels at a time with cell = (2 / H, 2 / W)."""
+    normalised output space, querying `bsize` pixels at a time with cell = (2 / H, 2 / W) (both
+    scaled into a window frame, if given)."""
     h, w = out_hw
     band_rows = band_rows or default_band_rows(out_hw)
     for r0, r1 in band_spans(h, band_rows):
-        coord = band_coord(out_hw, r0, r1, device=device).unsqueeze(0)  # (1, Q, 2)
-        cell = make_cell(out_hw, coord)
+        coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)  # (1, Q, 2)
+        cell = frame_cell(out_hw, coord, frame)
         pred = torch.empty(coord.shape[1], 3, device=device)  # (Q, 3)
         with autocast(coord.device, precision):
             for i in range(0, coord.shape[1], bsize):
@@ -103,12 +116,14 @@ def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: 
 @torch.no_grad()
 def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm, bsize: int = 30000,
            band_rows: Optional[int] = None, precision: str = 'fp32', progress: bool = False,
-           tile: Optional[int] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
+           tile: Optional[int] = None, out: Optional[np.ndarray] = None,
+           window: Optional[int] = None) -> np.ndarray:
     """img (1, 3, h, w) in [0, 1] -> the (H, W) = out_hw output as uint8 numpy (H, W, 3), written
     band by band into `out` (allocated if None). `norm` is the model's normalisation (its
     checkpoint's, DataNorm.from_checkpoint): the input is normalised and the predictions
-    de-normalised with it. `progress` shows a tqdm bar (bands, with ETA) once a render takes
-    over a second."""
+    de-normalised with it. With `window`, the input is mirror-padded to the window as the LTE
+    authors evaluate window encoders (inference/window.py). `progress` shows a tqdm bar (bands,
+    with ETA) once a render takes over a second."""
     if img.dim() != 4 or img.shape[0] != 1:
         raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(img.shape)}')
     h, w = out_hw
@@ -116,9 +131,10 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
         out = np.empty((h, w, 3), dtype=np.uint8)
     elif out.shape != (h, w, 3) or out.dtype != np.uint8:
         raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
-    encode(model, norm.inp(img), tile=tile, precision=precision, progress=progress)
+    (pad_h, pad_w), frame = window_frame(img.shape[-2:], window)
+    encode(model, mirror_pad(norm.inp(img), pad_h, pad_w), tile=tile, precision=precision, progress=progress)
     band_rows = band_rows or default_band_rows(out_hw)
-    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device)
+    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame)
     with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
               disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:

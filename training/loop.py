@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from inference.evaluate import evaluate
 from inference.norm import DataNorm
+from inference.window import model_window
 from utils.precision import autocast
 
 from .distributed import all_mean, all_sum
@@ -61,11 +62,12 @@ def validate(model: nn.Module, loader: Iterable, norm: DataNorm, eval_type: Opti
              eval_bsize: Optional[int], device: torch.device, precision: str, show: bool) -> float:
     """Mean PSNR over the validation set: inference.evaluate (the computation test.py reports) on
     this rank's shard, summed over ranks; the unwrapped model is queried eval_bsize coords at a
-    time (all at once when None), in eval mode."""
+    time (all at once when None), in eval mode, window-padded as test.py does it by default."""
     model.eval()
     try:
         rows = evaluate(model, loader, norm, eval_type, eval_bsize, device, precision,
-                        progress=None if show else False, desc='val', with_ssim=False)
+                        progress=None if show else False, desc='val', with_ssim=False,
+                        window=model_window(model))
     finally:
         model.train()
     total = all_sum(torch.tensor([sum(r['psnr'] for r in rows), len(rows)], dtype=torch.float64, device=device))
