@@ -10,6 +10,7 @@ from utils.config import load_yaml
 from utils.errors import UserError
 from utils.config import yaml_float
 from training.config import DEFAULTS, check_train_config, load_train_config
+from release_keys import reference_keys
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p for d in ('train-div2k', 'train-celebAHQ', 'train-sample')
@@ -144,3 +145,46 @@ def test_a_file_with_a_yaml_exponent_string_is_refused(tmp_path):
     path.write_text(PAPER.read_text().replace('lr: 1.0e-4', 'lr: 1e-4'))
     with pytest.raises(UserError, match=rf"^{path}: optimizer.args.lr: expected a number, got the string '1e-4'"):
         load_train_config(path)
+
+
+# The LTE authors' recipes (their configs/train-div2k/*.yaml): batch, lr, milestones, decoder widths.
+LTE_RECIPES = {
+    'edsr-baseline-lte': (16, 1e-4, [200, 400, 600, 800], [256] * 3),
+    'rdn-lte': (16, 1e-4, [200, 400, 600, 800], [256] * 3),
+    'swinir-lte': (32, 2e-4, [500, 800, 900, 950], [256] * 3),
+    'swinir-liif': (16, 1e-4, [200, 400, 600, 800], [256] * 4),
+    'swinir-metasr': (16, 1e-4, [200, 400, 600, 800], None),
+}
+
+
+@pytest.mark.parametrize('name', sorted(LTE_RECIPES))
+def test_lte_authors_recipes(name):
+    cfg = load_train_config(REPO / f'configs/train-div2k/train_{name}.yaml')
+    batch, lr, milestones, hidden = LTE_RECIPES[name]
+    assert cfg['train_dataset']['batch_size'] == cfg['val_dataset']['batch_size'] == batch
+    assert cfg['optimizer']['args']['lr'] == lr and cfg['epoch_max'] == 1000
+    assert cfg['multi_step_lr'] == {'milestones': milestones, 'gamma': 0.5}
+    assert cfg['train_dataset']['wrapper']['args']['sample_q'] == 2304
+    if hidden is not None:
+        assert cfg['model']['args']['imnet_spec']['args']['hidden_list'] == hidden
+
+
+@pytest.mark.parametrize('name,section', [('train-div2k/train_edsr-baseline-lte.yaml', 'edsr-baseline-lte'),
+                                          ('train-div2k/train_swinir-lte.yaml', 'swinir-lte'),
+                                          ('train-div2k/train_rcan-liif.yaml', 'rcan-liif')])
+def test_family_configs_build_the_released_models(name, section):
+    """The shipped config builds exactly the module tree of the released checkpoint (keys, shapes)."""
+    sd = models.make(load_train_config(REPO / 'configs' / name)['model']).state_dict()
+    expected = reference_keys('state-dict-keys-more.txt')[section]
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+
+
+@pytest.mark.parametrize('lo,hi,scale', [(32, 256, 8), (64, 128, 2)])
+def test_celebahq_upsample_baselines(lo, hi, scale):
+    """The LIIF authors' CelebA-HQ 'upsample' baselines: the encoder's own xS, ground truth resized
+    back to the output size (gt_resize)."""
+    cfg = load_train_config(REPO / f'configs/train-celebAHQ/train_celebAHQ-{lo}-{hi}_upsample.yaml')
+    wrapper = cfg['train_dataset']['wrapper']
+    assert wrapper['name'] == 'sr-implicit-uniform-varied'
+    assert (wrapper['args']['size_min'], wrapper['args']['size_max'], wrapper['args']['gt_resize']) == (lo, hi, hi)
+    assert cfg['model']['args']['encoder_spec']['args']['scale'] == scale and 'imnet_spec' not in cfg['model']['args']
