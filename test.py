@@ -23,7 +23,8 @@ from inference.evaluate import evaluate
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
 from inference.window import resolve_window
-from models.loading import load_model
+from models.loading import build_model
+from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
@@ -31,6 +32,16 @@ from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
 DATA_ENV = 'LIIF_DATA'
+
+
+def model_norm(ckpt: dict, model_path: str, config_norm: DataNorm, config: str) -> DataNorm:
+    """The normalisation the model was trained with (its checkpoint's); a note on stderr when the
+    test config asks for another, which is then not used."""
+    norm = DataNorm.from_checkpoint(ckpt, model_path)
+    if norm != config_norm:
+        print(f'note: {config} asks for data_norm {config_norm.describe()}; using the model\'s own, '
+              f'{norm.describe()} ({model_path} was trained with it)', file=sys.stderr)
+    return norm
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,7 +82,11 @@ def main(argv=None) -> dict:
     if cell_scale_max is not None and (isinstance(cell_scale_max, bool) or not isinstance(cell_scale_max, (int, float))
                                        or not cell_scale_max > 0):
         raise UserError(f'{args.config}: cell_scale_max must be a positive number or absent, got {cell_scale_max!r}')
-    model = None if args.model == BICUBIC else load_model(args.model, device)
+    model = None
+    if args.model != BICUBIC:
+        ckpt = load_checkpoint(args.model)
+        model = build_model(ckpt, args.model, device)
+        norm = model_norm(ckpt, args.model, norm, args.config)
     window = resolve_window(args.window, model)
     rows = evaluate(model, loader, norm, protocol, bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,

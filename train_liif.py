@@ -3,7 +3,8 @@
     python train_liif.py --config configs/train-div2k/train_edsr-baseline-liif.yaml
         [--name N | --tag T] [--gpu 0,1] [--resume CKPT] [--seed S]
         [--precision fp32|bf16|fp16] [--workers N] [--overwrite]
-    python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run
+    python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run (in its folder)
+    python train_liif.py --config CONFIG --init released.pth          # fine-tune from a checkpoint's weights
     torchrun --nproc_per_node 4 train_liif.py --config ...              # DistributedDataParallel
 
 Config (checked on load by training/config.py; an unknown, missing or mistyped key is one
@@ -41,6 +42,7 @@ from typing import Optional, Sequence
 from training.config import check_train_config
 from training.distributed import dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
+from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
@@ -54,7 +56,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--tag', help='suffix of the default run folder name')
     p.add_argument('--gpu', help="GPUs to use, e.g. '0' or '0,1' (DataParallel), or 'cpu'; default: "
                                  'CUDA if present. Under torchrun use CUDA_VISIBLE_DEVICES instead')
-    p.add_argument('--resume', help='checkpoint to continue from, e.g. save/_x/epoch-last.pth')
+    p.add_argument('--resume', help='checkpoint to continue from, e.g. save/_x/epoch-last.pth (the run '
+                                    'continues in that folder unless --name/--tag is given)')
+    p.add_argument('--init', help="start a new run from a checkpoint's model weights (fine-tuning a release "
+                                  'or the bundled model): fresh optimizer and schedule, epoch 0; needs --config')
     p.add_argument('--seed', type=int, help='random seed (overrides the config; default 0)')
     p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), help='overrides the config')
     p.add_argument('--workers', type=int, help='data-loader workers per process (overrides the config)')
@@ -69,8 +74,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
     and its name for messages."""
     if args.config:
         raw, where = load_yaml(args.config), args.config
+    elif args.init:
+        raise UserError('--init starts a new run: give --config too (the model in it must match the checkpoint\'s)')
     elif args.resume:
         ckpt = load_checkpoint(args.resume)
+        require_training_state(ckpt, args.resume)
         if not isinstance(ckpt.get('config'), dict):
             raise UserError(f'{args.resume} carries no training config: give --config too')
         raw, where = ckpt['config'], f'{args.resume} (its config)'
@@ -91,7 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     init_distributed(env, device)
     try:
         train(config, save_path, where=where, resume=config['resume'], overwrite=args.overwrite,
-              env=env, device=device, gpu_ids=gpu_ids)
+              env=env, device=device, gpu_ids=gpu_ids, init=args.init)
     finally:
         shutdown()
 

@@ -57,14 +57,23 @@ class DataNorm:
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict, where: str = 'checkpoint') -> 'DataNorm':
-        """The normalisation a checkpoint's model was trained with: its stored config's data_norm
-        (absent there: sub 0, div 1); a checkpoint without a config (the paper's releases): 0.5/0.5."""
+        """The normalisation a checkpoint's model was trained with: its 'data_norm' (every checkpoint
+        this project writes has one), else its stored config's data_norm (absent there: sub 0,
+        div 1), else, for the paper's releases, which carry neither, 0.5 / 0.5."""
+        if 'data_norm' in ckpt:
+            return cls.from_config(ckpt['data_norm'], where)
         cfg = ckpt.get('config')
         if cfg is None:
             return cls.from_config(None, where, default=HALF)
         if not isinstance(cfg, dict):
             raise UserError(f'{where}: its config: expected a mapping, got {type(cfg).__name__}')
         return cls.from_config(cfg.get('data_norm'), f'{where} (its config)')
+
+    def describe(self) -> str:
+        """One line, e.g. 'inp sub [0.5] div [0.5], gt sub [0.5] div [0.5]'."""
+        fmt = lambda t: '[' + ', '.join(f'{v:g}' for v in t) + ']'  # noqa: E731
+        return (f'inp sub {fmt(self.inp_sub)} div {fmt(self.inp_div)}, '
+                f'gt sub {fmt(self.gt_sub)} div {fmt(self.gt_div)}')
 
     def inp(self, x: Tensor) -> Tensor:
         """x (B, 3, h, w) in [0, 1] -> normalised encoder input."""

@@ -1,5 +1,7 @@
-"""Strip a training checkpoint to the model: {'model': {name, args, sd}, 'epoch'} in the paper
-release's format (no optimizer, scheduler or random states), for shipping.
+"""Strip a training checkpoint to the model: {'model': {name, args, sd}, 'epoch', 'data_norm',
+'config'} in the paper release's format (no optimizer, scheduler or random states), for shipping.
+The normalisation the model needs travels with it ('data_norm'; a release checkpoint without one
+gets the paper's 0.5 / 0.5), and the training config, if there was one, for provenance.
 
     python scripts/export_model.py save/run/epoch-last.pth pretrained/model.pth
 """
@@ -8,6 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inference.norm import DataNorm  # noqa: E402
 from models.loading import build_model  # noqa: E402
 from utils.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
@@ -20,7 +23,10 @@ def export(src: str, dst: str) -> dict:
     spec = ckpt['model']
     out = {'model': {'name': spec['name'], 'args': spec['args'],
                      'sd': {k: v.detach().clone().contiguous() for k, v in spec['sd'].items()}},
-           'epoch': ckpt.get('epoch')}
+           'epoch': ckpt.get('epoch'),
+           'data_norm': DataNorm.from_checkpoint(ckpt, src).to_config()}
+    if isinstance(ckpt.get('config'), dict):
+        out['config'] = ckpt['config']
     if os.path.abspath(src) == os.path.abspath(dst):
         raise UserError(f'{dst}: refusing to overwrite the source checkpoint')
     save_checkpoint(out, dst)

@@ -20,6 +20,7 @@ from inference.evaluate import as_images, image_shape
 from inference.metrics import parse_eval_type, psnr
 from training import trainer
 from training.config import check_train_config
+from utils.checkpoints import save_checkpoint
 from utils.config import load_yaml
 from utils.coords import make_cell, make_coord, to_pixel_samples
 from utils.errors import UserError
@@ -237,3 +238,24 @@ def test_training_validation_reports_what_test_py_reports(bench, tmp_path):
                 '--data-root', str(bench)], tmp_path)
     assert res['num_images'] == 2
     assert hist['val_psnr'][0] == pytest.approx(res['mean']['psnr'], abs=1e-9)
+
+
+def test_test_py_uses_the_models_own_normalisation(bench, tmp_path, capsys):
+    """A model trained without normalisation (its checkpoint says sub 0, div 1), evaluated with a
+    test config that asks for 0.5 / 0.5: test.py uses the model's own and says so in one line."""
+    tiny_checkpoint(tmp_path / 'm.pth', liif_spec(), epoch=1)
+    ckpt = torch.load(tmp_path / 'm.pth', weights_only=True)
+    ckpt['data_norm'] = {'inp': {'sub': [0.0], 'div': [1.0]}, 'gt': {'sub': [0.0], 'div': [1.0]}}
+    save_checkpoint(ckpt, tmp_path / 'identity.pth')
+    plain = yaml.safe_load(Path(_config(tmp_path, 2)).read_text())
+    plain['data_norm'] = ckpt['data_norm']
+    (tmp_path / 'plain.yaml').write_text(yaml.safe_dump(plain))
+    capsys.readouterr()
+    asked = _run(['--config', _config(tmp_path, 2), '--model', str(tmp_path / 'identity.pth'),
+                  '--data-root', str(bench)], tmp_path)
+    err = capsys.readouterr().err
+    assert err.count('note: ') == 1 and "using the model's own, inp sub [0] div [1]" in err
+    matching = _run(['--config', str(tmp_path / 'plain.yaml'), '--model', str(tmp_path / 'identity.pth'),
+                     '--data-root', str(bench)], tmp_path)
+    assert 'note: ' not in capsys.readouterr().err
+    assert asked['mean']['psnr'] == matching['mean']['psnr']

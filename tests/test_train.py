@@ -10,18 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 import train_liif
 import training.loop
-from training import trainer
+from inference.metrics import psnr
 from models.loading import load_model
+from script_loader import load_script
+from training import trainer
+from training.config import check_train_config
 from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
 from utils.coords import to_pixel_samples
 from utils.errors import run_cli
-from inference.metrics import psnr
-from training.config import check_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / 'configs/train-sample/train_tiny-liif.yaml'
@@ -74,8 +76,6 @@ def tiny(data: Path, **overrides) -> dict:
 
 
 def write_config(path: Path, cfg: dict) -> Path:
-    import yaml
-
     path.write_text(yaml.safe_dump(cfg))
     return path
 
@@ -266,13 +266,58 @@ def test_existing_run_is_never_replaced(data, tmp_path, monkeypatch, capsys):
     assert (run / 'config-resume-2.yaml').is_file()
 
 
-def test_resume_alone_continues_in_the_checkpoint_folder(data, tmp_path, monkeypatch, capsys):
+def test_resume_continues_in_the_checkpoint_folder(data, tmp_path, monkeypatch, capsys):
+    """A resume, with or without --config, continues in the checkpoint's own folder (not a new
+    save/_<config stem>), and a run with nothing left to train says so, exit 2."""
     monkeypatch.chdir(tmp_path)
     cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=1))
     assert cli(['--config', str(cfg_path), '--name', 'r'], capsys)[0] == 0
     code, err = cli(['--resume', 'save/r/epoch-last.pth'], capsys)  # epoch_max 1: nothing left
+    assert code == 2
+    assert err.strip() == ('error: nothing to train: save/r/epoch-last.pth is at epoch 1 and epoch_max is 1; '
+                           'to continue, raise epoch_max (give --config with a larger epoch_max)')
+    longer = write_config(tmp_path / 'other.yaml', tiny_raw(data, epoch_max=2))
+    code, err = cli(['--resume', 'save/r/epoch-last.pth', '--config', str(longer)], capsys)
     assert code == 0, err
-    assert 'resumed from save/r/epoch-last.pth (epoch 1)' in Path('save/r/log.txt').read_text()
+    assert sorted(p.name for p in Path('save').iterdir()) == ['r']  # no save/_other
+    log = Path('save/r/log.txt').read_text()
+    assert 'resumed from save/r/epoch-last.pth (epoch 1)' in log and log.count('run folder: save/r') == 2
+    assert load_checkpoint('save/r/epoch-last.pth')['epoch'] == 2
+
+
+def test_init_fine_tunes_from_a_model_only_checkpoint(data, tmp_path, monkeypatch, capsys):
+    """--init starts a new run (epoch 0, fresh optimizer) from an exported model's weights;
+    --resume of the same file is one line pointing at --init."""
+    monkeypatch.chdir(tmp_path)
+    cfg_path = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg_path), '--name', 'a'], capsys)[0] == 0
+    export = load_script('scripts/export_model.py', 'export_for_init').export
+    exported = export('save/a/epoch-last.pth', str(tmp_path / 'model.pth'))
+    code, err = cli(['--resume', str(tmp_path / 'model.pth')], capsys)
+    assert code == 2 and err.count('\n') == 1
+    assert 'holds a model without its training state' in err and f'--init {tmp_path / "model.pth"}' in err
+    code, err = cli(['--config', str(cfg_path), '--name', 'b', '--init', str(tmp_path / 'model.pth')], capsys)
+    assert code == 0, err
+    log = Path('save/b/log.txt').read_text()
+    assert f'initialised from {tmp_path / "model.pth"} (epoch 1 of its run)' in log
+    start = load_checkpoint('save/b/epoch-last.pth')
+    assert start['epoch'] == 1  # one epoch of the new run, counted from 0
+    assert not torch.equal(start['model']['sd']['imnet.layers.0.weight'], exported['model']['sd']['imnet.layers.0.weight'])
+    assert cli(['--init', str(tmp_path / 'model.pth')], capsys)[0] == 2  # --init needs --config
+    wrong = write_config(tmp_path / 'wrong.yaml', tiny_raw(data, model={'name': 'metasr', 'args': {
+        'encoder_spec': {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8, 'no_upsampling': True}}}}))
+    code, err = cli(['--config', str(wrong), '--name', 'c', '--init', str(tmp_path / 'model.pth')], capsys)
+    assert code == 2 and "its model is 'liif', the config's is 'metasr'" in err
+    assert not Path('save/c').exists()
+
+
+def test_run_config_keeps_the_source_key_order_and_checkpoints_carry_data_norm(data, tmp_path):
+    raw = tiny_raw(data, epoch_max=1)
+    trainer.train(check_train_config(raw, 'tiny'), tmp_path / 'run')
+    written = yaml.safe_load((tmp_path / 'run/config.yaml').read_text())
+    assert list(written)[:len(raw)] == list(raw)
+    ckpt = load_checkpoint(tmp_path / 'run/epoch-last.pth')
+    assert ckpt['data_norm'] == {'inp': {'sub': [0.5], 'div': [0.5]}, 'gt': {'sub': [0.5], 'div': [0.5]}}
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data, tmp_path, monkeypatch, capsys):

@@ -73,7 +73,7 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     for key in REQUIRED:
         if key not in cfg:
             c.fail(key, 'missing (required)')
-    out = {**DEFAULTS, **cfg}
+    out = {**cfg, **{k: v for k, v in DEFAULTS.items() if k not in cfg}}  # the file's key order, then defaults
 
     _check_dataset(c, out['train_dataset'], 'train_dataset')
     if out['val_dataset'] is not None:

@@ -13,15 +13,18 @@ from utils.errors import UserError
 
 def default_save_path(config_path: Optional[str], name: Optional[str], tag: Optional[str],
                       resume: Optional[str], root: str = 'save') -> Path:
-    """save/<name>, else save/_<config stem>[_<tag>], else (resuming without a config) the
-    resumed checkpoint's folder."""
+    """save/<name>; else save/_<config stem>_<tag> with --tag; else, resuming, the resumed
+    checkpoint's own folder (a resume continues its run, with or without --config); else
+    save/_<config stem>."""
     if name:
         return Path(root) / name
-    if config_path:
-        return Path(root) / ('_' + Path(config_path).stem + (f'_{tag}' if tag else ''))
     if tag:
-        raise UserError('--tag names a run after its config: give --config, or use --name')
-    return Path(resume).parent
+        if not config_path:
+            raise UserError('--tag names a run after its config: give --config, or use --name')
+        return Path(root) / ('_' + Path(config_path).stem + f'_{tag}')
+    if resume:
+        return Path(resume).parent
+    return Path(root) / ('_' + Path(config_path).stem)
 
 
 def _holds_files(path: Path) -> bool:

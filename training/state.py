@@ -5,7 +5,7 @@ A training checkpoint is the released format plus resume state:
 {'model': {name, args, sd}, 'optimizer': {name, args, sd}, 'epoch': completed epochs,
  'scheduler': MultiStepLR state or None, 'scaler': GradScaler state or None,
  'best_val': best validation PSNR so far (-inf: none yet), 'rng': one rng_state() per rank,
- 'config': the run's config}.
+ 'config': the run's config, 'data_norm': the normalisation the model needs (DataNorm.to_config)}.
 """
 import contextlib
 import copy
@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from datasets.seeding import seed_all
+from inference.norm import DataNorm
 from utils.checkpoints import load_state_dict_strict
 from utils.errors import UserError
 
@@ -110,7 +111,35 @@ def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optim
         'best_val': best_val,
         'rng': rng,
         'config': copy.deepcopy(config),
+        'data_norm': DataNorm.from_config(config['data_norm']).to_config(),  # how to use the model
     }
+
+
+def require_training_state(ckpt: dict, where) -> None:
+    """A UserError unless ckpt holds a run's training state (optimizer and epoch): a model-only
+    checkpoint (a release, an export) starts a new run with --init instead."""
+    if not isinstance(ckpt.get('optimizer'), dict) or not isinstance(ckpt.get('epoch'), int):
+        raise UserError(f'{where} holds a model without its training state (no optimizer or epoch), so '
+                        f'there is no run to resume: to train from its weights, use --init {where} --config CONFIG')
+
+
+def check_resumable(ckpt: dict, where, epoch_max: int) -> None:
+    """require_training_state, and a UserError when no epoch is left before epoch_max."""
+    require_training_state(ckpt, where)
+    if ckpt['epoch'] >= epoch_max:
+        raise UserError(f'nothing to train: {where} is at epoch {ckpt["epoch"]} and epoch_max is {epoch_max}; '
+                        'to continue, raise epoch_max (give --config with a larger epoch_max)')
+
+
+def init_weights(model: nn.Module, ckpt: dict, where, config: dict) -> str:
+    """Load a checkpoint's model weights into a new run's model (strictly: same module tree);
+    returns a note for the log. The optimizer, schedule and epoch start afresh."""
+    if ckpt['model']['name'] != config['model']['name']:
+        raise UserError(f"--init {where}: its model is {ckpt['model']['name']!r}, the config's is "
+                        f"{config['model']['name']!r}")
+    load_state_dict_strict(model, ckpt['model']['sd'], what=f'--init {where}')
+    epoch = ckpt.get('epoch')
+    return f'initialised from {where}' + (f' (epoch {epoch} of its run)' if isinstance(epoch, int) else '')
 
 
 def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,

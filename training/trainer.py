@@ -23,7 +23,8 @@ from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .run_folder import RunLog, check_run_folder, save_config, set_aside
-from .state import RANK_STREAM, derive_seed, make_checkpoint, parameters_finite, restore, rng_state
+from .state import (RANK_STREAM, check_resumable, derive_seed, init_weights, make_checkpoint, parameters_finite,
+                    restore, rng_state)
 
 
 class TrainingDiverged(UserError):
@@ -96,13 +97,19 @@ def build_loaders(config: dict, where: str, env: DistEnv, device: torch.device):
 
 def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optional[str] = None,
           overwrite: bool = False, env: DistEnv = DistEnv(), device: torch.device = torch.device('cpu'),
-          gpu_ids: Sequence[int] = ()) -> dict:
-    """Run (or continue) training; returns {'epoch', 'train_loss', 'val_psnr'} lists for the
-    epochs run here, and 'best_val'. config must come from check_train_config."""
+          gpu_ids: Sequence[int] = (), init: Optional[str] = None) -> dict:
+    """Run (or continue, with `resume`) training; with `init`, a new run starts from that
+    checkpoint's model weights (fine-tuning). Returns {'epoch', 'train_loss', 'val_psnr'} lists
+    for the epochs run here, and 'best_val'. config must come from check_train_config."""
     save_path, precision = Path(save_path), config['precision']
     check_precision(precision, device)
+    if resume and init:
+        raise UserError('--resume continues a run and --init starts one from weights: give one of them')
     resume = Path(resume) if resume else None
     ckpt = load_checkpoint(resume) if resume else None
+    if ckpt is not None:
+        check_resumable(ckpt, resume, config['epoch_max'])
+    init_ckpt = load_checkpoint(init) if init else None
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last)['epoch'] if ckpt is not None and last.is_file() else None
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
@@ -113,6 +120,8 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     if ckpt is not None:
         start_epoch, best_val, note = restore(ckpt, resume, model, optimizer, scheduler, scaler, env)
     else:
+        if init_ckpt is not None:
+            note = init_weights(model, init_ckpt, init, config)
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
     train_loaders, val_loaders, data_summary = build_loaders(config, where, env, device)
     norm = DataNorm.from_config(config['data_norm'])
@@ -124,10 +133,13 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         save_path.mkdir(parents=True, exist_ok=True)
         save_config(save_path, config, start_epoch)
     log = RunLog(save_path if env.is_main else None, first_step=start_epoch + 1)
+    log(f'run folder: {save_path}')
     if moved is not None:
         log(f'moved the previous contents of {save_path} to {moved}')
     if ckpt is not None:
         log(f'resumed from {resume} (epoch {start_epoch})' + (f'; {note}' if note else ''))
+    elif note:
+        log(note)
     n_params = sum(p.numel() for p in model.parameters())
     log(f'model: {config["model"]["name"]}, {n_params / 1e6:.3f}M parameters; device {device}, '
         f'{env.world_size} process(es), precision {precision}; {data_summary}')
