@@ -1,68 +1,101 @@
 # Shared by scripts/test-div2k.sh and scripts/test-benchmark.sh (sourced, not run).
 #
-# eval_setup MODEL [GPU]     checks the model, picks python, sets OUT_DIR
-# eval_one ROW SCALE CONFIG  runs test.py on one config; a missing dataset is reported, skipped
-# eval_table TITLE           prints (and writes to $OUT_DIR/table.md) the markdown table
+# eval_setup KIND MODEL [GPU]  checks the model, picks python, makes OUT_DIR (never overwriting)
+# eval_one ROW SCALE CONFIG    runs test.py on one config; stops the script at the first error
+# eval_set_missing ROW DIR     true (and reported) when a whole dataset folder is absent
+# eval_table TITLE             prints the markdown table and writes it to $OUT_DIR/table.md
 #
-# Environment: DATA_ROOT (folder replacing ./load in the configs, default load), OUT_DIR
-# (default save/test/<model name>), PRECISION (fp32 | bf16 | fp16, default fp32).
+# Results go to save/test/<run>/<checkpoint stem>/<KIND>-<data root name>/ (a checkpoint in the
+# current folder: save/test/<stem>/...; bicubic: save/test/bicubic/...), one folder per model,
+# script and data root, so two models or two scripts never share a file. A folder that already
+# holds results is moved aside to <folder>.old-<time> first; nothing is deleted.
+#
+# Environment: DATA_ROOT (folder replacing ./load in the configs, default load), OUT_DIR (overrides
+# the folder above), PRECISION (fp32 | bf16 | fp16, default fp32), PYTHON (default: the active
+# virtualenv's python, else .venv/bin/python, else python3).
+
+pick_python() {
+    if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+    elif [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then PY=$VIRTUAL_ENV/bin/python
+    elif [ -x .venv/bin/python ]; then PY=.venv/bin/python
+    else PY=python3
+    fi
+}
 
 eval_setup() {
-    MODEL=${1:-}
-    GPU=${2:-}
+    KIND=$1
+    MODEL=${2:-}
+    GPU=${3:-}
     if [ -z "$MODEL" ]; then
-        echo "usage: bash $0 MODEL|bicubic [GPU]   (env: DATA_ROOT=load/sample, OUT_DIR, PRECISION)" >&2
+        echo "usage: bash $0 MODEL|bicubic [GPU]   (env: DATA_ROOT=load/sample, OUT_DIR, PRECISION, PYTHON)" >&2
         exit 2
     fi
     if [ "$MODEL" != bicubic ] && [ ! -f "$MODEL" ]; then
         echo "error: checkpoint not found: $MODEL (or use 'bicubic')" >&2
         exit 2
     fi
-    PY=python3
-    [ -x .venv/bin/python ] && PY=.venv/bin/python
+    pick_python
     DATA_ROOT=${DATA_ROOT:-load}
     PRECISION=${PRECISION:-fp32}
-    local name
-    name=$(basename "$MODEL")
-    OUT_DIR=${OUT_DIR:-save/test/${name%.*}}
-    mkdir -p "$OUT_DIR"
+    if [ -z "${OUT_DIR:-}" ]; then
+        local stem parent where
+        stem=$(basename "$MODEL"); stem=${stem%.*}
+        parent=$(basename "$(dirname "$MODEL")")
+        where=$(basename "$DATA_ROOT")
+        if [ "$MODEL" = bicubic ]; then OUT_DIR=save/test/bicubic/$KIND-$where
+        elif [ "$(dirname "$MODEL")" = . ]; then OUT_DIR=save/test/$stem/$KIND-$where
+        else OUT_DIR=save/test/$parent/$stem/$KIND-$where
+        fi
+    fi
+    if [ -d "$OUT_DIR" ] && [ -n "$(ls -A "$OUT_DIR")" ]; then
+        local aside
+        aside="$OUT_DIR.old-$(date +%Y%m%d-%H%M%S)"
+        while [ -e "$aside" ]; do aside="$aside-1"; done
+        mv "$OUT_DIR" "$aside"
+        echo "moved the previous results to $aside"
+    fi
+    mkdir -p "$OUT_DIR" || exit 2
     ENTRIES=()
+    FOUND=0
     SKIPPED=()
-    FAILED=()
+    LOOKED=()
     echo "model $MODEL, data root $DATA_ROOT, results in $OUT_DIR"
 }
 
-# eval_one ROW SCALE CONFIG: result in $OUT_DIR/<config name>.json, one line of progress.
+# eval_one ROW SCALE CONFIG: result in $OUT_DIR/<config name>.json, one line of progress; the
+# first failure stops the script with test.py's one-line error.
 eval_one() {
     local row=$1 scale=$2 config=$3
-    local out="$OUT_DIR/$(basename "${config%.yaml}").json"
-    local log="$OUT_DIR/$(basename "${config%.yaml}").log"
-    ENTRIES+=("$row:$scale=$out")
-    rm -f "$out"
+    local name
+    name=$(basename "${config%.yaml}")
+    local out="$OUT_DIR/$name.json" log="$OUT_DIR/$name.log"
     local gpu_args=()
     [ -n "$GPU" ] && gpu_args=(--gpu "$GPU")
+    ENTRIES+=("$row:$scale=$out")  # a skipped one is an empty cell
     if "$PY" test.py --config "$config" --model "$MODEL" --data-root "$DATA_ROOT" --out "$out" \
             --precision "$PRECISION" --quiet "${gpu_args[@]}" >"$log" 2>&1; then
+        FOUND=$((FOUND + 1))
         local psnr ssim
         psnr=$(grep '^result: ' "$log" | tail -n 1 | cut -d' ' -f2)
         ssim=$(grep '^ssim: ' "$log" | tail -n 1 | cut -d' ' -f2)
         printf '%-12s x%-3s PSNR %s  SSIM %s\n' "$row" "$scale" "$psnr" "$ssim"
-    else
-        local err
-        err=$(grep '^error: ' "$log" | tail -n 1)
-        [ -z "$err" ] && err="$(tail -n 1 "$log") (full log: $log)"
-        if [[ $err == *"dataset folder not found"* || $err == *"image folder not found"* ]]; then
-            printf '%-12s x%-3s skipped: %s\n' "$row" "$scale" "${err#error: }"
-            SKIPPED+=("$row x$scale")
-        else
-            printf '%-12s x%-3s FAILED: %s\n' "$row" "$scale" "${err#error: }"
-            FAILED+=("$row x$scale")
-        fi
+        return 0
     fi
+    local err
+    err=$(grep '^error: ' "$log" | tail -n 1)
+    if [[ $err == *"dataset folder not found"* || $err == *"image folder not found"* ]]; then
+        printf '%-12s x%-3s skipped: %s\n' "$row" "$scale" "${err#error: }"
+        SKIPPED+=("$row x$scale")
+        return 0
+    fi
+    [ -z "$err" ] && err="error: test.py failed: $(tail -n 1 "$log") (full log: $log)"
+    echo "$err ($row x$scale, $config)" >&2
+    exit 1
 }
 
 # eval_set_missing ROW DIR: true (and reported) when a whole dataset folder is absent.
 eval_set_missing() {
+    LOOKED+=("$2")
     if [ ! -d "$2" ]; then
         printf '%-12s skipped: no folder %s\n' "$1" "$2"
         SKIPPED+=("$1")
@@ -72,11 +105,16 @@ eval_set_missing() {
 }
 
 eval_table() {
+    if [ "$FOUND" -eq 0 ]; then
+        echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); download it" \
+             "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
+        exit 2
+    fi
     echo
-    "$PY" scripts/results_table.py --title "$1" "${ENTRIES[@]}" | tee "$OUT_DIR/table.md"
+    "$PY" scripts/results_table.py --title "$1" "${ENTRIES[@]}" > "$OUT_DIR/table.md" || exit 1
+    cat "$OUT_DIR/table.md"
     echo
     [ ${#SKIPPED[@]} -gt 0 ] && echo "skipped (no data): ${SKIPPED[*]}"
-    [ ${#FAILED[@]} -gt 0 ] && echo "failed: ${FAILED[*]} (logs in $OUT_DIR)"
     echo "table: $OUT_DIR/table.md"
-    [ ${#FAILED[@]} -eq 0 ]
+    return 0
 }

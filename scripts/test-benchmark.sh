@@ -6,12 +6,14 @@
 #   DATA_ROOT=load/sample bash scripts/test-benchmark.sh bicubic   # the sample sets instead
 #
 # DATA_ROOT replaces ./load in the configs (default load). A dataset that is not there is
-# reported and skipped. The sample sets (Sample5, Sample3; configs/test/sample) are evaluated
-# when DATA_ROOT/benchmark holds them. OUT_DIR (default save/test/<model>), PRECISION.
+# reported and skipped; when none is there the script says where it looked, exit 2. The sample
+# sets (Sample5, Sample3; configs/test/sample) are evaluated when DATA_ROOT/benchmark holds them.
+# The first failing evaluation stops the script (exit 1). Results:
+# save/test/<run>/<checkpoint stem>/benchmark-<data root name>/ (scripts/eval_common.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/eval_common.sh
-eval_setup "$@"
+eval_setup benchmark "$@"
 
 SCALES=(2 3 4 6 8)
 for set in Set5 Set14 B100 Urban100; do
@@ -20,8 +22,9 @@ for set in Set5 Set14 B100 Urban100; do
     for s in "${SCALES[@]}"; do eval_one "$set" "$s" "configs/test/test-$lower-$s.yaml"; done
 done
 for set in Sample5 Sample3; do
+    LOOKED+=("$DATA_ROOT/benchmark/$set")
     [ -d "$DATA_ROOT/benchmark/$set" ] || continue
     lower=$(echo "$set" | tr '[:upper:]' '[:lower:]')
     for s in "${SCALES[@]}"; do eval_one "$set" "$s" "configs/test/sample/test-$lower-$s.yaml"; done
 done
-eval_table "$(basename "$MODEL"): PSNR (dB) / SSIM, luminance (Y), border scale"
+eval_table "$MODEL: PSNR (dB) / SSIM, luminance (Y), border scale"

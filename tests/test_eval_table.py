@@ -66,6 +66,7 @@ def test_benchmark_script_on_a_tiny_set(tmp_path):
     assert f"Set5         skipped: no folder {tmp_path / 'data/benchmark/Set5'}" in r.stdout
     assert 'Sample3      x3   skipped: dataset folder not found' in r.stdout
     table = (tmp_path / 'out/table.md').read_text().splitlines()
+    assert table[0] == '**bicubic: PSNR (dB) / SSIM, luminance (Y), border scale**'
     assert table[2] == '| Dataset | ×2 | ×3 | ×4 | ×6 | ×8 |'
     cells = table[4].split(' | ')
     assert cells[0] == '| Sample3' and cells[2] == '-'
@@ -73,4 +74,57 @@ def test_benchmark_script_on_a_tiny_set(tmp_path):
             for s in (2, 4, 6, 8)}
     assert psnr[2] > psnr[4] > psnr[8]
     assert cells[1] == f"{psnr[2]:.2f} / " + cells[1].split(' / ')[1]
-    shutil.rmtree(tmp_path / 'out')
+    # A second run never overwrites the first: its results are moved aside, byte for byte.
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'out').iterdir()}
+    r = subprocess.run(['bash', 'scripts/test-benchmark.sh', 'bicubic', 'cpu'], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    (aside,) = tmp_path.glob('out.old-*')
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == before
+
+
+def _script(args, tmp_path, **env):
+    """Run an evaluation script from the repository; (exit code, stdout, stderr)."""
+    r = subprocess.run(['bash', *args], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    return r.returncode, r.stdout, r.stderr
+
+
+@pytest.mark.parametrize('script', ['test-benchmark.sh', 'test-div2k.sh'])
+def test_no_test_set_is_one_line_and_exit_2(script, tmp_path):
+    (tmp_path / 'm.pth').write_bytes(b'x')
+    code, out, err = _script([f'scripts/{script}', str(tmp_path / 'm.pth')], tmp_path,
+                             DATA_ROOT=tmp_path / 'empty', OUT_DIR=tmp_path / 'out')
+    assert code == 2, out + err
+    assert err.count('\n') == 1 and err.startswith(f'error: no test set found under data root {tmp_path / "empty"}')
+    assert 'DATA_ROOT=load/sample' in err and not (tmp_path / 'out/table.md').exists()
+
+
+def test_results_of_two_runs_go_to_their_own_folders(tmp_path):
+    """save/test/<run>/<checkpoint stem>/<script>-<data root>/: run-a and run-b never share a file."""
+    folders = []
+    for run in ('run-a', 'run-b'):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / 'epoch-last.pth').write_bytes(b'x')
+        code, out, _ = _script(['-c', f'source scripts/eval_common.sh && eval_setup benchmark {tmp_path / run}/epoch-last.pth '
+                                      '&& echo "OUT=$OUT_DIR"'], tmp_path, DATA_ROOT='load/sample')
+        assert code == 0
+        folders.append(out.strip().splitlines()[-1])
+    assert folders == ['OUT=save/test/run-a/epoch-last/benchmark-sample', 'OUT=save/test/run-b/epoch-last/benchmark-sample']
+    for f in folders:
+        (ROOT / f.split('=', 1)[1]).rmdir()
+
+
+def test_first_failure_stops_the_script(tmp_path):
+    """A CUDA request on a machine without CUDA fails once, with test.py's line, exit 1 (it used
+    to be repeated as FAILED for all ten configs)."""
+    set_root = tmp_path / 'data/benchmark/Set5'
+    hr = skdata.astronaut()[100:196, 180:276]
+    (set_root / 'HR').mkdir(parents=True)
+    Image.fromarray(hr).save(set_root / 'HR/a.png')
+    (set_root / 'LR_bicubic/X2').mkdir(parents=True)
+    Image.fromarray(imresize_matlab_uint8(hr, scale=1 / 2)).save(set_root / 'LR_bicubic/X2/ax2.png')
+    code, out, err = _script(['scripts/test-benchmark.sh', 'bicubic', '0'], tmp_path,
+                             DATA_ROOT=tmp_path / 'data', OUT_DIR=tmp_path / 'out', CUDA_VISIBLE_DEVICES='')
+    assert code == 1, out + err
+    assert err.count('\n') == 1 and err.startswith('error: --gpu 0 asks for CUDA') and '(Set5 x2,' in err
