@@ -25,7 +25,8 @@ from models.loading import build_model
 from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
-from utils.images import (check_writable, compose, output_format, read_image, storable_mode,
+from utils.files import check_output, refuse_inputs
+from utils.images import (compose, output_format, read_image, storable_mode,
                             upscale_alpha, write_image)
 from utils.precision import PRECISIONS, check_precision
 
@@ -133,8 +134,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
     inp_path = Path(args.input)
     out_path = Path(args.output) if args.output else default_output(inp_path, scale, resolution)
-    if out_path.resolve() == inp_path.resolve():
-        raise UserError(f'output {out_path} is the input itself; give another --output')
+    inputs = {'input': inp_path, 'model checkpoint': args.model}
+    refuse_inputs(out_path, inputs, 'output')
 
     image = read_image(inp_path, allow_huge=args.force)
     h, w = image.rgb.shape[:2]
@@ -143,7 +144,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     if megapixels > MAX_MEGAPIXELS and not args.force:
         raise UserError(f'output {out_hw[0]}x{out_hw[1]} (HxW) is {megapixels:,.0f} megapixels, '
                         f'over the {MAX_MEGAPIXELS}-megapixel limit; pass --force to render it')
-    check_writable(out_path)
+    check_output(out_path, inputs, 'output')
     fmt = output_format(out_path)
     mode, mode_note = storable_mode(fmt, image.mode)
 

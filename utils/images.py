@@ -12,8 +12,6 @@ is written to a temporary name in the same folder and renamed over the target, s
 never leaves a half-written file at the output path.
 """
 import io
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
-from .files import atomic_write
+from .files import atomic_write, check_writable  # noqa: F401  (demo.py's output check)
 
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
@@ -138,23 +136,6 @@ def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
         lost = 'transparency dropped' if 'A' in mode and 'A' not in m else 'stored as ' + m
         return m, f'{fmt} cannot store {mode} images: {lost}'
     raise UserError(f'cannot write {mode} images as {fmt}; choose another output extension')
-
-
-def check_writable(path) -> None:
-    """UserError unless a file can be created at `path` (its folder exists and is writable, and
-    `path` is not a folder). Probes with a temporary file that is removed at once."""
-    path = Path(path)
-    folder = path.parent
-    if path.is_dir():
-        raise UserError(f'output {path} is a folder; give a file name')
-    if not folder.is_dir():
-        raise UserError(f'output folder does not exist: {folder}')
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as e:
-        raise UserError(f'cannot write to the output folder {folder} ({e.strerror})') from None
 
 
 def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.Image:
