@@ -192,3 +192,88 @@ def test_clean_stale_temps_only_takes_old_files_of_our_pattern(tmp_path):
     assert '.a.pth.new12345.tmp' in os.listdir(tmp_path)
     atomic_write_text(tmp_path / 'c.txt', 'ok')
     assert (tmp_path / 'c.txt').read_text() == 'ok'
+
+
+# ---------------------------------------------------------------- one image reader
+
+def hostile_images(folder: Path) -> dict:
+    """Files whose decoding needs care, and the 8-bit RGB pixels each must read as."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    want = {}
+    g16 = rng.integers(0, 65536, (12, 10)).astype(np.uint16)
+    Image.fromarray(g16).save(folder / 'gray16.png')
+    g8 = np.clip(np.round(g16 / 257), 0, 255).astype(np.uint8)
+    want['gray16.png'] = np.repeat(g8[:, :, None], 3, axis=2)
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(folder / 'palette.png', transparency=0)
+    want['palette.png'] = np.asarray(pal.convert('RGB'))
+    Image.fromarray(np.dstack([rgb, rng.integers(0, 256, (12, 10), dtype=np.uint8)]), 'RGBA').save(folder / 'rgba.png')
+    want['rgba.png'] = rgb
+    cmyk = Image.fromarray(rgb).convert('CMYK')
+    cmyk.save(folder / 'cmyk.jpg', quality=100)
+    want['cmyk.jpg'] = np.asarray(Image.open(folder / 'cmyk.jpg').convert('RGB'))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rgb).save(folder / 'rotated.jpg', exif=exif, quality=100)
+    want['rotated.jpg'] = np.rot90(np.asarray(Image.open(folder / 'rotated.jpg').convert('RGB')), -1)
+    return want
+
+
+@pytest.mark.parametrize('cache', ['none', 'in_memory', 'bin'])
+def test_datasets_and_demo_read_the_same_pixels(tmp_path, cache):
+    import datasets
+    from utils.images import read_image
+
+    want = hostile_images(tmp_path / 'imgs')
+    folder = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path / 'imgs'), 'cache': cache}})
+    for i, name in enumerate(sorted(want)):
+        assert folder.describe(i).endswith(name)
+        got = (folder[i] * 255).round().byte().permute(1, 2, 0).numpy()
+        demo_rgb = read_image(tmp_path / 'imgs' / name).rgb
+        assert np.array_equal(got, demo_rgb), name
+        assert np.array_equal(got, want[name]), name
+
+
+def test_a_16_bit_test_image_scores_as_its_8_bit_copy(tmp_path):
+    """Before: the dataset reader clipped 16-bit values, so every pixel was white."""
+    rng = np.random.default_rng(1)
+    g16 = (rng.integers(0, 256, (24, 20)) * 257).astype(np.uint16)
+    scores = {}
+    for depth, arr in (('16', g16), ('8', (g16 // 257).astype(np.uint8))):
+        (tmp_path / depth).mkdir()
+        Image.fromarray(arr).save(tmp_path / depth / 'a.png')
+        cfg = tmp_path / f'{depth}.yaml'
+        cfg.write_text(yaml.safe_dump({'test_dataset': {
+            'dataset': {'name': 'image-folder', 'args': {'root_path': str(tmp_path / depth)}},
+            'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2}}, 'batch_size': 1}}))
+        scores[depth] = test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet'])['mean']['psnr']
+    assert scores['16'] == scores['8'] and scores['8'] < 40
+
+
+def test_bin_cache_built_by_an_older_reader_is_rebuilt(tmp_path):
+    import datasets
+
+    Image.fromarray((np.arange(20 * 12).reshape(12, 20) * 200).astype(np.uint16)).save(tmp_path / 'a.png')
+    datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    npy = tmp_path.parent / f'_bin_{tmp_path.name}' / 'a.png.npy'
+    index = npy.parent / '_index.json'
+    stamps = json.loads(index.read_text())
+    np.save(npy, np.full((12, 20, 3), 255, np.uint8))  # what the clipping reader cached
+    index.write_text(json.dumps({k: v[:2] for k, v in stamps.items()}))  # its stamp had no version
+    ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    assert ds[0].max() < 1
+
+
+def test_wrong_shaped_bin_cache_file_is_one_line_naming_it(tmp_path):
+    import datasets
+    from utils.errors import UserError
+
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'a.png')
+    ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    npy = tmp_path.parent / f'_bin_{tmp_path.name}' / 'a.png.npy'
+    np.save(npy, np.zeros((6, 5), np.float32))
+    with pytest.raises(UserError, match=f'corrupt cache file {npy}: .*expected uint8') as e:
+        ds[0]
+    assert '\n' not in str(e.value)

@@ -1,6 +1,8 @@
-"""Reading and writing images of every common mode for the demo; every failure is a UserError.
+"""Reading and writing images of every common mode; every failure is a UserError.
 
-Reading: EXIF orientation is applied, then the image is split into 8-bit RGB (what the model
+Reading (demo.py, and the datasets behind training and test.py, through the same function): the
+header is checked first (a size budget, PIL's decompression-bomb limit), then EXIF orientation is
+applied, then the image is split into 8-bit RGB (what the model
 sees) and an optional 8-bit alpha. Grayscale ('1', 'L', 'LA', 16/32-bit 'I', float 'F') is
 repeated to three channels and remembered, so the result is saved as grayscale again. 16-bit
 images are scaled to 8 bits (value / 257, rounded); outputs are always 8 bits per channel.
@@ -44,6 +46,10 @@ class LoadedImage:
         return ('L' if self.gray else 'RGB') + ('A' if self.alpha is not None else '')
 
 
+class EmptyImage(UserError):
+    """An image of zero width or height."""
+
+
 def _to_uint8(img: Image.Image) -> np.ndarray:
     """A single-channel image of any depth -> (H, W) uint8; 16/32-bit integers scaled by 1/257."""
     if img.mode in ('1', 'L'):
@@ -58,7 +64,7 @@ def split_channels(img: Image.Image) -> LoadedImage:
     """A PIL image (already EXIF-transposed) -> LoadedImage. Raises UserError when it is empty."""
     w, h = img.size
     if w == 0 or h == 0:
-        raise UserError(f'the image is empty ({w}x{h} pixels)')
+        raise EmptyImage(f'the image is empty ({w}x{h} pixels)')
     mode = img.mode
     if mode == 'P':
         img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
@@ -73,38 +79,53 @@ def split_channels(img: Image.Image) -> LoadedImage:
     if img.mode in _GRAY_MODES:
         gray = _to_uint8(img)
         return LoadedImage(np.repeat(gray[:, :, None], 3, axis=2), alpha, True, mode)
-    return LoadedImage(np.array(img.convert('RGB')), alpha, False, mode)
+    return LoadedImage(np.array(img if img.mode == 'RGB' else img.convert('RGB')), alpha, False, mode)
 
 
-def read_image(path, allow_huge: bool = False) -> LoadedImage:
-    """Open, decode and split an image file (see LoadedImage). Missing, unreadable, corrupt and
-    empty files are UserErrors; so are files past PIL's decompression-bomb limit unless
-    allow_huge."""
+def read_image(path, allow_huge: bool = False, max_megapixels: Optional[float] = None,
+               what: str = 'input', hint: str = '') -> LoadedImage:
+    """Open, decode and split an image file (see LoadedImage): the one reader of demo.py, test.py
+    and the datasets. Missing, unreadable, corrupt and empty files are UserErrors naming the file
+    (`what` says what it is); so are images over `max_megapixels`, refused from the header before
+    anything is decoded, and files past PIL's decompression-bomb limit unless allow_huge. `hint`
+    ends those two messages (how to override them)."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f'input not found: {path}')
+        raise UserError(f'{what} not found: {path}')
     if not path.is_file():
-        raise UserError(f'input is not a file: {path}')
+        raise UserError(f'{what} is not a file: {path}')
     limit = Image.MAX_IMAGE_PIXELS
     try:
         if allow_huge:
             Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # lazy: only the header is read so far
+                w, h = img.size
+                if max_megapixels is not None and w * h > max_megapixels * 1e6:
+                    raise UserError(f'{what} {path} is {w}x{h} pixels ({w * h / 1e6:,.1f} megapixels), '
+                                    f'over the {max_megapixels:g}-megapixel budget{hint}')
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return split_channels(img)
     except UnidentifiedImageError:
-        raise UserError(f'{path}: not an image PIL can read (or an empty/corrupt one)') from None
+        raise UserError(f'cannot read {what} {path}: not an image PIL can read (or an empty/corrupt '
+                        'one)') from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f'{path}: too many pixels for a safe decode (PIL limit '
-                        f'{limit / 1e6:.0f} megapixels); pass --force to read it anyway') from None
+        raise UserError(f'cannot read {what} {path}: too many pixels for a safe decode (PIL limit '
+                        f'{limit / 1e6:.0f} megapixels){hint}') from None
+    except EmptyImage as e:
+        raise UserError(f'cannot read {what} {path}: {e}') from None
     except (OSError, ValueError, SyntaxError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f'{path}: cannot decode the image ({msg})') from None
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'cannot read {what} {path}: cannot decode the image ({msg})') from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_rgb(path) -> np.ndarray:
+    """The datasets' reader: read_image's RGB pixels (alpha dropped), uint8 (H, W, 3)."""
+    return read_image(path, what='image').rgb
 
 
 def upscale_alpha(alpha: np.ndarray, out_hw) -> np.ndarray:
