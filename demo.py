@@ -21,7 +21,7 @@ import torch
 from inference.norm import DataNorm
 from inference.render import render
 from inference.tiling import receptive_radius
-from models.loading import build_model
+from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
@@ -114,10 +114,7 @@ def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.M
                             'linked from the yinboc/liif code repository)')
         path = DEFAULT_MODEL
     ckpt = load_checkpoint(path)
-    model = build_model(ckpt, path, device)
-    if not (hasattr(model, 'gen_feat') and hasattr(model, 'query_rgb')):
-        raise UserError(f"{path}: model {ckpt['model']['name']!r} is not an implicit image "
-                        'function (it has no gen_feat/query_rgb); give a LIIF-style checkpoint')
+    model = require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
     return model, DataNorm.from_checkpoint(ckpt, str(path))
 
 

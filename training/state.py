@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from datasets.seeding import seed_all
-from utils.checkpoints import load_state_dict_strict
+from utils.checkpoints import check_finite, load_state_dict_strict
 from utils.errors import UserError
 
 from .config import OPTIMIZERS
@@ -111,6 +111,20 @@ def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optim
         'rng': rng,
         'config': copy.deepcopy(config),
     }
+
+
+def check_resumable(ckpt: dict, where) -> dict:
+    """ckpt, or a UserError saying why training cannot continue from it: no optimizer state or
+    epoch (a model-only or exported checkpoint), or weights that hold NaN or inf."""
+    opt = ckpt.get('optimizer')
+    if not (isinstance(opt, dict) and isinstance(opt.get('name'), str) and isinstance(opt.get('sd'), dict)):
+        raise UserError(f"{where}: holds no optimizer state (a model-only or exported checkpoint), so "
+                        'training cannot continue from it')
+    epoch = ckpt.get('epoch')
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise UserError(f"{where}: holds no epoch count (got {epoch!r}), so training cannot continue from it")
+    check_finite(ckpt['model']['sd'], where)
+    return ckpt
 
 
 def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,

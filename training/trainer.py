@@ -23,7 +23,8 @@ from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .run_folder import RunLog, check_run_folder, save_config, set_aside
-from .state import RANK_STREAM, derive_seed, make_checkpoint, parameters_finite, restore, rng_state
+from .state import (RANK_STREAM, check_resumable, derive_seed, make_checkpoint, parameters_finite, restore,
+                    rng_state)
 
 
 class TrainingDiverged(UserError):
@@ -102,9 +103,9 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     save_path, precision = Path(save_path), config['precision']
     check_precision(precision, device)
     resume = Path(resume) if resume else None
-    ckpt = load_checkpoint(resume) if resume else None
+    ckpt = check_resumable(load_checkpoint(resume), resume) if resume else None
     last = save_path / 'epoch-last.pth'
-    last_epoch = load_checkpoint(last)['epoch'] if ckpt is not None and last.is_file() else None
+    last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
