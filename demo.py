@@ -6,8 +6,10 @@
 
 Output size: --scale S (or SY,SX) gives round(H * SY) x round(W * SX), halves rounded up, at
 least 1 pixel; --resolution H,W (height first) gives exactly that. Without --output the result
-goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Outputs over 500
-megapixels need --force. See utils/images.py for how each image mode is handled.
+goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Inputs over 4 megapixels
+(MAX_INPUT_MEGAPIXELS, checked from the header before decoding) and outputs over 500 megapixels
+need --force; sizes no format or no memory can hold are refused even then. See utils/images.py
+for how each image mode is handled.
 """
 import argparse
 import math
@@ -26,12 +28,15 @@ from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.files import check_output, refuse_inputs
-from utils.images import (compose, output_format, read_image, storable_mode,
+from utils.images import (check_output_size, compose, output_format, read_image, storable_mode,
                             upscale_alpha, write_image)
 from utils.precision import PRECISIONS, check_precision
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / 'pretrained' / 'edsr-baseline-liif-sample.pth'
-MAX_MEGAPIXELS = 500
+MAX_MEGAPIXELS = 500  # output; 3 bytes per pixel are kept whole
+# Input budget: encoding keeps the latent grid and the decoder's projection of it, about 1.3 KB per
+# input pixel for EDSR-baseline-LIIF (64 + 256 float32 channels): 4 megapixels take about 5 GB.
+MAX_INPUT_MEGAPIXELS = 4
 # Derived output names keep the input's extension when it is one of these, else use .png.
 _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
@@ -56,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--bsize', type=int, default=30000, help='queries per decoder call')
     p.add_argument('--tile', type=int, default=512,
                    help='encode inputs larger than TILE x TILE pixels in overlapping tiles (0: never)')
-    p.add_argument('--force', action='store_true', help=f'allow outputs over {MAX_MEGAPIXELS} megapixels')
+    p.add_argument('--force', action='store_true', help=f'allow inputs over {MAX_INPUT_MEGAPIXELS} and outputs '
+                   f'over {MAX_MEGAPIXELS} megapixels')
     return p
 
 
@@ -90,7 +96,8 @@ def output_size(in_hw: Sequence[int], scale: Optional[Sequence[float]] = None,
     """(H, W) of the output: `resolution`, or in_hw times `scale` rounded half up, at least 1."""
     if resolution is not None:
         return tuple(resolution)
-    return tuple(max(1, math.floor(n * s + 0.5)) for n, s in zip(in_hw, scale))
+    # Capped so that an absurd scale (1e300) gives a size check_output_size refuses, not an overflow.
+    return tuple(max(1, math.floor(min(n * s, 2.0 ** 62) + 0.5)) for n, s in zip(in_hw, scale))
 
 
 def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Optional[Sequence[int]]) -> Path:
@@ -134,15 +141,14 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     inputs = {'input': inp_path, 'model checkpoint': args.model}
     refuse_inputs(out_path, inputs, 'output')
 
-    image = read_image(inp_path, allow_huge=args.force)
+    # The budget is checked from the file's header, before anything is decoded.
+    image = read_image(inp_path, allow_huge=args.force, max_megapixels=None if args.force else MAX_INPUT_MEGAPIXELS,
+                       hint='; pass --force to read it anyway')
     h, w = image.rgb.shape[:2]
     out_hw = output_size((h, w), scale, resolution)
-    megapixels = out_hw[0] * out_hw[1] / 1e6
-    if megapixels > MAX_MEGAPIXELS and not args.force:
-        raise UserError(f'output {out_hw[0]}x{out_hw[1]} (HxW) is {megapixels:,.0f} megapixels, '
-                        f'over the {MAX_MEGAPIXELS}-megapixel limit; pass --force to render it')
     check_output(out_path, inputs, 'output')
     fmt = output_format(out_path)
+    check_output_size(out_hw, fmt, MAX_MEGAPIXELS, args.force)
     mode, mode_note = storable_mode(fmt, image.mode)
 
     device = resolve_device(args.gpu)

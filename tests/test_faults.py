@@ -374,3 +374,71 @@ def test_a_render_with_nan_predictions_is_never_written(tmp_path, capsys, monkey
     err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '2', '--model', str(ckpt),
                                             '--output', str(tmp_path / 'out.png')]), capsys)
     assert 'not written' in err and not (tmp_path / 'out.png').exists()
+
+
+# ---------------------------------------------------------------- demo.py sizes
+
+@pytest.fixture(scope='module')
+def tiny_ckpt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp('ckpt') / 'tiny.pth'
+    save_checkpoint({'model': {**TINY_LIIF, 'sd': models.make(TINY_LIIF).state_dict()}}, path)
+    return path
+
+
+def zeros_png(path: Path, h: int, w: int) -> Path:
+    """A PNG of h x w black pixels written row by row (a few hundred KB for 9000 x 9000)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    comp = zlib.compressobj(9)
+    row = b'\0' * (1 + 3 * w)  # filter byte + RGB
+    body = b''.join(comp.compress(row) for _ in range(h)) + comp.flush()
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', body) + chunk(b'IEND', b''))
+    return path
+
+
+def test_a_small_file_claiming_a_huge_image_is_refused_before_decoding(tmp_path, tiny_ckpt, capsys, monkeypatch):
+    import demo
+    from PIL import ImageFile
+
+    inp = zeros_png(tmp_path / 'zeros.png', 9000, 9000)
+    assert inp.stat().st_size < 400_000
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', lambda self: decoded.append(1) or real_load(self))
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '0.01', '--model', str(tiny_ckpt)]), capsys)
+    assert '9000x9000' in err and f'{demo.MAX_INPUT_MEGAPIXELS}-megapixel budget' in err and '--force' in err
+    assert decoded == []
+
+
+@pytest.mark.parametrize('flags, expect', [
+    (['--scale', '1e300'], 'stores at most'),
+    (['--scale', '1e300', '--force'], 'stores at most'),
+    (['--scale', '1.7e308', '--force'], 'stores at most'),
+    (['--scale', '60000', '--force'], 'memory of this machine'),
+    (['--resolution', '70000,10', '--force', '--output', 'big.jpg'], 'JPEG stores at most 65,535'),
+    (['--scale', '60', '--output', 'icon.ico'], 'ICO stores at most 256'),
+])
+def test_impossible_output_sizes_are_one_line(tmp_path, tiny_ckpt, capsys, monkeypatch, flags, expect):
+    import demo
+    from utils import images
+
+    monkeypatch.setattr(images, 'physical_memory', lambda: 8 << 30)
+    monkeypatch.chdir(tmp_path)
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), *flags]), capsys)
+    assert expect in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png']
+
+
+def test_ico_output_keeps_its_size(tmp_path, tiny_ckpt):
+    import demo
+
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((10, 6, 3), np.uint8)).save(inp)
+    out = demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '10', '--output', str(tmp_path / 'o.ico')])
+    assert Image.open(out).size == (60, 100)

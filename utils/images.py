@@ -14,6 +14,7 @@ is written to a temporary name in the same folder and renamed over the target, s
 never leaves a half-written file at the output path.
 """
 import io
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,37 @@ def output_format(path) -> str:
     return fmt
 
 
+# The largest side a format stores (PIL fails only after the render, or for ICO silently downscales).
+FORMAT_MAX_SIDE = {'JPEG': 65535, 'WEBP': 16383, 'GIF': 65535, 'ICO': 256, 'PNG': 2 ** 31 - 1}
+MAX_SIDE = 2 ** 31 - 1  # any format: PIL's and the codecs' coordinates are 32-bit
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of RAM in this machine, or None where the platform does not say."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_output_size(out_hw, fmt: str, max_megapixels: float, force: bool) -> None:
+    """Before rendering: UserError for an output size `fmt` cannot store or this machine cannot
+    hold (even with force), or over `max_megapixels` without force."""
+    h, w = out_hw
+    limit = FORMAT_MAX_SIDE.get(fmt, MAX_SIDE)
+    if max(h, w) > limit:
+        raise UserError(f'output {h:,}x{w:,} (HxW): {fmt} stores at most {limit:,} pixels per side; '
+                        'choose a smaller size or another format')
+    megapixels = h * w / 1e6
+    if megapixels > max_megapixels and not force:
+        raise UserError(f'output {h}x{w} (HxW) is {megapixels:,.0f} megapixels, over the '
+                        f'{max_megapixels:g}-megapixel limit; pass --force to render it')
+    memory = physical_memory()
+    if memory is not None and h * w * 3 > memory:
+        raise UserError(f'output {h:,}x{w:,} (HxW) needs {h * w * 3 / 1e9:,.1f} GB for its 8-bit pixels '
+                        f'alone, more than the {memory / 1e9:,.1f} GB of memory of this machine')
+
+
 def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
     """The first mode, of `mode` and its fallbacks, that PIL can save as `fmt` (probed on a 1x1
     image) and a note if it differs; UserError if none works."""
@@ -174,7 +206,9 @@ def write_image(img: Image.Image, path, fmt: Optional[str] = None) -> None:
     `path` untouched."""
     path = Path(path)
     fmt = fmt or output_format(path)
+    # PIL's ICO writer keeps only its standard sizes up to the image's (100 px -> 64 px): ask for ours.
+    options = {'sizes': [img.size]} if fmt == 'ICO' else {}
     try:
-        atomic_write(path, lambda f: img.save(f, format=fmt))
+        atomic_write(path, lambda f: img.save(f, format=fmt, **options))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f'cannot write {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__})') from None
