@@ -6,8 +6,10 @@
 
 Output size: --scale S (or SY,SX) gives round(H * SY) x round(W * SX), halves rounded up, at
 least 1 pixel; --resolution H,W (height first) gives exactly that. Without --output the result
-goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Outputs over 500
-megapixels need --force. See utils/images.py for how each image mode is handled.
+goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Inputs over 4 megapixels
+(MAX_INPUT_MEGAPIXELS, checked from the header before decoding) and outputs over 500 megapixels
+need --force; sizes no format or no memory can hold are refused even then. See utils/images.py
+for how each image mode is handled.
 """
 import argparse
 import math
@@ -22,16 +24,20 @@ from inference.norm import DataNorm
 from inference.render import render
 from inference.tiling import receptive_radius
 from inference.window import resolve_window
-from models.loading import build_model
+from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
-from utils.images import (check_writable, compose, output_format, read_image, storable_mode,
+from utils.files import check_output, refuse_inputs
+from utils.images import (check_output_size, compose, output_format, read_image, storable_mode,
                             upscale_alpha, write_image)
 from utils.precision import PRECISIONS, check_precision
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / 'pretrained' / 'edsr-baseline-liif-sample.pth'
-MAX_MEGAPIXELS = 500
+MAX_MEGAPIXELS = 500  # output; 3 bytes per pixel are kept whole
+# Input budget: encoding keeps the latent grid and the decoder's projection of it, about 1.3 KB per
+# input pixel for EDSR-baseline-LIIF (64 + 256 float32 channels): 4 megapixels take about 5 GB.
+MAX_INPUT_MEGAPIXELS = 4
 # Derived output names keep the input's extension when it is one of these, else use .png.
 _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
@@ -59,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
-    p.add_argument('--force', action='store_true', help=f'allow outputs over {MAX_MEGAPIXELS} megapixels')
+    p.add_argument('--force', action='store_true', help=f'allow inputs over {MAX_INPUT_MEGAPIXELS} and outputs '
+                   f'over {MAX_MEGAPIXELS} megapixels')
     return p
 
 
@@ -93,7 +100,8 @@ def output_size(in_hw: Sequence[int], scale: Optional[Sequence[float]] = None,
     """(H, W) of the output: `resolution`, or in_hw times `scale` rounded half up, at least 1."""
     if resolution is not None:
         return tuple(resolution)
-    return tuple(max(1, math.floor(n * s + 0.5)) for n, s in zip(in_hw, scale))
+    # Capped so that an absurd scale (1e300) gives a size check_output_size refuses, not an overflow.
+    return tuple(max(1, math.floor(min(n * s, 2.0 ** 62) + 0.5)) for n, s in zip(in_hw, scale))
 
 
 def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Optional[Sequence[int]]) -> Path:
@@ -117,10 +125,7 @@ def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.M
                             'linked from the yinboc/liif code repository)')
         path = DEFAULT_MODEL
     ckpt = load_checkpoint(path)
-    model = build_model(ckpt, path, device)
-    if not (hasattr(model, 'gen_feat') and hasattr(model, 'query_rgb')):
-        raise UserError(f"{path}: model {ckpt['model']['name']!r} is not an implicit image "
-                        'function (it has no gen_feat/query_rgb); give a LIIF-style checkpoint')
+    model = require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
     return model, DataNorm.from_checkpoint(ckpt, str(path))
 
 
@@ -138,18 +143,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
     inp_path = Path(args.input)
     out_path = Path(args.output) if args.output else default_output(inp_path, scale, resolution)
-    if out_path.resolve() == inp_path.resolve():
-        raise UserError(f'output {out_path} is the input itself; give another --output')
+    inputs = {'input': inp_path, 'model checkpoint': args.model}
+    refuse_inputs(out_path, inputs, 'output')
 
-    image = read_image(inp_path, allow_huge=args.force)
+    # The budget is checked from the file's header, before anything is decoded.
+    image = read_image(inp_path, allow_huge=args.force, max_megapixels=None if args.force else MAX_INPUT_MEGAPIXELS,
+                       hint='; pass --force to read it anyway')
     h, w = image.rgb.shape[:2]
     out_hw = output_size((h, w), scale, resolution)
-    megapixels = out_hw[0] * out_hw[1] / 1e6
-    if megapixels > MAX_MEGAPIXELS and not args.force:
-        raise UserError(f'output {out_hw[0]}x{out_hw[1]} (HxW) is {megapixels:,.0f} megapixels, '
-                        f'over the {MAX_MEGAPIXELS}-megapixel limit; pass --force to render it')
-    check_writable(out_path)
+    check_output(out_path, inputs, 'output')
     fmt = output_format(out_path)
+    check_output_size(out_hw, fmt, MAX_MEGAPIXELS, args.force)
     mode, mode_note = storable_mode(fmt, image.mode)
 
     device = resolve_device(args.gpu)

@@ -23,11 +23,12 @@ from inference.evaluate import evaluate
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
 from inference.window import resolve_window
-from models.loading import build_model
+from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
+from utils.files import atomic_write_text, check_output
 from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
@@ -61,6 +62,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def prepare_out(out: str, inputs: dict) -> None:
+    """Before the evaluation: make --out's folder, refuse an --out that is one of the inputs or
+    cannot be written."""
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'cannot create the folder of --out {out} ({e.strerror})') from None
+    check_output(out, inputs, '--out')
+
+
+def write_out(out: str, summary: dict) -> None:
+    """The JSON summary, written atomically: a failure leaves any previous file whole."""
+    try:
+        atomic_write_text(out, json.dumps(summary, indent=1))
+    except OSError as e:
+        raise UserError(f'cannot write --out {out} ({e.strerror or e}); nothing was written') from None
+
+
 def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
@@ -77,6 +96,9 @@ def main(argv=None) -> dict:
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
 
+    if args.out:
+        prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
+                               '--config file': args.config})
     loader = make_loader(spec, args.workers, pin_memory=device.type == 'cuda')
     cell_scale_max = cfg.get('cell_scale_max')
     if cell_scale_max is not None and (isinstance(cell_scale_max, bool) or not isinstance(cell_scale_max, (int, float))
@@ -85,7 +107,7 @@ def main(argv=None) -> dict:
     model = None
     if args.model != BICUBIC:
         ckpt = load_checkpoint(args.model)
-        model = build_model(ckpt, args.model, device)
+        model = require_implicit(build_model(ckpt, args.model, device), ckpt["model"]["name"], args.model)
         norm = model_norm(ckpt, args.model, norm, args.config)
     window = resolve_window(args.window, model)
     rows = evaluate(model, loader, norm, protocol, bsize, device, args.precision,
@@ -103,9 +125,7 @@ def main(argv=None) -> dict:
         'images': rows,
     }
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(summary, f, indent=1)
+        write_out(args.out, summary)
     print(f"ssim: {summary['mean']['ssim']:.4f}")
     print(f"result: {summary['mean']['psnr']:.4f}")
     sys.stdout.flush()

@@ -1,6 +1,7 @@
 """Reading images from a folder, and keeping them decoded: not at all, in memory, or on disk.
 
-Images are held as 8-bit arrays (H, W, 3): a quarter of the memory of float32 tensors.
+Images are held as 8-bit arrays (H, W, 3): a quarter of the memory of float32 tensors. They are
+read by the same function as demo.py's inputs (utils/images.py), so both see the same pixels.
 """
 import json
 import os
@@ -8,27 +9,26 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
 from utils.errors import UserError
+from utils.files import atomic_write, clean_stale_temps
+from utils.images import read_rgb
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 CACHE_MODES = ('none', 'bin', 'in_memory')
-BIN_INDEX = '_index.json'  # {file name: [size, mtime_ns]} of the sources the .npy files came from
+BIN_INDEX = '_index.json'  # {file name: [size, mtime_ns, READER]} of the sources of the .npy files
+# Bumped when the reader's pixels change, so caches decoded by an older reader are rebuilt
+# (2: 16-bit images scaled instead of clipped, EXIF orientation applied).
+READER = 2
 
 
 def read_image(path: str) -> np.ndarray:
-    """The image at `path`, any mode converted to RGB, as uint8 (H, W, 3)."""
-    try:
-        with Image.open(path) as im:
-            return np.array(im.convert('RGB'))
-    except FileNotFoundError:
-        raise UserError(f'image not found: {path}') from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = ' '.join(str(e).split()) or type(e).__name__
-        raise UserError(f'cannot read image {path}: {reason}') from None
+    """The image at `path` as uint8 (H, W, 3): utils.images' reader, the one demo.py uses (16-bit
+    scaled by 1/257, palette and CMYK to RGB, grayscale repeated, EXIF orientation applied), with
+    any alpha dropped (docs/design.md §3)."""
+    return read_rgb(path)
 
 
 def to_tensor(arr: np.ndarray) -> Tensor:
@@ -62,6 +62,19 @@ def bin_root(root: str) -> str:
     return os.path.join(os.path.dirname(root), '_bin_' + os.path.basename(root))
 
 
+def load_bin(path: str) -> np.ndarray:
+    """A cache file of cache 'bin': uint8 (H, W, 3), read without unpickling; anything else is a
+    UserError naming the file."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f'corrupt cache file {path} ({e}); delete it to rebuild') from None
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3 or 0 in arr.shape:
+        raise UserError(f'corrupt cache file {path}: holds a {arr.dtype} array of shape {arr.shape}, '
+                        'expected uint8 (H, W, 3); delete it to rebuild')
+    return arr
+
+
 class ImageStore:
     """The images `names` of folder `root`, decoded on every access ('none'), once into memory
     ('in_memory', uint8), or once into `.npy` files next to the folder ('bin')."""
@@ -86,10 +99,7 @@ class ImageStore:
         if self.arrays is not None:
             return self.arrays[i]
         if self.cache == 'bin':
-            try:
-                return np.load(self.bin_paths[i], allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise UserError(f'corrupt cache file {self.bin_paths[i]} ({e}); delete it to rebuild') from None
+            return load_bin(self.bin_paths[i])
         return read_image(self.paths[i])
 
     def nbytes(self) -> int:
@@ -103,6 +113,7 @@ class ImageStore:
             os.makedirs(out_root, exist_ok=True)
         except OSError as e:
             raise UserError(f'cannot create cache folder {out_root}: {e.strerror}') from None
+        clean_stale_temps(out_root)  # of builds that were killed
         index_path = os.path.join(out_root, BIN_INDEX)
         index = {}
         if os.path.isfile(index_path):
@@ -115,19 +126,15 @@ class ImageStore:
         try:
             for name, path in zip(self.names, self.paths):
                 st = os.stat(path)
-                stamp = [st.st_size, st.st_mtime_ns]
+                stamp = [st.st_size, st.st_mtime_ns, READER]
                 npy = os.path.join(out_root, name + '.npy')
                 if index.get(name) != stamp or not os.path.isfile(npy):
-                    tmp = npy + f'.tmp{os.getpid()}.npy'
-                    np.save(tmp, read_image(path), allow_pickle=False)
-                    os.replace(tmp, npy)
+                    arr = read_image(path)
+                    atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
                     index[name] = stamp
                     changed = True
                 bin_paths.append(npy)
         finally:
             if changed:
-                tmp = index_path + f'.tmp{os.getpid()}'
-                with open(tmp, 'w') as f:
-                    json.dump(index, f)
-                os.replace(tmp, index_path)
+                atomic_write(index_path, lambda f: f.write(json.dumps(index).encode()))
         return bin_paths

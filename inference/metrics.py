@@ -5,9 +5,11 @@ An `eval_type` names a protocol:
 - `benchmark-S` luminance, `S` border pixels removed (the paper's Set5/Set14/B100/Urban100);
 - `rgb-S`       RGB, `S` border pixels removed (MMEditing's protocol);
 - none          RGB, all pixels.
+A non-integer scale (`benchmark-3.7`) removes ceil(S) border pixels (+ 6 for div2k).
 Images are batched float tensors (B, 3, H, W) in [0, 1] on any device; results are (B,),
 float64 (float32 on MPS), computed per image.
 """
+import math
 import re
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -25,21 +27,23 @@ Y_OFFSET = 16.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
-_EVAL_TYPE = re.compile(r'^(div2k|benchmark|rgb)-([1-9][0-9]*)$')
+_EVAL_TYPE = re.compile(r'^(div2k|benchmark|rgb)-([0-9]+(?:\.[0-9]+)?)$')
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """An evaluation protocol: kind in div2k | benchmark | rgb | none, and the scale S."""
+    """An evaluation protocol: kind in div2k | benchmark | rgb | none, and the scale S (an int, or
+    a float for a non-integer scale such as 2.5)."""
     kind: str = 'none'
-    scale: Optional[int] = None
+    scale: Optional[Union[int, float]] = None
 
     @property
     def crop(self) -> int:
-        """Border pixels removed on each side."""
+        """Border pixels removed on each side: ceil(S) (+ 6 for div2k), i.e. S for integer scales."""
         if self.kind == 'none':
             return 0
-        return self.scale + 6 if self.kind == 'div2k' else self.scale
+        border = math.ceil(self.scale)
+        return border + 6 if self.kind == 'div2k' else border
 
     @property
     def luminance(self) -> bool:
@@ -49,7 +53,7 @@ class Protocol:
     @property
     def eval_type(self) -> Optional[str]:
         """The config string this protocol is parsed from (None for all pixels)."""
-        return None if self.kind == 'none' else f'{self.kind}-{self.scale}'
+        return None if self.kind == 'none' else f'{self.kind}-{self.scale:g}'
 
     def describe(self) -> str:
         """One human line, e.g. 'luminance (Y), border 4'."""
@@ -65,10 +69,11 @@ def parse_eval_type(eval_type: Union[str, Protocol, None]) -> Protocol:
     if eval_type is None or (isinstance(eval_type, str) and eval_type.strip().lower() in ('', 'none')):
         return Protocol()
     m = _EVAL_TYPE.match(eval_type.strip()) if isinstance(eval_type, str) else None
-    if m is None:
-        raise UserError(f'eval_type must be div2k-S, benchmark-S or rgb-S with S a positive integer '
-                        f'scale, or none; got {eval_type!r}')
-    return Protocol(m.group(1), int(m.group(2)))
+    scale = float(m.group(2)) if m else 0.0
+    if m is None or scale < 1:
+        raise UserError(f'eval_type must be div2k-S, benchmark-S or rgb-S with S a scale >= 1 (e.g. 4 or '
+                        f'2.5), or none; got {eval_type!r}')
+    return Protocol(m.group(1), int(scale) if scale.is_integer() else scale)
 
 
 def rgb_to_y(img: Tensor) -> Tensor:

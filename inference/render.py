@@ -1,4 +1,5 @@
-"""Rendering: encode once, query the decoder in chunks, write the output in row bands.
+"""Rendering: encode once, query the decoder in chunks, write the output in row bands. A render
+in which any prediction is NaN or inf is refused (a UserError), never returned as black pixels.
 
 Shared by evaluation (`batched_predict`) and demo.py (`render`). Memory stays bounded however large
 the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
@@ -13,6 +14,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from utils.coords import make_cell, make_coord
+from utils.errors import UserError
 from utils.precision import autocast
 
 from .norm import DataNorm
@@ -135,9 +137,14 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
     encode(model, mirror_pad(norm.inp(img), pad_h, pad_w), tile=tile, precision=precision, progress=progress)
     band_rows = band_rows or default_band_rows(out_hw)
     bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame)
+    bad = 0
     with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
               disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:
+            bad += int((~torch.isfinite(pred)).any(-1).sum())  # would become black pixels
             out[r0:r1] = norm.pred_to_uint8(pred)
             bar.update()
+    if bad:
+        raise UserError(f'the model predicted NaN or inf for {bad:,} of {h * w:,} pixels (damaged '
+                        f'weights, or an overflow at precision {precision}); the image is not written')
     return out

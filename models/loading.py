@@ -1,25 +1,43 @@
 """From a checkpoint to a model: `make(ckpt['model'], load_sd=True)`, the one way every entry
-point builds a model from a file (the file itself is read by utils/checkpoints.py)."""
+point builds a model from a file (the file itself is read, and its archive verified, by
+utils/checkpoints.py). Weights holding NaN or inf are refused here, for every entry point."""
 import torch.nn as nn
 
-from utils.checkpoints import PathLike, load_checkpoint
+from utils.checkpoints import PathLike, check_finite, load_checkpoint
 from utils.errors import UserError
 
 from .registry import make
 
 
+def is_implicit(model: nn.Module) -> bool:
+    """Whether model is an implicit image function (gen_feat + query_rgb: LIIF, Meta-SR, ...)."""
+    return hasattr(model, 'gen_feat') and hasattr(model, 'query_rgb')
+
+
+def require_implicit(model: nn.Module, name: str, where: PathLike) -> nn.Module:
+    """model, or a UserError when it cannot render arbitrary sizes (a plain encoder)."""
+    if not is_implicit(model):
+        raise UserError(f"{where}: model {name!r} is not an implicit image function (it has no "
+                        'gen_feat/query_rgb); give a LIIF-style model')
+    return model
+
+
 def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.Module:
     """`make(ckpt['model'], load_sd=True)` for a dict from load_checkpoint, moved to `device`, in
-    eval mode; failures are UserErrors prefixed with `path`."""
+    eval mode; failures (and non-finite weights) are UserErrors prefixed with `path`."""
+    check_finite(ckpt['model']['sd'], path)
     try:
         model = make(ckpt['model'], load_sd=True)
     except UserError as e:
         raise UserError(f'{path}: {e}') from None
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({e})") from None
+    except (TypeError, ValueError, RuntimeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({msg})") from None
     return model.to(device).eval()
 
 
 def load_model(path: PathLike, device='cpu') -> nn.Module:
-    """The model of checkpoint file `path`, moved to `device`, in eval mode (build_model)."""
-    return build_model(load_checkpoint(path), path, device)
+    """The implicit model of checkpoint file `path`, moved to `device`, in eval mode (build_model,
+    require_implicit)."""
+    ckpt = load_checkpoint(path)
+    return require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)

@@ -94,7 +94,7 @@ def test_not_a_checkpoint(tmp_path):
     truncated = tmp_path / 'truncated.pth'
     torch.save({'model': {'name': 'liif', 'args': {}, 'sd': {}}}, truncated)
     truncated.write_bytes(truncated.read_bytes()[:100])
-    with pytest.raises(UserError, match='not a PyTorch checkpoint'):
+    with pytest.raises(UserError, match='damaged checkpoint, its zip archive cannot be read'):
         load_model(truncated)
 
 

@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 import demo
+import models
+from utils import files as file_io
 from utils import images as image_io
 from utils.errors import UserError, run_cli
 from tiny import edsr_spec, liif_spec, tiny_checkpoint
@@ -285,7 +287,7 @@ def test_failed_write_leaves_the_previous_output_untouched(tmp_path, ckpt, capsy
 
     def broken_fsync(fd):  # called after PIL wrote the image into the temporary file
         raise OSError('disk full')
-    monkeypatch.setattr(image_io.os, 'fsync', broken_fsync)
+    monkeypatch.setattr(file_io.os, "fsync", broken_fsync)
     before = set(p.name for p in tmp_path.iterdir())
     assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out], capsys)
     assert out.read_bytes() == b'previous'

@@ -135,7 +135,7 @@ def test_parse_eval_type():
     assert parse_eval_type('div2k-12').eval_type == 'div2k-12'
 
 
-@pytest.mark.parametrize('bad', ['div2k', 'div2k-0', 'div2k-2.5', 'bench-4', 'benchmark_4', 'rgb--2', 4])
+@pytest.mark.parametrize('bad', ['div2k', 'div2k-0', 'div2k-0.5', 'bench-4', 'benchmark_4', 'rgb--2', 'rgb-2.', 4])
 def test_bad_eval_type_is_a_user_error(bad):
     with pytest.raises(UserError, match='eval_type'):
         parse_eval_type(bad)
@@ -158,3 +158,12 @@ def test_single_image_and_dtype_agnostic():
     assert ssim(p.double(), g.double()).item() == pytest.approx(ssim(p, g).item(), abs=1e-6)
     with pytest.raises(ValueError):
         psnr(p, g[..., :-1])
+
+
+def test_non_integer_protocols_remove_ceil_of_the_scale():
+    """div2k-2.5 / benchmark-3.7 (test.py --scale): the border is ceil(S) (+ 6 for div2k);
+    integer scales keep their names and borders."""
+    assert parse_eval_type('div2k-2.5') == Protocol('div2k', 2.5) and parse_eval_type('div2k-2.5').crop == 9
+    assert parse_eval_type('benchmark-3.7').crop == 4 and parse_eval_type('benchmark-3.7').eval_type == 'benchmark-3.7'
+    assert parse_eval_type('rgb-4.0') == Protocol('rgb', 4) and parse_eval_type('rgb-4.0').eval_type == 'rgb-4'
+    assert parse_eval_type('benchmark-4').crop == 4 and parse_eval_type('div2k-12').crop == 18

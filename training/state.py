@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from datasets.seeding import seed_all
 from inference.norm import DataNorm
-from utils.checkpoints import load_state_dict_strict
+from utils.checkpoints import check_finite, load_state_dict_strict
 from utils.errors import UserError
 
 from .config import OPTIMIZERS
@@ -116,19 +116,24 @@ def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optim
 
 
 def require_training_state(ckpt: dict, where) -> None:
-    """A UserError unless ckpt holds a run's training state (optimizer and epoch): a model-only
-    checkpoint (a release, an export) starts a new run with --init instead."""
-    if not isinstance(ckpt.get('optimizer'), dict) or not isinstance(ckpt.get('epoch'), int):
-        raise UserError(f'{where} holds a model without its training state (no optimizer or epoch), so '
+    """A UserError unless ckpt holds a run's training state (optimizer state and epoch count): a
+    model-only checkpoint (a release, an export) starts a new run with --init instead."""
+    opt, epoch = ckpt.get('optimizer'), ckpt.get('epoch')
+    if not (isinstance(opt, dict) and isinstance(opt.get('name'), str) and isinstance(opt.get('sd'), dict)) \
+            or not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise UserError(f'{where} holds a model without its training state (no optimizer state or epoch), so '
                         f'there is no run to resume: to train from its weights, use --init {where} --config CONFIG')
 
 
-def check_resumable(ckpt: dict, where, epoch_max: int) -> None:
-    """require_training_state, and a UserError when no epoch is left before epoch_max."""
+def check_resumable(ckpt: dict, where, epoch_max: int) -> dict:
+    """ckpt, or a UserError saying why training cannot continue from it: no training state
+    (require_training_state), weights that hold NaN or inf, or no epoch left before epoch_max."""
     require_training_state(ckpt, where)
+    check_finite(ckpt['model']['sd'], where)
     if ckpt['epoch'] >= epoch_max:
         raise UserError(f'nothing to train: {where} is at epoch {ckpt["epoch"]} and epoch_max is {epoch_max}; '
                         'to continue, raise epoch_max (give --config with a larger epoch_max)')
+    return ckpt
 
 
 def init_weights(model: nn.Module, ckpt: dict, where, config: dict) -> str:
@@ -137,6 +142,7 @@ def init_weights(model: nn.Module, ckpt: dict, where, config: dict) -> str:
     if ckpt['model']['name'] != config['model']['name']:
         raise UserError(f"--init {where}: its model is {ckpt['model']['name']!r}, the config's is "
                         f"{config['model']['name']!r}")
+    check_finite(ckpt['model']['sd'], where)
     load_state_dict_strict(model, ckpt['model']['sd'], what=f'--init {where}')
     epoch = ckpt.get('epoch')
     return f'initialised from {where}' + (f' (epoch {epoch} of its run)' if isinstance(epoch, int) else '')

@@ -106,12 +106,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     if resume and init:
         raise UserError('--resume continues a run and --init starts one from weights: give one of them')
     resume = Path(resume) if resume else None
-    ckpt = load_checkpoint(resume) if resume else None
-    if ckpt is not None:
-        check_resumable(ckpt, resume, config['epoch_max'])
+    ckpt = check_resumable(load_checkpoint(resume), resume, config['epoch_max']) if resume else None
     init_ckpt = load_checkpoint(init) if init else None
     last = save_path / 'epoch-last.pth'
-    last_epoch = load_checkpoint(last)['epoch'] if ckpt is not None and last.is_file() else None
+    last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
 
     # Everything that can fail on a config or data mistake happens before the folder is made.

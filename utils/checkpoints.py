@@ -2,9 +2,12 @@
 load a state dict strictly. Turning a checkpoint into a model is models/loading.py's job.
 
 {'model': {'name', 'args', 'sd'}, 'optimizer': {'name', 'args', 'sd'}, 'epoch': int, ...}
-Loading never executes code: `torch.load(weights_only=True)`; anything else is refused.
+Loading never executes code: `torch.load(weights_only=True)`; anything else is refused. Before
+unpickling, the zip archive's CRC-32 checksums are verified (torch.load does not), so a flipped
+bit or a truncated copy is refused instead of loading as different weights.
 """
 import pickle
+import zipfile
 from pathlib import Path
 
 import torch
@@ -36,6 +39,35 @@ def load_state_dict_strict(model: nn.Module, sd: dict, what: str = 'model') -> N
     model.load_state_dict(sd)
 
 
+def non_finite(sd: dict) -> list[str]:
+    """Names of the floating-point tensors of a state dict that hold a NaN or an inf."""
+    return [k for k, v in sd.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def check_finite(sd: dict, path: PathLike) -> None:
+    """UserError naming the first parameters of `sd` that hold NaN or inf: such weights render
+    black or NaN images and cannot be trained on."""
+    bad = non_finite(sd)
+    if bad:
+        raise UserError(f'{path}: parameters {_first(bad)} hold NaN or inf values (a diverged run or '
+                        'a damaged file); refusing to use it')
+
+
+def verify_archive(path: Path) -> None:
+    """UserError unless every member of the zip archive at `path` matches its stored CRC-32."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f'{path}: damaged checkpoint, its zip archive cannot be read ({msg}); '
+                        'use another copy') from None
+    if bad is not None:
+        raise UserError(f'{path}: damaged checkpoint, {bad} fails its checksum (a changed bit or a '
+                        'bad copy); use another copy')
+
+
 def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     """Read a checkpoint without executing code; returns the dict, after checking that
     ckpt['model'] holds name, args and sd. Every failure is a one-line UserError."""
@@ -47,6 +79,8 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (0x80 = PROTO).
     if not (magic.startswith(b'PK\x03\x04') or magic[:1] == b'\x80'):
         raise UserError(f'{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)')
+    if magic.startswith(b'PK'):
+        verify_archive(path)  # the legacy pickle format carries no checksum
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:

@@ -1,12 +1,23 @@
 """Atomic file writes: a file is written to a temporary name in its folder, flushed to disk, then
 renamed over the target, so a crash, a full disk or Ctrl-C never leaves a half-written file at
-the target path (the previous file, if any, stays intact)."""
+the target path (the previous file, if any, stays intact). Outputs are checked before any work:
+never one of the inputs, and in a folder that exists and takes files. Temporary files that an
+interrupted write left behind (`.<name>.<8 chars>.tmp`) are removed when the folder is next used."""
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Mapping, Optional, Union
+
+from .errors import UserError
 
 PathLike = Union[str, os.PathLike]
+
+# mkstemp(prefix='.<name>.', suffix='.tmp') names: 8 characters of [a-z0-9_] in between.
+_TEMP_NAME = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp')
+# A temporary file last modified before this process started is no write of ours in flight.
+_PROCESS_START = time.time()
 
 
 def umask() -> int:
@@ -38,3 +49,73 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
 def atomic_write_text(path: PathLike, text: str) -> None:
     """atomic_write of a UTF-8 text."""
     atomic_write(path, lambda f: f.write(text.encode('utf-8')))
+
+
+def is_temp_name(name: str, target: Optional[str] = None) -> bool:
+    """Whether `name` is one of atomic_write's temporary files (of the file `target`, if given)."""
+    if target is None:
+        return bool(_TEMP_NAME.fullmatch(name))
+    return bool(re.fullmatch(rf'\.{re.escape(target)}\.[a-z0-9_]{{8}}\.tmp', name))
+
+
+def clean_stale_temps(folder: PathLike, target: Optional[str] = None) -> list[Path]:
+    """Remove the temporary files of atomic writes that were interrupted (a kill, a crash) in
+    `folder` (only those of the file named `target`, if given): names of atomic_write's pattern,
+    last modified before this process started. Returns the removed paths; a file that cannot be
+    removed is left alone."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not is_temp_name(entry.name, target):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < _PROCESS_START:
+                os.remove(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name the same file (hard links and symlinks included)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_writable(path: PathLike, what: str = 'output') -> None:
+    """UserError unless a file can be created at `path` (its folder exists and is writable, and
+    `path` is not a folder). Probes with a temporary file that is removed at once."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise UserError(f'{what} {path} is a folder; give a file name')
+    if not folder.is_dir():
+        raise UserError(f'{what} folder does not exist: {folder}')
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
+        os.close(fd)
+        os.remove(tmp)
+    except OSError as e:
+        raise UserError(f'cannot write to the {what} folder {folder} ({e.strerror})') from None
+
+
+def refuse_inputs(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output') -> None:
+    """UserError when the output `path` is one of `inputs` ({'input': path}, None skipped)."""
+    for flag, inp in inputs.items():
+        if inp is not None and same_file(path, inp):
+            raise UserError(f'{what} {path} is the {flag} itself: it would be overwritten; give '
+                            'another file name')
+
+
+def check_output(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output') -> None:
+    """Before any work: UserError when `path` is one of `inputs` or cannot be written
+    (check_writable); then stale temporary files of earlier writes to `path` are removed."""
+    refuse_inputs(path, inputs, what)
+    check_writable(path, what)
+    clean_stale_temps(Path(path).parent, Path(path).name)

@@ -1,6 +1,8 @@
-"""Reading and writing images of every common mode for the demo; every failure is a UserError.
+"""Reading and writing images of every common mode; every failure is a UserError.
 
-Reading: EXIF orientation is applied, then the image is split into 8-bit RGB (what the model
+Reading (demo.py, and the datasets behind training and test.py, through the same function): the
+header is checked first (a size budget, PIL's decompression-bomb limit), then EXIF orientation is
+applied, then the image is split into 8-bit RGB (what the model
 sees) and an optional 8-bit alpha. Grayscale ('1', 'L', 'LA', 16/32-bit 'I', float 'F') is
 repeated to three channels and remembered, so the result is saved as grayscale again. 16-bit
 images are scaled to 8 bits (value / 257, rounded); outputs are always 8 bits per channel.
@@ -13,7 +15,6 @@ never leaves a half-written file at the output path.
 """
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
-from .files import atomic_write
+from .files import atomic_write, check_writable  # noqa: F401  (demo.py's output check)
 
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
@@ -46,6 +47,10 @@ class LoadedImage:
         return ('L' if self.gray else 'RGB') + ('A' if self.alpha is not None else '')
 
 
+class EmptyImage(UserError):
+    """An image of zero width or height."""
+
+
 def _to_uint8(img: Image.Image) -> np.ndarray:
     """A single-channel image of any depth -> (H, W) uint8; 16/32-bit integers scaled by 1/257."""
     if img.mode in ('1', 'L'):
@@ -60,7 +65,7 @@ def split_channels(img: Image.Image) -> LoadedImage:
     """A PIL image (already EXIF-transposed) -> LoadedImage. Raises UserError when it is empty."""
     w, h = img.size
     if w == 0 or h == 0:
-        raise UserError(f'the image is empty ({w}x{h} pixels)')
+        raise EmptyImage(f'the image is empty ({w}x{h} pixels)')
     mode = img.mode
     if mode == 'P':
         img = img.convert('RGBA' if 'transparency' in img.info else 'RGB')
@@ -75,38 +80,53 @@ def split_channels(img: Image.Image) -> LoadedImage:
     if img.mode in _GRAY_MODES:
         gray = _to_uint8(img)
         return LoadedImage(np.repeat(gray[:, :, None], 3, axis=2), alpha, True, mode)
-    return LoadedImage(np.array(img.convert('RGB')), alpha, False, mode)
+    return LoadedImage(np.array(img if img.mode == 'RGB' else img.convert('RGB')), alpha, False, mode)
 
 
-def read_image(path, allow_huge: bool = False) -> LoadedImage:
-    """Open, decode and split an image file (see LoadedImage). Missing, unreadable, corrupt and
-    empty files are UserErrors; so are files past PIL's decompression-bomb limit unless
-    allow_huge."""
+def read_image(path, allow_huge: bool = False, max_megapixels: Optional[float] = None,
+               what: str = 'input', hint: str = '') -> LoadedImage:
+    """Open, decode and split an image file (see LoadedImage): the one reader of demo.py, test.py
+    and the datasets. Missing, unreadable, corrupt and empty files are UserErrors naming the file
+    (`what` says what it is); so are images over `max_megapixels`, refused from the header before
+    anything is decoded, and files past PIL's decompression-bomb limit unless allow_huge. `hint`
+    ends those two messages (how to override them)."""
     path = Path(path)
     if not path.exists():
-        raise UserError(f'input not found: {path}')
+        raise UserError(f'{what} not found: {path}')
     if not path.is_file():
-        raise UserError(f'input is not a file: {path}')
+        raise UserError(f'{what} is not a file: {path}')
     limit = Image.MAX_IMAGE_PIXELS
     try:
         if allow_huge:
             Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path) as img:  # lazy: only the header is read so far
+                w, h = img.size
+                if max_megapixels is not None and w * h > max_megapixels * 1e6:
+                    raise UserError(f'{what} {path} is {w}x{h} pixels ({w * h / 1e6:,.1f} megapixels), '
+                                    f'over the {max_megapixels:g}-megapixel budget{hint}')
                 img.load()
                 img = ImageOps.exif_transpose(img)
                 return split_channels(img)
     except UnidentifiedImageError:
-        raise UserError(f'{path}: not an image PIL can read (or an empty/corrupt one)') from None
+        raise UserError(f'cannot read {what} {path}: not an image PIL can read (or an empty/corrupt '
+                        'one)') from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserError(f'{path}: too many pixels for a safe decode (PIL limit '
-                        f'{limit / 1e6:.0f} megapixels); pass --force to read it anyway') from None
+        raise UserError(f'cannot read {what} {path}: too many pixels for a safe decode (PIL limit '
+                        f'{limit / 1e6:.0f} megapixels){hint}') from None
+    except EmptyImage as e:
+        raise UserError(f'cannot read {what} {path}: {e}') from None
     except (OSError, ValueError, SyntaxError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f'{path}: cannot decode the image ({msg})') from None
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'cannot read {what} {path}: cannot decode the image ({msg})') from None
     finally:
         Image.MAX_IMAGE_PIXELS = limit
+
+
+def read_rgb(path) -> np.ndarray:
+    """The datasets' reader: read_image's RGB pixels (alpha dropped), uint8 (H, W, 3)."""
+    return read_image(path, what='image').rgb
 
 
 def upscale_alpha(alpha: np.ndarray, out_hw) -> np.ndarray:
@@ -125,6 +145,37 @@ def output_format(path) -> str:
     return fmt
 
 
+# The largest side a format stores (PIL fails only after the render, or for ICO silently downscales).
+FORMAT_MAX_SIDE = {'JPEG': 65535, 'WEBP': 16383, 'GIF': 65535, 'ICO': 256, 'PNG': 2 ** 31 - 1}
+MAX_SIDE = 2 ** 31 - 1  # any format: PIL's and the codecs' coordinates are 32-bit
+
+
+def physical_memory() -> Optional[int]:
+    """Bytes of RAM in this machine, or None where the platform does not say."""
+    try:
+        return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_output_size(out_hw, fmt: str, max_megapixels: float, force: bool) -> None:
+    """Before rendering: UserError for an output size `fmt` cannot store or this machine cannot
+    hold (even with force), or over `max_megapixels` without force."""
+    h, w = out_hw
+    limit = FORMAT_MAX_SIDE.get(fmt, MAX_SIDE)
+    if max(h, w) > limit:
+        raise UserError(f'output {h:,}x{w:,} (HxW): {fmt} stores at most {limit:,} pixels per side; '
+                        'choose a smaller size or another format')
+    megapixels = h * w / 1e6
+    if megapixels > max_megapixels and not force:
+        raise UserError(f'output {h}x{w} (HxW) is {megapixels:,.0f} megapixels, over the '
+                        f'{max_megapixels:g}-megapixel limit; pass --force to render it')
+    memory = physical_memory()
+    if memory is not None and h * w * 3 > memory:
+        raise UserError(f'output {h:,}x{w:,} (HxW) needs {h * w * 3 / 1e9:,.1f} GB for its 8-bit pixels '
+                        f'alone, more than the {memory / 1e9:,.1f} GB of memory of this machine')
+
+
 def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
     """The first mode, of `mode` and its fallbacks, that PIL can save as `fmt` (probed on a 1x1
     image) and a note if it differs; UserError if none works."""
@@ -138,23 +189,6 @@ def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
         lost = 'transparency dropped' if 'A' in mode and 'A' not in m else 'stored as ' + m
         return m, f'{fmt} cannot store {mode} images: {lost}'
     raise UserError(f'cannot write {mode} images as {fmt}; choose another output extension')
-
-
-def check_writable(path) -> None:
-    """UserError unless a file can be created at `path` (its folder exists and is writable, and
-    `path` is not a folder). Probes with a temporary file that is removed at once."""
-    path = Path(path)
-    folder = path.parent
-    if path.is_dir():
-        raise UserError(f'output {path} is a folder; give a file name')
-    if not folder.is_dir():
-        raise UserError(f'output folder does not exist: {folder}')
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
-        os.close(fd)
-        os.remove(tmp)
-    except OSError as e:
-        raise UserError(f'cannot write to the output folder {folder} ({e.strerror})') from None
 
 
 def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.Image:
@@ -172,7 +206,9 @@ def write_image(img: Image.Image, path, fmt: Optional[str] = None) -> None:
     `path` untouched."""
     path = Path(path)
     fmt = fmt or output_format(path)
+    # PIL's ICO writer keeps only its standard sizes up to the image's (100 px -> 64 px): ask for ours.
+    options = {'sizes': [img.size]} if fmt == 'ICO' else {}
     try:
-        atomic_write(path, lambda f: img.save(f, format=fmt))
+        atomic_write(path, lambda f: img.save(f, format=fmt, **options))
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f'cannot write {path} ({str(e).splitlines()[0] if str(e) else type(e).__name__})') from None
