@@ -18,14 +18,12 @@ import statistics
 import sys
 from pathlib import Path
 
-from inference.eval_config import check_data_paths, item_names, load_test_spec, make_loader, rewrite_data_root
-from inference.evaluate import evaluate
-from inference.metrics import parse_eval_type
+from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
+from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
 from inference.norm import DataNorm
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
-from utils.config import load_yaml
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.files import atomic_write_text, check_output
@@ -58,6 +56,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--window', default='auto',
                    help="mirror-pad inputs to the encoder's attention window as the LTE authors evaluate "
                         "SwinIR: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--scale', type=float, default=None,
+                   help="evaluate the config's HR images at this scale instead (any real S > 1: LR made "
+                        "on the fly with the config's resize, the config's protocol at S, e.g. div2k-2.5)")
+    p.add_argument('--save-images', metavar='DIR', default=None,
+                   help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
+                        'after its ground truth')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -84,42 +88,35 @@ def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
-    cfg = load_yaml(args.config)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
-    spec = rewrite_data_root(load_test_spec(cfg, args.config), data_root)
-    check_data_paths(spec, args.config, data_root, DATA_ENV)
-    protocol = parse_eval_type(cfg.get('eval_type'))
-    bsize = cfg.get('eval_bsize')
-    if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
-        raise UserError(f'{args.config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
-    norm = DataNorm.from_config(cfg.get('data_norm'), args.config)
+    plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
-
     if args.out:
         prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
                                '--config file': args.config})
-    loader = make_loader(spec, args.workers, pin_memory=device.type == 'cuda')
-    cell_scale_max = cfg.get('cell_scale_max')
-    if cell_scale_max is not None and (isinstance(cell_scale_max, bool) or not isinstance(cell_scale_max, (int, float))
-                                       or not cell_scale_max > 0):
-        raise UserError(f'{args.config}: cell_scale_max must be a positive number or absent, got {cell_scale_max!r}')
-    model = None
+    loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
+    model, norm = None, plan.norm
     if args.model != BICUBIC:
         ckpt = load_checkpoint(args.model)
-        model = require_implicit(build_model(ckpt, args.model, device), ckpt["model"]["name"], args.model)
+        model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
         norm = model_norm(ckpt, args.model, norm, args.config)
     window = resolve_window(args.window, model)
-    rows = evaluate(model, loader, norm, protocol, bsize, device, args.precision,
+    writer = None
+    if args.save_images:
+        folder = prepare_image_folder(args.save_images, [args.config, args.model, *data_paths(plan.spec)])
+        writer = PredictionWriter(folder, target_names(loader.dataset))
+    rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,
-                    window=window, cell_scale_max=cell_scale_max)
+                    window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
+    protocol = plan.protocol
     summary = {
-        'config': args.config, 'model': args.model, 'dataset': spec, 'data_root': data_root,
+        'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
         'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
         'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': bsize, 'window': window, 'cell_scale_max': cell_scale_max, 'num_images': len(rows),
+        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max, 'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

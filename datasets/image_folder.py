@@ -93,6 +93,10 @@ class ImageFolder(Dataset):
         """The file behind item idx, for error messages."""
         return self.store.paths[idx % len(self.store)]
 
+    def target_path(self, idx: int) -> str:
+        """The image a super-resolved item idx is compared with: its own file."""
+        return self.describe(idx)
+
 
 @register('paired-image-folders')
 class PairedImageFolders(Dataset):
@@ -133,3 +137,7 @@ class PairedImageFolders(Dataset):
         """The pair of files behind item idx, for error messages."""
         i = idx % len(self.store_1)
         return f'{self.store_1.paths[i]} / {self.store_2.paths[i]}'
+
+    def target_path(self, idx: int) -> str:
+        """The image a super-resolved item idx is compared with: folder 2's (HR) file."""
+        return self.store_2.paths[idx % len(self.store_1)]

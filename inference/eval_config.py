@@ -1,13 +1,20 @@
-"""A test config (configs/test/*.yaml): its `test_dataset` block checked, its ./load paths moved
-under a data root, and the loader built from it, for test.py and the benchmark scripts."""
+"""A test config (configs/test/*.yaml) read into what an evaluation needs: the `test_dataset`
+block checked, its ./load paths moved under a data root, optionally moved to another scale, the
+protocol, query chunk, normalisation and cell clip; and the loader built from it (test.py)."""
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
+from utils.config import load_yaml
 from utils.errors import UserError
+
+from .metrics import Protocol, parse_eval_type
+from .norm import DataNorm
 
 LOAD_PREFIX = 'load'  # configs name their data ./load/...; a data root replaces this folder
 
@@ -77,3 +84,62 @@ def make_loader(spec: dict, workers: int = 0, pin_memory: bool = False) -> DataL
     dataset = datasets.make(spec['wrapper'], args={'dataset': datasets.make(spec['dataset'])})
     return DataLoader(dataset, batch_size=spec.get('batch_size', 1), shuffle=False,
                       num_workers=workers, pin_memory=pin_memory)
+
+
+def at_scale(spec: dict, protocol: Protocol, scale: float, config: str) -> tuple[dict, Protocol]:
+    """The test_dataset spec and protocol of a config moved to another scale: its HR images
+    (root_path of an image-folder, root_path_2 of paired folders) downsampled on the fly by
+    `scale` (sr-implicit-downsampled, the config's resize method), and the config's protocol kind
+    at that scale (its border follows, docs/design.md §5)."""
+    if not (math.isfinite(scale) and scale > 1):
+        raise UserError(f'--scale must be a number > 1, got {scale:g}')
+    ds = spec['dataset']
+    args = dict(ds.get('args') or {})
+    if ds['name'] == 'paired-image-folders':
+        args = {'root_path': args.get('root_path_2'),
+                **{k: v for k, v in args.items() if k in ('split_file', 'split_key', 'first_k', 'repeat', 'cache')}}
+    elif ds['name'] != 'image-folder':
+        raise UserError(f"{config}: --scale needs an image-folder or paired-image-folders test set, not {ds['name']!r}")
+    resize = (spec['wrapper'].get('args') or {}).get('resize', 'pil')
+    moved = {'dataset': {'name': 'image-folder', 'args': args},
+             'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': scale, 'resize': resize}},
+             'batch_size': 1}
+    scale = int(scale) if float(scale).is_integer() else scale
+    return moved, protocol if protocol.kind == 'none' else Protocol(protocol.kind, scale)
+
+
+@dataclass(frozen=True)
+class TestPlan:
+    """What a test config asks for, checked: the dataset spec (paths under the data root), the
+    protocol, the query chunk (None: all at once), the normalisation and LTE's cell clip."""
+    spec: dict
+    protocol: Protocol
+    bsize: Optional[int]
+    norm: DataNorm
+    cell_scale_max: Optional[float]
+
+
+def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None) -> TestPlan:
+    """Read and check a test config; with `scale`, evaluate its HR images at that scale instead."""
+    cfg = load_yaml(config)
+    spec = rewrite_data_root(load_test_spec(cfg, config), data_root)
+    check_data_paths(spec, config, data_root, env_var)
+    protocol = parse_eval_type(cfg.get('eval_type'))
+    if scale is not None:
+        spec, protocol = at_scale(spec, protocol, scale, config)
+    bsize = cfg.get('eval_bsize')
+    if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
+        raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
+    clip = cfg.get('cell_scale_max')
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+        raise UserError(f'{config}: cell_scale_max must be a positive number or absent, got {clip!r}')
+    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
+
+
+def target_names(dataset: Dataset) -> Optional[list[str]]:
+    """The ground-truth file name behind each item of a wrapped dataset (for saved images), if its
+    inner dataset can say (`target_path`)."""
+    inner = getattr(dataset, 'dataset', None)
+    if inner is None or not hasattr(inner, 'target_path'):
+        return None
+    return [os.path.basename(inner.target_path(i)) for i in range(len(dataset))]

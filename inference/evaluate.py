@@ -9,15 +9,18 @@ as the paper's validation crops are), they are compared as (B, 3, 1, Q) strips: 
 sampled pixels, which only a protocol without a border crop allows; SSIM then is None.
 """
 import statistics
-from typing import Iterable, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
 from datasets.resize import resize_fn
 from utils.errors import UserError
+from utils.images import write_image
 from utils.precision import autocast
 
 from .metrics import Protocol, parse_eval_type, psnr, ssim
@@ -90,12 +93,13 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
              bsize: Optional[int] = None, device: torch.device = torch.device('cpu'),
              precision: str = 'fp32', names: Optional[Sequence[str]] = None, progress: Optional[bool] = True,
              desc: str = 'test', whole: bool = False, with_ssim: bool = True, window: Optional[int] = None,
-             cell_scale_max: Optional[float] = None) -> list[dict]:
+             cell_scale_max: Optional[float] = None,
+             on_image: Optional[Callable[[int, Tensor], None]] = None) -> list[dict]:
     """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
     (None: bicubic) over `loader`, querying `bsize` coordinates at a time (all at once if None).
     'ssim' is None for pixel subsets (`whole` refuses them) and without `with_ssim` (training's
     validation, whose crops may be smaller than SSIM's window). `window` and `cell_scale_max`:
-    see predict. `progress` None: a bar only on a
+    see predict. `on_image(index, pred (3, H, W) in [0, 1])` sees each whole prediction. `progress` None: a bar only on a
     terminal. The model's train/eval mode is the caller's business."""
     protocol = parse_eval_type(eval_type)
     rows = []
@@ -106,9 +110,43 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
         lr_size = list(batch['inp'].shape[-2:])
         psnrs = psnr(pred, gt, protocol).tolist()
         ssims = ssim(pred, gt, protocol).tolist() if with_ssim and hw is not None else [None] * len(psnrs)
-        for p, s in zip(psnrs, ssims):
+        for k, (p, s) in enumerate(zip(psnrs, ssims)):
             i = len(rows)
+            if on_image is not None and hw is not None:
+                on_image(i, pred[k])
             rows.append({'index': i, 'name': names[i] if names else str(i), 'lr_size': lr_size,
                          'hr_size': list(gt.shape[-2:]), 'psnr': p, 'ssim': s})
         bar.set_postfix(psnr=f"{statistics.fmean(r['psnr'] for r in rows):.4f}")
     return rows
+
+
+class PredictionWriter:
+    """`evaluate`'s on_image: each prediction as an 8-bit PNG (value * 255, rounded) in `folder`,
+    named after its ground truth (`names`; a repeated name gets _<index>), written atomically."""
+
+    def __init__(self, folder: Path, names: Optional[Sequence[str]]):
+        self.folder, self.names, self.used = Path(folder), names, set()
+
+    def __call__(self, index: int, pred: Tensor) -> None:
+        stem = Path(self.names[index]).stem if self.names else f'{index:04d}'
+        name = f'{stem}.png' if stem not in self.used else f'{stem}_{index}.png'
+        self.used.add(stem)
+        rgb = pred.float().mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        write_image(Image.fromarray(rgb, 'RGB'), self.folder / name, 'PNG')
+
+
+def prepare_image_folder(folder: str, inputs: Sequence[str]) -> Path:
+    """--save-images: a new or empty folder that is none of the inputs (nothing is overwritten)."""
+    path = Path(folder)
+    resolved = path.resolve()
+    for item in inputs:
+        if item and Path(item).resolve() == resolved:
+            raise UserError(f'--save-images {folder} is an input ({item}); give a new folder')
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise UserError(f'--save-images {folder} exists and is not an empty folder; give a new one '
+                        '(saved images never overwrite anything)')
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'cannot create --save-images {folder} ({e.strerror})') from None
+    return path

@@ -259,3 +259,46 @@ def test_test_py_uses_the_models_own_normalisation(bench, tmp_path, capsys):
                      '--data-root', str(bench)], tmp_path)
     assert 'note: ' not in capsys.readouterr().err
     assert asked['mean']['psnr'] == matching['mean']['psnr']
+
+
+def test_scale_option_evaluates_the_hr_images_at_any_scale(bench, tmp_path):
+    """--scale 2.5 on a x2 config: LR made from HR on the fly (PIL bicubic), protocol benchmark-2.5
+    (border ceil(2.5) = 3); the bicubic baseline there equals scoring PIL's resizes by hand."""
+    res = _run(['--config', _config(tmp_path, 2), '--model', 'bicubic', '--data-root', str(bench), '--scale', '2.5'],
+               tmp_path)
+    assert res['eval_type'] == 'benchmark-2.5' and res['border'] == 3 and res['scale'] == 2.5
+    assert res['dataset']['wrapper'] == {'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2.5, 'resize': 'pil'}}
+    for row in res['images']:
+        name = row['name'].rsplit('/', 1)[-1]
+        hr = np.asarray(Image.open(bench / 'benchmark/Tiny/HR' / name))
+        h, w = (math.floor(n / 2.5 + 1e-9) for n in hr.shape[:2])
+        hr = hr[:round(h * 2.5), :round(w * 2.5)]
+        lr = Image.fromarray(hr).resize((w, h), Image.BICUBIC)
+        sr = np.asarray(lr.resize((hr.shape[1], hr.shape[0]), Image.BICUBIC))
+        diff = (sr.astype(np.float64) - hr) / 255 @ np.array([65.738, 129.057, 25.064]) / 256
+        want = -10 * math.log10((diff[3:-3, 3:-3] ** 2).mean())
+        assert row['psnr'] == pytest.approx(want, abs=1e-6)
+    with pytest.raises(UserError, match='--scale must be a number > 1'):
+        _run(['--config', _config(tmp_path, 2), '--model', 'bicubic', '--data-root', str(bench), '--scale', '1'], tmp_path)
+
+
+def test_save_images_writes_each_prediction_once(bench, tmp_path):
+    tiny_checkpoint(tmp_path / 'm.pth', liif_spec(), epoch=1)
+    argv = ['--config', _config(tmp_path, 4), '--model', str(tmp_path / 'm.pth'), '--data-root', str(bench)]
+    res = _run([*argv, '--save-images', str(tmp_path / 'sr')], tmp_path)
+    saved = sorted(p.name for p in (tmp_path / 'sr').iterdir())
+    assert saved == ['astronaut.png', 'camera.png']
+    for row in res['images']:
+        name = row['name'].rsplit('/', 1)[-1]
+        sr = np.asarray(Image.open(tmp_path / 'sr' / name)).astype(np.float64)
+        hr = np.asarray(Image.open(bench / 'benchmark/Tiny/HR' / name)).astype(np.float64)
+        assert sr.shape == hr.shape
+        diff = (sr - hr) / 255 @ np.array([65.738, 129.057, 25.064]) / 256
+        # The saved 8-bit image scores what test.py reported, up to the 8-bit rounding.
+        assert -10 * math.log10((diff[4:-4, 4:-4] ** 2).mean()) == pytest.approx(row['psnr'], abs=0.05)
+    before = {p.name: p.read_bytes() for p in (tmp_path / 'sr').iterdir()}
+    with pytest.raises(UserError, match='exists and is not an empty folder'):
+        _run([*argv, '--save-images', str(tmp_path / 'sr')], tmp_path)
+    assert {p.name: p.read_bytes() for p in (tmp_path / 'sr').iterdir()} == before
+    with pytest.raises(UserError, match='is an input'):
+        _run([*argv, '--save-images', str(bench / 'benchmark/Tiny/HR')], tmp_path)
