@@ -1,39 +1,38 @@
-"""Render an image at any scale or resolution with a LIIF model.
+"""Render images at any scale or resolution with a LIIF-family model.
 
     python demo.py --input lr.png --scale 30
-    python demo.py --input lr.png --scale 2,3.5 --output wide.webp
-    python demo.py --input lr.png --resolution 1080,1920 --model save/run/epoch-best.pth
+    python demo.py --input lr.png --scale 2,3.5 --output wide.webp --quality 90
+    python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
+    python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
 
-Output size: --scale S (or SY,SX) gives round(H * SY) x round(W * SX), halves rounded up, at
-least 1 pixel; --resolution H,W (height first) gives exactly that. Without --output the result
-goes next to the input as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>). Inputs over 4 megapixels
-(MAX_INPUT_MEGAPIXELS, checked from the header before decoding) and outputs over 500 megapixels
-need --force; sizes no format or no memory can hold are refused even then. See utils/images.py
-for how each image mode is handled.
+Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H * SY) x
+round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gives exactly that.
+Inputs: files, folders (their images, sorted) and glob patterns. One input without --output: the
+result goes next to it as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>); with several inputs
+--output is a folder that receives those names. Lossy formats (.jpg, .webp) are written at
+--quality (default 95). Inputs over 4 megapixels (MAX_INPUT_MEGAPIXELS, checked from the header
+before decoding) and outputs over 500 megapixels need --force; sizes no format or no memory can hold
+are refused even then. A bad input is one line and exit status 2; with several inputs the others
+are still rendered. See utils/images.py for how each image mode is handled.
 """
 import argparse
+import glob
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-import torch
+from tqdm import tqdm
 
-from inference.norm import DataNorm
-from inference.render import render
-from inference.tiling import receptive_radius
+from inference.upscale import BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
-from models.loading import build_model, require_implicit
-from utils.checkpoints import load_checkpoint
-from utils.device import resolve_device
 from utils.errors import UserError, run_cli
-from utils.files import check_output, refuse_inputs
-from utils.images import (check_output_size, compose, output_format, read_image, storable_mode,
-                            upscale_alpha, write_image)
-from utils.precision import PRECISIONS, check_precision
+from utils.files import check_output
+from utils.images import IMAGE_EXTENSIONS
+from utils.precision import PRECISIONS
 
-DEFAULT_MODEL = Path(__file__).resolve().parent / 'pretrained' / 'edsr-baseline-liif-sample.pth'
+DEFAULT_MODEL = BUNDLED_MODEL
 MAX_MEGAPIXELS = 500  # output; 3 bytes per pixel are kept whole
 # Input budget: encoding keeps the latent grid and the decoder's projection of it, about 1.3 KB per
 # input pixel for EDSR-baseline-LIIF (64 + 256 float32 channels): 4 megapixels take about 5 GB.
@@ -50,13 +49,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description='Render an image at any scale with a LIIF model.')
-    p.add_argument('--input', required=True, help='the image to upscale (any common format)')
+    p = _Parser(description='Render images at any scale with a LIIF-family model.')
+    p.add_argument('--input', required=True, nargs='+',
+                   help='images to upscale: files, folders (their images) or glob patterns')
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument('--scale', help='S or SY,SX: any positive real factor (e.g. 30, 3.7, 0.5)')
-    size.add_argument('--resolution', help='H,W: output height and width in pixels')
+    size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
     p.add_argument('--model', help=f'checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})')
-    p.add_argument('--output', help='output image; the format follows the extension')
+    p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
+                                    'folder for several inputs')
+    p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
     p.add_argument('--gpu', default=None, help="GPU index, or 'cpu' (default: CUDA if present)")
     p.add_argument('--precision', default='fp32', choices=PRECISIONS)
     p.add_argument('--bsize', type=int, default=30000, help='queries per decoder call')
@@ -70,11 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _numbers(text: str, flag: str, count: Sequence[int], cast) -> list:
-    parts = text.split(',')
+def _numbers(text: str, flag: str, count: Sequence[int], cast, seps: str = ',') -> list:
+    parts = [text]
+    for sep in seps:
+        if sep in text:
+            parts = text.split(sep)
+            break
     if len(parts) not in count:
         want = ' or '.join(str(c) for c in count)
-        raise UserError(f'{flag} expects {want} comma-separated numbers, got {text!r}')
+        raise UserError(f'{flag} expects {want} numbers separated by {" or ".join(repr(s) for s in seps)}, got {text!r}')
     try:
         values = [cast(p.strip()) for p in parts]
     except ValueError:
@@ -91,21 +97,13 @@ def parse_scale(text: str) -> tuple[float, float]:
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
-    """'1080,1920' -> (1080, 1920): height, width."""
-    return tuple(_numbers(text, '--resolution', (2,), int))
+    """'1080x1920' or '1080,1920' -> (1080, 1920): height, width."""
+    return tuple(_numbers(text.lower(), '--resolution', (2,), int, seps='x,'))
 
 
-def output_size(in_hw: Sequence[int], scale: Optional[Sequence[float]] = None,
-                resolution: Optional[Sequence[int]] = None) -> tuple[int, int]:
-    """(H, W) of the output: `resolution`, or in_hw times `scale` rounded half up, at least 1."""
-    if resolution is not None:
-        return tuple(resolution)
-    # Capped so that an absurd scale (1e300) gives a size check_output_size refuses, not an overflow.
-    return tuple(max(1, math.floor(min(n * s, 2.0 ** 62) + 0.5)) for n, s in zip(in_hw, scale))
-
-
-def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Optional[Sequence[int]]) -> Path:
-    """<stem>_x<S>.<ext> (or _x<SY>x<SX>, or _<H>x<W>) next to the input."""
+def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Optional[Sequence[int]],
+                   folder: Optional[Path] = None) -> Path:
+    """<stem>_x<S>.<ext> (or _x<SY>x<SX>, or _<H>x<W>) next to the input, or in `folder`."""
     ext = inp.suffix.lower() if inp.suffix.lower() in _KEEP_EXT else '.png'
     if resolution is not None:
         tag = f'{resolution[0]}x{resolution[1]}'
@@ -113,75 +111,93 @@ def default_output(inp: Path, scale: Optional[Sequence[float]], resolution: Opti
         tag = f'x{scale[0]:g}'
     else:
         tag = f'x{scale[0]:g}x{scale[1]:g}'
-    return inp.with_name(f'{inp.stem}_{tag}{ext}')
+    return (folder or inp.parent) / f'{inp.stem}_{tag}{ext}'
 
 
-def load_renderer(path: Optional[str], device: torch.device) -> tuple[torch.nn.Module, DataNorm]:
-    """The model of checkpoint `path` (default: the bundled one) and its normalisation."""
-    if path is None:
-        if not DEFAULT_MODEL.is_file():
-            raise UserError(f'no --model given and the bundled default {DEFAULT_MODEL} is missing; '
-                            "pass --model CKPT (e.g. one of the LIIF paper's released checkpoints, "
-                            'linked from the yinboc/liif code repository)')
-        path = DEFAULT_MODEL
-    ckpt = load_checkpoint(path)
-    model = require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
-    return model, DataNorm.from_checkpoint(ckpt, str(path))
+def expand_inputs(items: Sequence[str]) -> list[Path]:
+    """Files as given, folders as their image files (sorted), glob patterns as their matches; a
+    UserError for an item that names nothing."""
+    found = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not images:
+                raise UserError(f'input folder {path} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
+            found += images
+        elif path.exists():
+            found.append(path)
+        elif not glob.has_magic(item):
+            raise UserError(f'input not found: {path}')
+        else:
+            matches = sorted(Path(m) for m in glob.glob(item) if Path(m).is_file())
+            if not matches:
+                raise UserError(f'input pattern {item!r} matches no file')
+            found += matches
+    return list(dict.fromkeys(found))  # each file once, first order kept
+
+
+def plan_outputs(inputs: list[Path], output: Optional[str], scale, resolution) -> list[Path]:
+    """The output path of each input; several inputs need --output to be a folder (made here)."""
+    if len(inputs) == 1 and not (output and (output.endswith(('/', '\\')) or Path(output).is_dir())):
+        return [Path(output) if output else default_output(inputs[0], scale, resolution)]
+    folder = Path(output) if output else None
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f'--output {folder} is a file; with several inputs give a folder')
+        folder.mkdir(parents=True, exist_ok=True)
+    outs = [default_output(p, scale, resolution, folder) for p in inputs]
+    clash = {o for o in outs if outs.count(o) > 1}
+    if clash:
+        raise UserError(f'two inputs would both be written to {sorted(clash)[0]}; rename one or render them apart')
+    return outs
 
 
 def _note(msg: str) -> None:
     print(f'note: {msg}', file=sys.stderr)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Path:
-    """Parse argv, render, write the output; returns its path. Mistakes raise UserError."""
+def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
+    """Parse argv, render every input, write the outputs; returns their paths. Mistakes raise
+    UserError (with several inputs: after the others are done, naming how many failed)."""
     args = build_parser().parse_args(argv)
     scale = parse_scale(args.scale) if args.scale is not None else None
-    resolve_window(args.window, None)  # a malformed --window fails before any work
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
+    resolve_window(args.window, None)  # a malformed --window fails before any work
     if args.bsize < 1:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
-    inp_path = Path(args.input)
-    out_path = Path(args.output) if args.output else default_output(inp_path, scale, resolution)
-    inputs = {'input': inp_path, 'model checkpoint': args.model}
-    refuse_inputs(out_path, inputs, 'output')
+    if not 1 <= args.quality <= 100:
+        raise UserError(f'--quality must be from 1 to 100, got {args.quality}')
+    inputs = expand_inputs(args.input)
+    outputs = plan_outputs(inputs, args.output, scale, resolution)
+    for inp, out in zip(inputs, outputs):
+        protected = {'input': inp, 'model checkpoint': args.model,
+                     **{f'input {other}': other for other in inputs if other != inp}}
+        check_output(out, protected, 'output')
 
-    # The budget is checked from the file's header, before anything is decoded.
-    image = read_image(inp_path, allow_huge=args.force, max_megapixels=None if args.force else MAX_INPUT_MEGAPIXELS,
-                       hint='; pass --force to read it anyway')
-    h, w = image.rgb.shape[:2]
-    out_hw = output_size((h, w), scale, resolution)
-    check_output(out_path, inputs, 'output')
-    fmt = output_format(out_path)
-    check_output_size(out_hw, fmt, MAX_MEGAPIXELS, args.force)
-    mode, mode_note = storable_mode(fmt, image.mode)
-
-    device = resolve_device(args.gpu)
-    check_precision(args.precision, device)
-    model, norm = load_renderer(args.model, device)
-    window = resolve_window(args.window, model)
-    tile = args.tile if args.tile > 0 else None
-    if tile is not None and (h > tile or w > tile):
+    upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
+                             tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
+                             progress=len(inputs) == 1)
+    written, failed = [], []
+    bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)
+    for inp, out in bar:
+        start = time.time()
         try:
-            receptive_radius(model.encoder)
-        except (ValueError, AttributeError) as e:
-            _note(f'encoding the whole input at once ({e})')
-            tile = None
-
-    start = time.time()
-    x = torch.from_numpy(image.rgb).to(device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
-    rgb = render(model, x, out_hw, norm, bsize=args.bsize, precision=args.precision,
-                 progress=True, tile=tile, window=window)
-    del x, model
-    alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
-    img = compose(rgb, alpha, image.gray)
-    del rgb, alpha
-    if mode != img.mode:
-        _note(mode_note)
-        img = img.convert(mode)
-    write_image(img, out_path, fmt)
-    print(f'wrote {out_path}: {out_hw[0]}x{out_hw[1]} (HxW) {mode} in {time.time() - start:.1f} s')
-    return out_path
+            out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
+                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS)
+        except UserError as e:
+            if len(inputs) == 1:
+                raise
+            tqdm.write(f'error: {e}', file=sys.stderr)
+            failed.append(inp)
+            continue
+        if note:
+            _note(note)
+        tqdm.write(f'wrote {out}: {out_hw[0]}x{out_hw[1]} (HxW) in {time.time() - start:.1f} s')
+        written.append(out)
+    if failed:
+        raise UserError(f'{len(failed)} of {len(inputs)} inputs failed (each named above); the others were written')
+    return written
 
 
 if __name__ == '__main__':

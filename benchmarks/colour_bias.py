@@ -18,7 +18,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from demo import DEFAULT_MODEL, load_renderer  # noqa: E402
+from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 from inference.render import batched_predict  # noqa: E402
@@ -38,7 +38,7 @@ def colour_casts(model, data_norm: DataNorm, colours: torch.Tensor, size: int, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', default=str(DEFAULT_MODEL), help='checkpoint (default: the bundled model)')
+    parser.add_argument('--model', default=str(BUNDLED_MODEL), help='checkpoint (default: the bundled model)')
     parser.add_argument('--scale', type=int, default=4, help='upscaling factor (default 4)')
     parser.add_argument('--size', type=int, default=16, help='side of the flat LR patch (default 16)')
     parser.add_argument('--levels', type=int, nargs='+', default=[0, 64, 128, 192, 255],
@@ -47,7 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.scale < 1 or args.size < 1 or any(not 0 <= v <= 255 for v in args.levels):
         raise UserError('--scale and --size must be >= 1 and --levels within 0..255')
-    model, norm = load_renderer(args.model, torch.device('cpu'))
+    up = Upscaler.load(args.model, 'cpu')
+    model, norm = up.model, up.norm
     model.eval()
     colours = torch.tensor(list(itertools.product(args.levels, repeat=3)), dtype=torch.float32)
     casts = torch.cat([colour_casts(model, norm, c, args.size, args.scale) for c in colours.split(25)])

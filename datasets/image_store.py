@@ -14,9 +14,8 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.files import atomic_write, clean_stale_temps
-from utils.images import read_rgb
+from utils.images import IMAGE_EXTENSIONS, read_rgb
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 CACHE_MODES = ('none', 'bin', 'in_memory')
 BIN_INDEX = '_index.json'  # {file name: [size, mtime_ns, READER]} of the sources of the .npy files
 # Bumped when the reader's pixels change, so caches decoded by an older reader are rebuilt

@@ -11,5 +11,5 @@ mkdir -p "$OUT"
 "$PY" demo.py --input examples/coffee_lr.png --scale 4 --output "$OUT/coffee_x4.png"
 "$PY" demo.py --input examples/coffee_lr.png --scale 30 --output "$OUT/coffee_x30.png"
 echo
-echo "input:   examples/coffee_lr.png (96x64)"
-echo "results: $OUT/coffee_x4.png (384x256), $OUT/coffee_x30.png (2880x1920)"
+echo "input:   examples/coffee_lr.png (64x96, HxW)"
+echo "results: $OUT/coffee_x4.png (256x384, HxW), $OUT/coffee_x30.png (1920x2880, HxW)"

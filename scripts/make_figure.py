@@ -15,7 +15,7 @@ sys.path.insert(0, REPO)
 import demo  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
 
-CROP = (52, 20, 84, 52)  # (left, top, right, bottom) of the 96x64 input: cup rim and spoon
+CROP = (52, 20, 84, 52)  # (left, top, right, bottom) of the 64x96 (HxW) input: cup rim and spoon
 SCALE = 30
 GAP = 12
 

@@ -1,5 +1,6 @@
 """demo.py: output sizes and names, every input mode, output formats, and every bad input."""
 import struct
+import os
 import subprocess
 import sys
 import zlib
@@ -10,6 +11,8 @@ import pytest
 from PIL import Image
 
 import demo
+import inference.upscale as upscale_module
+from inference.upscale import Upscaler, output_size, upscale
 import models
 from utils import files as file_io
 from utils import images as image_io
@@ -37,8 +40,9 @@ def save(img: Image.Image, path: Path, **kw) -> Path:
 
 
 def run(argv) -> Path:
-    """main(argv) as the command line runs it; returns the output path."""
-    return demo.main([str(a) for a in argv])
+    """main(argv) as the command line runs it, for one input; returns the output path."""
+    (out,) = demo.main([str(a) for a in argv])
+    return out
 
 
 def fails(argv, capsys) -> str:
@@ -54,18 +58,19 @@ def fails(argv, capsys) -> str:
 # ---------------------------------------------------------------- sizes and names
 
 def test_output_size_rounds_half_up_and_keeps_one_pixel():
-    assert demo.output_size((7, 9), scale=(2.5, 2.5)) == (18, 23)
-    assert demo.output_size((7, 9), scale=(0.5, 0.5)) == (4, 5)
-    assert demo.output_size((7, 9), scale=(3.7, 3.7)) == (26, 33)
-    assert demo.output_size((7, 9), scale=(0.01, 0.01)) == (1, 1)
-    assert demo.output_size((256, 256), scale=(30, 30)) == (7680, 7680)
-    assert demo.output_size((7, 9), resolution=(20, 11)) == (20, 11)
+    assert output_size((7, 9), scale=(2.5, 2.5)) == (18, 23)
+    assert output_size((7, 9), scale=(0.5, 0.5)) == (4, 5)
+    assert output_size((7, 9), scale=(3.7, 3.7)) == (26, 33)
+    assert output_size((7, 9), scale=(0.01, 0.01)) == (1, 1)
+    assert output_size((256, 256), scale=(30, 30)) == (7680, 7680)
+    assert output_size((7, 9), resolution=(20, 11)) == (20, 11)
 
 
 def test_parse_scale_and_resolution():
     assert demo.parse_scale('30') == (30.0, 30.0)
     assert demo.parse_scale('2, 3.5') == (2.0, 3.5)
-    assert demo.parse_resolution('1080,1920') == (1080, 1920)
+    assert demo.parse_resolution('1080,1920') == demo.parse_resolution('1080x1920') == (1080, 1920)
+    assert demo.parse_resolution('1080X1920') == (1080, 1920)
 
 
 @pytest.mark.parametrize('flags, hw, name', [
@@ -225,7 +230,7 @@ def test_empty_image_is_refused():
     (['--scale', 'inf'], 'positive finite'),
     (['--scale', '1,2,3'], '1 or 2'),
     (['--resolution', '0,5'], 'positive'),
-    (['--resolution', '5'], '2 comma'),
+    (['--resolution', '5'], "2 numbers separated by 'x' or ','"),
     (['--resolution', 'a,b'], 'numbers'),
     (['--resolution', '2.5,3'], 'numbers'),
     ([], 'required'),
@@ -246,7 +251,6 @@ def test_bad_flags(tmp_path, ckpt, capsys, flags, expect):
 @pytest.mark.parametrize('output, expect', [
     ('missing_dir/o.png', 'folder does not exist'),
     ('lr.png/o.png', 'folder does not exist'),  # a file where a folder should be
-    ('sub', 'is a folder'),
     ('o.xyz', "unknown image extension '.xyz'"),
     ('o', 'no file extension'),
     ('lr.png', 'is the input itself'),
@@ -262,6 +266,12 @@ def test_bad_output_paths(tmp_path, ckpt, capsys, output, expect):
     assert inp.stat().st_mtime_ns == stamp
 
 
+def test_an_existing_folder_as_output_receives_the_derived_name(tmp_path, ckpt):
+    inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
+    (tmp_path / 'sub').mkdir()
+    assert run(['--input', inp, '--model', ckpt, '--scale', '2', '--output', tmp_path / 'sub']) == tmp_path / 'sub/lr_x2.png'
+
+
 def test_bad_checkpoints(tmp_path, capsys):
     inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
     tiny_checkpoint(tmp_path / 'enc.pth', edsr_spec(n_feats=4))
@@ -275,7 +285,7 @@ def test_bad_checkpoints(tmp_path, capsys):
 
 
 def test_missing_default_model_says_to_pass_model(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(demo, 'DEFAULT_MODEL', tmp_path / 'pretrained' / 'none.pth')
+    monkeypatch.setattr(upscale_module, 'BUNDLED_MODEL', tmp_path / 'pretrained' / 'none.pth')
     inp = save(Image.fromarray(rgb_array()), tmp_path / 'lr.png')
     assert '--model' in fails(['--input', inp, '--scale', '2'], capsys)
 
@@ -324,3 +334,81 @@ def test_tiled_encoding_gives_the_same_image(tmp_path, ckpt):
     a, b = (np.asarray(Image.open(p)).astype(int) for p in (whole, tiled))
     assert a.shape == (35, 45, 3)
     assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.99
+
+
+# ---------------------------------------------------------------- many inputs, quality, library
+
+
+def test_many_inputs_folders_and_globs_into_an_output_folder(tmp_path, ckpt, capsys):
+    (tmp_path / 'photos').mkdir()
+    for i in range(3):
+        save(Image.fromarray(rgb_array(seed=i)), tmp_path / 'photos' / f'p{i}.png')
+    save(Image.fromarray(rgb_array(5, 6)), tmp_path / 'one.jpg', quality=95)
+    (tmp_path / 'scans').mkdir()
+    save(Image.fromarray(rgb_array(4, 4)), tmp_path / 'scans' / 's.bmp')
+    outs = demo.main(['--input', str(tmp_path / 'photos'), str(tmp_path / 'one.jpg'), str(tmp_path / 'scans' / '*.bmp'),
+                      '--scale', '2', '--model', str(ckpt), '--output', str(tmp_path / 'out')])
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == sorted(p.name for p in outs) == [
+        'one_x2.jpg', 'p0_x2.png', 'p1_x2.png', 'p2_x2.png', 's_x2.bmp']
+    assert Image.open(tmp_path / 'out' / 'one_x2.jpg').size == (12, 10)
+    # One bad file among good ones: the others are written, then one line names how many failed.
+    (tmp_path / 'photos' / 'p1.png').write_bytes(b'not a png')
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run_cli(lambda: demo.main([str(a) for a in ['--input', tmp_path / 'photos', '--scale', '2', '--model', ckpt,
+                                                    '--output', tmp_path / 'out2']]))
+    errors = [line.split('\r')[-1] for line in capsys.readouterr().err.splitlines() if 'error: ' in line]
+    assert e.value.code == 2 and errors == [
+        f"error: cannot read input {tmp_path / 'photos/p1.png'}: not an image PIL can read (or an empty/corrupt one)",
+        'error: 1 of 3 inputs failed (each named above); the others were written']
+    assert sorted(p.name for p in (tmp_path / 'out2').iterdir()) == ['p0_x2.png', 'p2_x2.png']
+    assert fails(['--input', tmp_path / 'nothing-*.png', '--scale', '2', '--model', ckpt], capsys) == \
+        f"error: input pattern {str(tmp_path / 'nothing-*.png')!r} matches no file"
+
+
+def test_quality_of_lossy_outputs(tmp_path, ckpt, capsys):
+    inp = save(Image.fromarray(rgb_array(32, 32)), tmp_path / 'in.png')
+    sizes = {}
+    for q in (10, 95):
+        out = run(['--input', inp, '--model', ckpt, '--scale', '4', '--quality', q, '--output', tmp_path / f'q{q}.jpg'])
+        sizes[q] = out.stat().st_size
+    assert sizes[10] < sizes[95]
+    assert fails(['--input', inp, '--model', ckpt, '--scale', '2', '--quality', '0'], capsys) == \
+        'error: --quality must be from 1 to 100, got 0'
+
+
+def test_library_upscales_arrays_pil_images_and_files(tmp_path, ckpt):
+    """The one-call API renders what demo.py renders, from an array, a PIL image or a file."""
+    img = rgb_array(6, 5)
+    up = Upscaler.load(ckpt, 'cpu')
+    out = up(img, scale=3)
+    assert out.dtype == np.uint8 and out.shape == (18, 15, 3)
+    assert np.array_equal(up(img.astype(np.float32) / 255, scale=3), out)
+    pil = up(Image.fromarray(img), resolution=(10, 7))
+    assert isinstance(pil, Image.Image) and pil.size == (7, 10)
+    inp = save(Image.fromarray(img), tmp_path / 'in.png')
+    assert np.array_equal(np.asarray(Image.open(run(['--input', inp, '--model', ckpt, '--scale', '3']))), out)
+    assert np.array_equal(upscale(img, 3, checkpoint=ckpt, device='cpu'), out)
+    gray = up(img[:, :, 0], scale=2)
+    assert gray.shape == (12, 10)
+    with pytest.raises(UserError, match='exactly one of scale and resolution'):
+        up(img)
+    with pytest.raises(UserError, match='expected an image array'):
+        up(np.zeros((4, 4, 2), np.uint8), scale=2)
+
+
+def test_readme_library_example_runs():
+    """The README's library example, run as written (from the repository root)."""
+    readme = (REPO / 'README.md').read_text()
+    start = readme.index('**As a library**')
+    code = readme[readme.index('```python\n', start) + len('```python\n'):readme.index('```\n', readme.index('```python\n', start))]
+    scope: dict = {}
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    try:
+        exec(compile(code, 'README.md', 'exec'), scope)
+    finally:
+        os.chdir(cwd)
+    assert scope['lr'].shape == (64, 96, 3)
+    assert scope['x4'].shape == (256, 384, 3) and scope['x4'].dtype == np.uint8
+    assert scope['wide'].size == (300, 100) and scope['x2'].shape == (128, 192, 3)

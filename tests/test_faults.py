@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 import models
+from inference.upscale import Upscaler
 from utils.checkpoints import save_checkpoint
 from utils.errors import run_cli
 from utils.files import atomic_write_text, clean_stale_temps
@@ -361,14 +362,14 @@ def test_a_render_with_nan_predictions_is_never_written(tmp_path, capsys, monkey
         render(model, torch.rand(1, 3, 2, 5), (4, 5), DataNorm.from_config(NORM))
     ckpt = tmp_path / 'tiny.pth'
     save_checkpoint({'model': {**TINY_LIIF, 'sd': models.make(TINY_LIIF).state_dict()}}, ckpt)
-    real_load = demo.load_renderer
+    real_load = Upscaler.load
 
-    def poisoned(path, device):
-        m, norm = real_load(path, device)
-        q = m.query_rgb
-        m.query_rgb = lambda coord, cell: q(coord, cell) * float('nan')
-        return m, norm
-    monkeypatch.setattr(demo, 'load_renderer', poisoned)
+    def poisoned(*args, **kwargs):
+        up = real_load(*args, **kwargs)
+        q = up.model.query_rgb
+        up.model.query_rgb = lambda coord, cell: q(coord, cell) * float('nan')
+        return up
+    monkeypatch.setattr(Upscaler, 'load', poisoned)
     inp = tmp_path / 'in.png'
     Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
     err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '2', '--model', str(ckpt),
@@ -440,5 +441,5 @@ def test_ico_output_keeps_its_size(tmp_path, tiny_ckpt):
 
     inp = tmp_path / 'in.png'
     Image.fromarray(np.zeros((10, 6, 3), np.uint8)).save(inp)
-    out = demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '10', '--output', str(tmp_path / 'o.ico')])
+    (out,) = demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '10', '--output', str(tmp_path / 'o.ico')])
     assert Image.open(out).size == (60, 100)

@@ -98,6 +98,19 @@ def test_double_registration_refused():
         models.register('liif')(object)
 
 
+def test_re_running_a_registration_replaces_it():
+    """A notebook cell defining and registering a model, run twice, registers the new class (same
+    module and name); another class under that name is still refused."""
+    reg = Registry('thing')
+    code = "@reg.register('enc')\nclass MyEncoder:\n    pass\n"
+    first, second = {'reg': reg, '__name__': 'notebook'}, {'reg': reg, '__name__': 'notebook'}
+    exec(code, first)
+    exec(code, second)
+    assert reg.get('enc') is second['MyEncoder'] is not first['MyEncoder']
+    with pytest.raises(ValueError, match=r"'enc' is registered twice \(notebook.MyEncoder and notebook.Other\)"):
+        exec("@reg.register('enc')\nclass Other:\n    pass\n", {'reg': reg, '__name__': 'notebook'})
+
+
 def test_mean_shift_not_applied():
     """Released checkpoints carry sub_mean/add_mean, but EDSR's forward ignores them."""
     enc = models.make(TINY_EDSR)

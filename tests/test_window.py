@@ -150,6 +150,6 @@ def test_demo_renders_a_swinir_model_on_a_non_multiple_input(tmp_path):
     tiny_checkpoint(tmp_path / 'm.pth', SWIN_LTE)
     Image.fromarray((np.random.default_rng(1).random((6, 7, 3)) * 255).astype(np.uint8)).save(tmp_path / 'in.png')
     demo = load_script('demo.py', 'liif_demo_window')
-    out = demo.main(['--input', str(tmp_path / 'in.png'), '--scale', '2.5', '--model', str(tmp_path / 'm.pth'),
-                     '--output', str(tmp_path / 'out.png'), '--gpu', 'cpu'])
+    (out,) = demo.main(['--input', str(tmp_path / 'in.png'), '--scale', '2.5', '--model', str(tmp_path / 'm.pth'),
+                        '--output', str(tmp_path / 'out.png'), '--gpu', 'cpu'])
     assert Image.open(out).size == (18, 15)  # round(7 * 2.5) = 18 (half up), 6 * 2.5 = 15

@@ -26,6 +26,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import UserError
 from .files import atomic_write, check_writable  # noqa: F401  (demo.py's output check)
 
+# Files the datasets and demo.py treat as images (by extension).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
 # Modes to try, in order, when a format cannot store the image's own mode.
@@ -201,13 +203,18 @@ def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.I
     return img
 
 
-def write_image(img: Image.Image, path, fmt: Optional[str] = None) -> None:
-    """Save `img` at `path` atomically (utils/files.py). Any failure is a UserError and leaves
-    `path` untouched."""
+LOSSY = ('JPEG', 'WEBP', 'JPEG2000', 'AVIF')  # formats with a quality setting
+
+
+def write_image(img: Image.Image, path, fmt: Optional[str] = None, quality: Optional[int] = None) -> None:
+    """Save `img` at `path` atomically (utils/files.py); lossy formats at `quality` (1-100; None:
+    PIL's default). Any failure is a UserError and leaves `path` untouched."""
     path = Path(path)
     fmt = fmt or output_format(path)
     # PIL's ICO writer keeps only its standard sizes up to the image's (100 px -> 64 px): ask for ours.
     options = {'sizes': [img.size]} if fmt == 'ICO' else {}
+    if quality is not None and fmt in LOSSY:
+        options['quality'] = quality
     try:
         atomic_write(path, lambda f: img.save(f, format=fmt, **options))
     except (OSError, ValueError, KeyError) as e:

@@ -4,19 +4,28 @@ from typing import Callable
 from .errors import UserError
 
 
+def _identity(factory: Callable) -> str:
+    """'module.QualName' of a class or function: what tells two registrations apart."""
+    return f'{factory.__module__}.{getattr(factory, "__qualname__", repr(factory))}'
+
+
 class Registry:
-    """Maps names to classes or factories. Refuses a name registered twice; an unknown name
-    fails with the list of known ones."""
+    """Maps names to classes or factories. Refuses a name taken by another definition; an unknown
+    name fails with the list of known ones."""
 
     def __init__(self, kind: str):
         self.kind = kind
         self._entries: dict[str, Callable] = {}
 
     def register(self, name: str) -> Callable:
+        """A decorator registering a class or factory under `name`. The same definition again (same
+        module and qualified name: a notebook cell run twice) replaces the first; a different one
+        under a taken name is an error."""
         def decorator(factory: Callable) -> Callable:
-            if name in self._entries:
+            old = self._entries.get(name)
+            if old is not None and _identity(old) != _identity(factory):
                 raise ValueError(f'{self.kind} {name!r} is registered twice '
-                                 f'({self._entries[name].__module__} and {factory.__module__})')
+                                 f'({_identity(old)} and {_identity(factory)})')
             self._entries[name] = factory
             return factory
         return decorator

@@ -1,0 +1,157 @@
+"""The library entry point: load a checkpoint (its normalisation included) and upscale images.
+
+    from inference.upscale import Upscaler
+    up = Upscaler.load('pretrained/edsr-baseline-liif-sample.pth')   # or Upscaler.load() for it
+    out = up(image, scale=4)              # image: uint8 (H, W[, 3|4]) array, float [0, 1] array, or PIL
+    out = up(image, resolution=(1080, 1920))                          # (H, W), height first
+    up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
+
+Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
+upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
+memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
+mirror padding for window encoders (SwinIR).
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from models.loading import build_model, require_implicit
+from utils.checkpoints import PathLike, load_checkpoint
+from utils.device import resolve_device
+from utils.errors import UserError
+from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
+                          storable_mode, upscale_alpha, write_image)
+from utils.precision import check_precision
+
+from .norm import DataNorm
+from .render import render
+from .tiling import receptive_radius
+from .window import resolve_window
+
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / 'pretrained' / 'edsr-baseline-liif-sample.pth'
+ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
+
+
+def output_size(in_hw: Sequence[int], scale: Union[float, Sequence[float], None] = None,
+                resolution: Optional[Sequence[int]] = None) -> tuple[int, int]:
+    """(H, W) of the output: `resolution` (H, W), or in_hw times `scale` (S or (SY, SX)) rounded
+    half up, at least 1 pixel."""
+    if (scale is None) == (resolution is None):
+        raise UserError('give exactly one of scale and resolution')
+    if resolution is not None:
+        h, w = (int(v) for v in resolution)
+        if h < 1 or w < 1:
+            raise UserError(f'resolution must be positive (H, W), got {tuple(resolution)}')
+        return h, w
+    sy, sx = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
+    if not all(np.isfinite(s) and s > 0 for s in (sy, sx)):
+        raise UserError(f'scale must be positive and finite, got {scale}')
+    # Capped so that an absurd scale (1e300) gives a size the size checks refuse, not an overflow.
+    return tuple(max(1, int(np.floor(min(n * s, 2.0 ** 62) + 0.5))) for n, s in zip(in_hw, (sy, sx)))
+
+
+def as_loaded(image: ImageLike) -> LoadedImage:
+    """An array (uint8, or float in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)), a (3, H, W) tensor or a
+    PIL image -> the LoadedImage demo.py gets from a file (8-bit RGB, alpha, grayscale)."""
+    if isinstance(image, Image.Image):
+        return split_channels(image)
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().permute(1, 2, 0).numpy() if image.dim() == 3 else image.detach().cpu().numpy()
+    a = np.asarray(image)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
+        raise UserError(f'expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}')
+    if a.dtype != np.uint8:
+        if not np.issubdtype(a.dtype, np.floating):
+            raise UserError(f'expected uint8 or float pixels in [0, 1], got {a.dtype}')
+        a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    mode = 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA')
+    return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
+
+
+@dataclass
+class Upscaler:
+    """A loaded implicit model with its normalisation and rendering options (see module doc)."""
+    model: nn.Module
+    norm: DataNorm
+    device: torch.device
+    precision: str = 'fp32'
+    window: str = 'auto'
+    tile: Optional[int] = 512
+    bsize: int = 30000
+    progress: bool = False
+    source: str = field(default='model', compare=False)
+
+    @classmethod
+    def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
+        """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
+        ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
+        window, tile, bsize, progress (see the fields)."""
+        path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
+        if checkpoint is None and not path.is_file():
+            raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
+                            "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
+        dev = resolve_device(device)
+        check_precision(options.get('precision', 'fp32'), dev)
+        ckpt = load_checkpoint(path)
+        model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
+        return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
+
+    def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
+        """The tile size to encode an input of in_hw with: None when it fits one tile or the
+        encoder's reach is unbounded (attention), which is then encoded whole."""
+        if self.tile is None or self.tile < 1 or max(in_hw) <= self.tile:
+            return None
+        try:
+            receptive_radius(self.model.encoder)
+        except (ValueError, AttributeError):
+            return None
+        return self.tile
+
+    def render_loaded(self, image: LoadedImage, out_hw: Sequence[int]) -> Image.Image:
+        """A LoadedImage rendered at out_hw -> PIL image (L, LA, RGB or RGBA, as the input)."""
+        x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
+        rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
+                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]),
+                     window=resolve_window(self.window, self.model))
+        del x
+        alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
+        return compose(rgb, alpha, image.gray)
+
+    def __call__(self, image: ImageLike, scale: Union[float, Sequence[float], None] = None,
+                 resolution: Optional[Sequence[int]] = None) -> Union[np.ndarray, Image.Image]:
+        """Upscale an in-memory image by `scale` (S or (SY, SX)) or to `resolution` (H, W)."""
+        loaded = as_loaded(image)
+        out = self.render_loaded(loaded, output_size(loaded.rgb.shape[:2], scale, resolution))
+        return out if isinstance(image, Image.Image) else np.asarray(out)
+
+    def upscale_file(self, src: PathLike, dst: PathLike, scale: Union[float, Sequence[float], None] = None,
+                     resolution: Optional[Sequence[int]] = None, quality: int = 95, force: bool = False,
+                     max_input_megapixels: Optional[float] = None,
+                     max_output_megapixels: float = 500) -> tuple[tuple[int, int], Optional[str]]:
+        """Read src, upscale it and write dst (format from its extension, lossy ones at `quality`),
+        atomically. Returns the output size (H, W) and a note when the format cannot hold the
+        image's mode (e.g. JPEG and alpha). Sizes are checked before anything is decoded or rendered."""
+        image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
+                           hint='; pass --force to read it anyway')
+        out_hw = output_size(image.rgb.shape[:2], scale, resolution)
+        fmt = output_format(dst)
+        check_output_size(out_hw, fmt, max_output_megapixels, force)
+        mode, note = storable_mode(fmt, image.mode)
+        img = self.render_loaded(image, out_hw)
+        if mode != img.mode:
+            img = img.convert(mode)
+        write_image(img, dst, fmt, quality=quality)
+        return out_hw, note
+
+
+def upscale(image: ImageLike, scale: Union[float, Sequence[float], None] = None,
+            resolution: Optional[Sequence[int]] = None, checkpoint: Optional[PathLike] = None,
+            device: Optional[str] = None, **options) -> Union[np.ndarray, Image.Image]:
+    """One call: load `checkpoint` (default: the bundled model) and upscale `image` by `scale` or to
+    `resolution` (H, W). For many images, load an Upscaler once instead."""
+    return Upscaler.load(checkpoint, device, **options)(image, scale, resolution)
