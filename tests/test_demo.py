@@ -1,6 +1,8 @@
-"""demo.py: output sizes and names, every input mode, output formats, and every bad input."""
-import struct
+"""demo.py: output sizes and names, every input mode, output formats, and every bad input; the
+library API and the side-by-side figure script built on the same rendering."""
+import math
 import os
+import struct
 import subprocess
 import sys
 import zlib
@@ -9,15 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data as skdata
 
 import demo
 import inference.upscale as upscale_module
-from inference.upscale import Upscaler, output_size, upscale
 import models
+from inference.upscale import BUNDLED_MODEL as BUNDLED
+from inference.upscale import Upscaler, output_size, upscale
+from script_loader import load_script
+from tiny import edsr_spec, liif_spec, tiny_checkpoint
 from utils import files as file_io
 from utils import images as image_io
 from utils.errors import UserError, run_cli
-from tiny import edsr_spec, liif_spec, tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -412,3 +417,23 @@ def test_readme_library_example_runs():
     assert scope['lr'].shape == (64, 96, 3)
     assert scope['x4'].shape == (256, 384, 3) and scope['x4'].dtype == np.uint8
     assert scope['wide'].size == (300, 100) and scope['x2'].shape == (128, 192, 3)
+
+
+def test_compare_crop_figure(tmp_path):
+    """scripts/compare_crop.py: three captioned panels of the crop; the PSNRs are the crops' own."""
+    compare = load_script('scripts/compare_crop.py', 'compare_crop')
+    hr = skdata.astronaut()[100:196, 180:276]  # (96, 96, 3)
+    save(Image.fromarray(hr), tmp_path / 'hr.png')
+    psnrs = compare.main(['--model', str(BUNDLED), '--hr', str(tmp_path / 'hr.png'), '--scale', '4',
+                          '--crop', '10,20,30,40', '--zoom', '2', '--out', str(tmp_path / 'fig.png'), '--gpu', 'cpu'])
+    fig = Image.open(tmp_path / 'fig.png')
+    assert fig.size == (3 * 80 + 2 * compare.GAP, 60 + compare.CAPTION)
+    lr = Image.fromarray(hr).resize((24, 24), Image.BICUBIC)
+    bicubic = np.asarray(lr.resize((96, 96), Image.BICUBIC))[10:40, 20:60]
+    assert psnrs['bicubic'] == pytest.approx(compare.crop_psnr(bicubic, hr[10:40, 20:60]))
+    assert math.isfinite(psnrs['model']) and psnrs['model'] > 20
+    # The ground-truth panel is the crop itself, enlarged 2x.
+    assert np.array_equal(np.asarray(fig)[:60:2, 2 * (80 + compare.GAP):2 * (80 + compare.GAP) + 80:2], hr[10:40, 20:60])
+    with pytest.raises(UserError, match='reaches beyond the 96x96'):
+        compare.main(['--hr', str(tmp_path / 'hr.png'), '--scale', '4', '--crop', '90,0,10,10', '--out',
+                      str(tmp_path / 'f2.png'), '--gpu', 'cpu'])
