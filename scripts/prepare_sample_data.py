@@ -110,7 +110,7 @@ def main() -> None:
         return
     for path in written:
         with Image.open(path) as im:
-            print(f'wrote {path} ({im.size[1]}x{im.size[0]})')
+            print(f'wrote {path} ({im.size[1]}x{im.size[0]} HxW)')
     print(f'{args.root}: {len(written)} of {total} files written')
 
 
