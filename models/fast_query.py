@@ -59,8 +59,11 @@ def project_feat(feat: Tensor, weight: Tensor, unfold: bool, bias: Optional[Tens
 
 
 def cell_rows(grid: Tensor) -> Tensor:
-    """grid (B, O, h, w) -> (B*h*w, O): one row per latent cell, for `flat_index`."""
-    return grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1])
+    """grid (B, O, h, w) -> (B*h*w, O) contiguous: one row per latent cell, for `flat_index`. A
+    channels-last grid is this layout already; a channels-first one is copied once (per image, in
+    the cached projection), since its view would be column-major and gather_rows' row copy needs
+    rows."""
+    return grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1]).contiguous()
 
 
 def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:

@@ -7,12 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import make
+from inference.norm import DataNorm
+from inference.render import render
+from models import fast_query, make
 from models.fast_query import fast_path, nearest_index, project_feat, use_fast
 from models.fused import relu_
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
 from inference.render import batched_predict
 from tiny import aliif_spec, liif_spec, metasr_spec
+
+HALF = DataNorm((0.5,), (0.5,), (0.5,), (0.5,))
 
 VECTORS = Path(__file__).parent / 'data' / 'vectors'
 TOL = 1e-5
@@ -223,3 +227,39 @@ def test_metasr_default_path_is_fast_only_without_gradients():
     assert torch.equal(model.query_rgb(coord, cell).detach(), plain)
     assert torch.equal(model.query_rgb(coord, cell, fast=True).detach(), fast)
     assert not torch.equal(fast, plain)
+
+
+class _Layout(torch.nn.Module):
+    """Wraps an encoder and hands back its output in a chosen memory format."""
+
+    def __init__(self, encoder, channels_last: bool):
+        super().__init__()
+        self.inner, self.channels_last, self.out_dim = encoder, channels_last, encoder.out_dim
+
+    def forward(self, x):
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        return self.inner(x).contiguous(memory_format=fmt)
+
+
+@pytest.mark.parametrize('precision', ['fp32', 'bf16'])
+@pytest.mark.parametrize('channels_last', [False, True], ids=['channels-first', 'channels-last'])
+def test_render_gathers_from_a_row_major_table(precision, channels_last, monkeypatch):
+    """Whatever memory format the encoder returns, the table demo.py's rendering gathers from is
+    row-major (contiguous), so gather_rows takes its row copy (the 32-bit-word one in bf16), not a
+    strided F.embedding; and the result is the same either way."""
+    seen = []
+    real = fast_query.gather_rows
+
+    def spy(table, index):
+        seen.append((table.is_contiguous(), table.dtype))
+        return real(table, index)
+    monkeypatch.setattr(fast_query, 'gather_rows', spy)
+    torch.manual_seed(0)
+    model = make(liif_spec(n_feats=6, hidden=(16, 16))).eval()
+    img = torch.rand(1, 3, 7, 9)
+    want = render(model, img, (20, 25), HALF, bsize=100, precision=precision)
+    model.encoder = _Layout(model.encoder, channels_last)
+    got = render(model, img, (20, 25), HALF, bsize=100, precision=precision)
+    assert seen and all(contiguous for contiguous, _ in seen)
+    assert {dtype for _, dtype in seen} == {torch.bfloat16 if precision == 'bf16' else torch.float32}
+    assert (got.astype(int) - want.astype(int)).max() <= 1
