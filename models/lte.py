@@ -11,10 +11,12 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
-from utils.coords import latent_centres, sample_bilinear, sample_nearest, shift_coord, to_latent_units
-from .fast_query import encoder_input
+from utils.coords import latent_centres, make_coord, sample_bilinear, sample_nearest, shift_coord, to_latent_units
+from .fast_query import (ROW_CHUNK, TRAIN_ROW_CHUNK, cached_projection, cell_rows, encoder_input, flat_index,
+                         gather_rows, inputs_finite, nearest_index, supports_fast, use_fast, with_finiteness)
 from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
 from .registry import make, register
 
@@ -67,10 +69,47 @@ class LTE(nn.Module):
         self.feat_freq = self.freq(self.feat)
         return self.feat
 
-    def query_rgb(self, coord: Tensor, cell: Tensor) -> Tensor:
-        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the last gen_feat. There is no fast path:
-        the decoder input is not linear in anything precomputable per cell."""
+    def query_rgb(self, coord: Tensor, cell: Tensor, fast: Optional[bool] = None) -> Tensor:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from the last gen_feat. The fast path unless
+        `fast=False` or inside `fast_query.fast_path(False)`."""
+        if use_fast(fast) and supports_fast(self.imnet):
+            return self.query_rgb_fast(coord, cell)
         return self.query_rgb_plain(coord, cell)
+
+    def query_rgb_fast(self, coord: Tensor, cell: Tensor) -> Tensor:
+        """query_rgb_plain restructured (models/fast_query.py): coef and freq laid out once per
+        image as one table of rows (B*h*w, 2H), each corner's cell picked by the same nearest rule
+        and its row gathered, and the four corners decoded as one batch through the decoder's
+        fused layers. Same function up to float rounding (the decoder input is a product of the
+        gathered row and a per-query basis, so unlike LIIF no layer can move onto the grid)."""
+        coef, freq, inp = self.feat_coef, self.feat_freq, self.inp
+        hw, in_hw, n_h = coef.shape[-2:], inp.shape[-2:], coef.shape[1]
+        table, table_finite = cached_projection(self, coef, [freq], lambda: with_finiteness(
+            cell_rows(torch.cat([coef, freq], 1))))  # (B*h*w, 2H)
+        coord_ = torch.stack([shift_coord(coord, dr, dc, hw, 1e-6) for dr, dc in ENSEMBLE_CORNERS], 1)  # (B, 4, Q, 2)
+        b, k, q = coord_.shape[:3]
+        index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, 4*Q)
+        # Centres from the input-sized grid, as the plain path (and the release) takes them.
+        in_index = index if tuple(in_hw) == tuple(hw) else nearest_index(coord_.view(b, k * q, 2), in_hw)
+        q_coord = make_coord(in_hw, device=coord.device)[in_index].view(b, k, q, 2)
+        rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, 4, Q, 2)
+        phase = self.phase(to_latent_units(cell, hw)).unsqueeze(1).expand(b, k, q, -1)  # (B, 4, Q, H/2)
+        if not inputs_finite(table_finite, torch.cat([rel_coord.reshape(-1, 2), phase.reshape(-1, phase.shape[-1])], 1),
+                             self.imnet):
+            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fused layers would turn into 0
+        rows, rel, ph = flat_index(index, hw[0] * hw[1]), rel_coord.reshape(-1, 2), phase.reshape(-1, n_h // 2)
+        weight, bias = self.imnet.first_layer()
+        chunk = TRAIN_ROW_CHUNK if torch.is_grad_enabled() else ROW_CHUNK
+        preds = []
+        for i in range(0, rows.shape[0], chunk):
+            gathered = gather_rows(table, rows[i:i + chunk])  # (n, 2H)
+            x = decoder_input(gathered[:, :n_h], gathered[:, n_h:], rel[i:i + chunk], ph[i:i + chunk])  # (n, H)
+            preds.append(self.imnet.from_first(F.linear(x, weight, bias)))  # (n, 3)
+        pred = torch.cat(preds).view(b, k, q, -1)
+        weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (4, B, Q)
+        out = (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        out = out.to(torch.promote_types(out.dtype, torch.float32))
+        return out + sample_bilinear(inp, coord)
 
     def query_rgb_plain(self, coord: Tensor, cell: Tensor) -> Tensor:
         """docs/design.md §2.4 step by step: the executable definition of LTE's query."""

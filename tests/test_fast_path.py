@@ -14,7 +14,7 @@ from models.fast_query import fast_path, nearest_index, project_feat, use_fast
 from models.fused import relu_
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
 from inference.render import batched_predict
-from tiny import aliif_spec, liif_spec, metasr_spec
+from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, swinir_spec
 
 HALF = DataNorm((0.5,), (0.5,), (0.5,), (0.5,))
 
@@ -33,6 +33,12 @@ def build(name: str):
     torch.manual_seed(0)
     if name == 'metasr':
         return make(metasr_spec(n_feats=6))
+    if name == 'lte':
+        return make({'name': 'lte', 'args': {'encoder_spec': edsr_spec(6), 'imnet_spec': mlp_spec((24, 24)),
+                                             'hidden_dim': 16}})
+    if name == 'swinir-lte':  # a window encoder: the latent grid is larger than the input
+        return make({'name': 'lte', 'args': {'encoder_spec': swinir_spec(drop_path_rate=0.0),
+                                             'imnet_spec': mlp_spec((24,)), 'hidden_dim': 8}})
     return make(aliif_spec(n_feats=6, basis_num=4, basis_hidden=(8, 8), expansion=(16,)))
 
 
@@ -94,7 +100,7 @@ def test_liif_shallow_decoders(hidden_list):
     assert_paths_match(liif(hidden_list=hidden_list))
 
 
-@pytest.mark.parametrize('name', ['metasr', 'a-liif'])
+@pytest.mark.parametrize('name', ['metasr', 'a-liif', 'lte', 'swinir-lte'])
 def test_other_models_fast_equals_plain(name):
     assert_paths_match(build(name))
 
@@ -169,7 +175,7 @@ def test_chunked_render_reuses_projection_until_weights_change():
     assert set(model.state_dict()) == keys
 
 
-@pytest.mark.parametrize('name', ['liif', 'metasr', 'a-liif'])
+@pytest.mark.parametrize('name', ['liif', 'metasr', 'a-liif', 'lte'])
 def test_bf16_autocast_output_is_float32_and_close(name):
     model = (liif() if name == 'liif' else build(name)).eval()
     inp, coord, cell = queries()
@@ -189,7 +195,7 @@ def test_bf16_relu_as_int16_is_relu():
     assert torch.equal(out, torch.relu(x)) and out.dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize('name', ['liif', 'a-liif', 'metasr'])
+@pytest.mark.parametrize('name', ['liif', 'a-liif', 'metasr', 'lte'])
 @pytest.mark.parametrize('precision', ['fp32', 'bf16'])
 @pytest.mark.parametrize('where', ['input', 'hidden weight', 'coord'])
 def test_nan_reaches_the_output_as_in_the_plain_path(name, precision, where):
