@@ -442,3 +442,54 @@ def test_ico_output_keeps_its_size(tmp_path, tiny_ckpt):
     Image.fromarray(np.zeros((10, 6, 3), np.uint8)).save(inp)
     out = demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '10', '--output', str(tmp_path / 'o.ico')])
     assert Image.open(out).size == (60, 100)
+
+
+# ---------------------------------------------------------------- YAML
+
+BOMB = ''.join(f'{k}: &{k} [{", ".join([f"*{p}"] * 9)}]\n' for p, k in zip('abcdefgh', 'bcdefghi'))
+BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB
+
+
+@pytest.fixture
+def deadline():
+    """Fail (instead of hanging the suite) when a test runs over 20 s."""
+    import signal
+
+    def timeout(signum, frame):
+        raise TimeoutError('over 20 s: hangs')
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize('text, expect', [
+    (BOMB, 'alias bomb'),
+    ('a: &a [1, *a]\n', 'self-referencing alias'),
+    ('a: &a {b: *a}\n', 'self-referencing alias'),
+    ('optimizer: {name: adam, args: {lr: 1.0e-4}}\nepoch_max: 2\nepoch_max: 3\n', "line 3: duplicate key 'epoch_max'"),
+    ('x: ' + '[' * 200 + ']' * 200 + '\n', 'deeper than'),
+    ('x: ' + '[' * 5000 + ']' * 5000 + '\n', 'not valid YAML'),
+    (b'epoch_max: 2\nname: caf\xe9\n', 'not UTF-8 text (byte 0xe9 at offset 22)'),
+    ('x: "\x00"\n', 'not valid YAML'),
+])
+def test_hostile_yaml_is_one_line(tmp_path, capsys, monkeypatch, deadline, text, expect):
+    import train_liif
+
+    path = tmp_path / 'cfg.yaml'
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(lambda: train_liif.main(['--config', str(path)]), capsys)
+    assert expect in err and str(path) in err
+    assert not (tmp_path / 'save').exists()
+
+
+def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
+    from utils.config import load_yaml
+
+    path = tmp_path / 'cfg.yaml'
+    path.write_text('base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  y: 3\nsame: *b\n')
+    assert load_yaml(path) == {'base': {'x': 1, 'y': [1, 2]}, 'other': {'x': 1, 'y': 3}, 'same': {'x': 1, 'y': [1, 2]}}
+    path.write_text('\ufeffa: 1\n', encoding='utf-8')  # a byte-order mark is fine
+    assert load_yaml(path) == {'a': 1}
