@@ -493,3 +493,41 @@ def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
     assert load_yaml(path) == {'base': {'x': 1, 'y': [1, 2]}, 'other': {'x': 1, 'y': 3}, 'same': {'x': 1, 'y': [1, 2]}}
     path.write_text('\ufeffa: 1\n', encoding='utf-8')  # a byte-order mark is fine
     assert load_yaml(path) == {'a': 1}
+
+
+# ---------------------------------------------------------------- data-loader failures
+
+def eval_config(tmp_path: Path, folder: Path, batch_size: int = 1) -> Path:
+    path = tmp_path / 'test.yaml'
+    path.write_text(yaml.safe_dump({'test_dataset': {
+        'dataset': {'name': 'image-folder', 'args': {'root_path': str(folder), 'cache': 'none'}},
+        'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2}}, 'batch_size': batch_size},
+        'data_norm': NORM}))
+    return path
+
+
+def test_a_corrupt_image_read_by_a_worker_is_one_line(tmp_path, tiny_ckpt):
+    """Subprocess: the worker's exception travels back through the DataLoader as a traceback."""
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((24, 20, 3), np.uint8)).save(folder / f"{i}.png")
+    (folder / '1.png').write_bytes((folder / '1.png').read_bytes()[:40])
+    proc = subprocess.run([sys.executable, str(REPO / 'test.py'), '--config', str(eval_config(tmp_path, folder)),
+                           '--model', str(tiny_ckpt), '--workers', '2', '--quiet', '--gpu', 'cpu'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f'error: cannot read image {folder}/1.png: ')
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_a_batch_of_images_of_different_sizes_is_one_line(tmp_path, tiny_ckpt, capsys, workers):
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(folder / 'a.png')
+    Image.fromarray(np.zeros((14, 10, 3), np.uint8)).save(folder / 'b.png')
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_config(tmp_path, folder, batch_size=2)),
+                                                '--model', str(tiny_ckpt), '--quiet', '--workers', str(workers)]),
+                         capsys)
+    assert 'test_dataset: the items of one batch differ in size' in err and 'batch_size 1' in err
