@@ -4,6 +4,7 @@ calls `train`."""
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,6 +23,7 @@ from .config import OPTIMIZERS
 from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
+from .probe import probe
 from .run_folder import RunLog, check_run_folder, save_config, set_aside
 from .state import (RANK_STREAM, check_resumable, derive_seed, make_checkpoint, parameters_finite, restore,
                     rng_state)
@@ -52,9 +54,14 @@ def pick_device(gpu: Optional[str], env: DistEnv) -> tuple[torch.device, list[in
 def build_model(config: dict, where: str) -> nn.Module:
     """models.make(config['model']); wrong args are a UserError naming the file."""
     try:
-        return models.make(config['model'])
-    except TypeError as e:
-        raise UserError(f"{where}: model: cannot build {config['model']['name']!r} ({e})") from None
+        with warnings.catch_warnings():  # a width of 0 is refused as one line (training/probe.py)
+            warnings.filterwarnings('ignore', 'Initializing zero-element tensors')
+            return models.make(config['model'])
+    except UserError as e:
+        raise UserError(f'{where}: model: {e}') from None
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError, IndexError) as e:
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f"{where}: model: cannot build {config['model']['name']!r} ({msg})") from None
 
 
 def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.Optimizer:
@@ -63,7 +70,7 @@ def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.O
     spec = config['optimizer']
     try:
         return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
 
 
@@ -117,6 +124,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
     train_loaders, val_loaders, data_summary = build_loaders(config, where, env, device)
     norm = DataNorm.from_config(config['data_norm'])
+    probe(model, train_loaders.dataset, val_loaders and val_loaders.dataset, norm, config, where, device)
 
     barrier()  # every rank has checked the folder before rank 0 changes it
     moved = None

@@ -1,6 +1,7 @@
 """YAML configs: safe_load's plain types only, with limits (alias expansion, self-reference,
 depth, size), no duplicate keys, UTF-8, and one clear line for a missing, unreadable or malformed
 file; `Checker`, the type checks every config reader uses (`<where>: <key>: <what was expected>`)."""
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -169,20 +170,28 @@ class Checker:
                     self.fail(f'{key}.{k}', f'unknown key; expected one of {", ".join(allowed)}')
         return value
 
-    def integer(self, value: Any, key: str, minimum: int = 1) -> int:
+    def integer(self, value: Any, key: str, minimum: int = 1, maximum: Optional[int] = None) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(key, f'expected an integer >= {minimum}, got {self.got(value)}')
         if value < minimum:
             self.fail(key, f'expected an integer >= {minimum}, got {value}')
+        if maximum is not None and value > maximum:
+            self.fail(key, f'expected an integer <= {maximum} ({maximum.bit_length()} bits), got {value}')
         return value
 
-    def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False) -> float:
+    def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False,
+               maximum: Optional[float] = None) -> float:
+        """A finite int or float (YAML's .inf and .nan are refused), optionally > 0, != 0, <= maximum."""
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             self.fail(key, f'expected a number, got {self.got(value)}')
+        if not math.isfinite(value):
+            self.fail(key, f'expected a finite number, got {value}')
         if positive and not value > 0:
             self.fail(key, f'expected a number > 0, got {value}')
         if nonzero and value == 0:
             self.fail(key, 'must not be 0')
+        if maximum is not None and value > maximum:
+            self.fail(key, f'expected a number <= {maximum:g}, got {value:g}')
         return float(value)
 
     def numbers(self, value: Any, key: str, lengths: tuple = (1, 3), nonzero: bool = False) -> tuple:
@@ -199,7 +208,8 @@ class Checker:
         return value
 
     def no_number_strings(self, value: Any, key: str) -> None:
-        """Free-form args (model, dataset, optimizer): refuse strings YAML did not read as numbers."""
+        """Free-form args (model, dataset, optimizer): refuse strings YAML did not read as numbers,
+        and infinite or NaN numbers."""
         if isinstance(value, dict):
             for k, v in value.items():
                 self.no_number_strings(v, f'{key}.{k}')
@@ -208,6 +218,8 @@ class Checker:
                 self.no_number_strings(v, f'{key}[{i}]')
         elif isinstance(value, str) and _YAML_NUMBER_STRING.match(value):
             self.fail(key, f'expected a number, got {self.got(value)}')
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, f'expected a finite number, got {value}')
 
     def spec(self, value: Any, key: str, known: Optional[Callable[[str], bool]], names: Callable[[], list]) -> dict:
         self.mapping(value, key, allowed=('name', 'args'), required=('name',))
