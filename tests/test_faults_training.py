@@ -143,3 +143,78 @@ def test_resume_from_a_nan_checkpoint_is_refused(data, tmp_path, capsys, monkeyp
     code, err = cli(['--config', str(cfg), '--name', 'r', '--resume', 'nan.pth'], capsys)
     assert code == 2 and 'hold NaN or inf' in err and 'last good checkpoint' not in err
     assert not (tmp_path / 'save').exists()
+
+
+# ---------------------------------------------------------------- one training per folder
+
+def wait_for(condition, timeout: float = 120, what: str = 'condition') -> None:
+    end = time.time() + timeout
+    while not condition():
+        if time.time() > end:
+            raise AssertionError(f'timed out waiting for {what}')
+        time.sleep(0.1)
+
+
+def start_training(cfg: Path, cwd: Path, *extra) -> subprocess.Popen:
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1'}
+    return subprocess.Popen([sys.executable, str(REPO / 'train_liif.py'), '--config', str(cfg), '--name', 'r', *extra],
+                            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_busy_run_folder_is_refused_and_a_crashed_runs_lock_taken_over(data, tmp_path, capsys, monkeypatch):
+    """Process A trains; this process (B) cannot start, overwrite or resume the same folder; A is
+    killed with SIGKILL and its leftover lock file does not block the resume."""
+    monkeypatch.chdir(tmp_path)
+    long_run = write_config(tmp_path / 'long.yaml', tiny_raw(data, epoch_max=100000, val_dataset=None,
+                                                             epoch_val=None, epoch_save=None))
+    proc = start_training(long_run, tmp_path)
+    run = tmp_path / 'save/r'
+    try:
+        wait_for(lambda: (run / '.lock').is_file() and f'pid {proc.pid} ' in (run / '.lock').read_text()
+                 and (run / 'epoch-last.pth').is_file() or proc.poll() is not None, what='run A to start')
+        assert proc.poll() is None, proc.stderr.read()
+        for extra in ([], ['--overwrite'], ['--resume', 'save/r/epoch-last.pth']):
+            code, err = cli(['--config', str(long_run), '--name', 'r', *extra], capsys)
+            assert code == 2 and err.count('\n') == 1, err
+            assert f'save/r is in use by another training (pid {proc.pid} ' in err, err
+        assert not list(tmp_path.glob('save/r.old-*'))  # --overwrite moved nothing
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert f'pid {proc.pid} ' in (run / '.lock').read_text()  # what a kill leaves
+    epoch = load_checkpoint(run / 'epoch-last.pth')['epoch']
+    more = write_config(tmp_path / 'more.yaml', tiny_raw(data, epoch_max=epoch + 1, val_dataset=None,
+                                                         epoch_val=None, epoch_save=None))
+    code, err = cli(['--config', str(more), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)
+    assert code == 0, err
+    log = (run / 'log.txt').read_text()
+    assert f'took over the lock of a run that ended without releasing it (pid {proc.pid} ' in log
+    assert (run / '.lock').read_text() == ''  # released cleanly
+    assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == epoch + 1
+
+
+def test_two_trainings_started_at_once_into_one_folder(data, tmp_path):
+    """Exactly one runs; the other exits 2 with one line, and the folder holds one run."""
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=3))
+    procs = [start_training(cfg, tmp_path) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    err = next(e for code, e in results if code == 2).strip()
+    assert err.startswith('error: ') and '\n' not in err, err
+    log = (tmp_path / 'save/r/log.txt').read_text()
+    assert log.count('epoch 3/3') == 1 and log.count('model: liif') == 1, log
+    assert load_checkpoint(tmp_path / 'save/r/epoch-last.pth')['epoch'] == 3
+
+
+def test_a_resume_that_changes_only_resume_writes_no_new_config(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg), '--name', 'r'], capsys)[0] == 0
+    assert cli(['--config', str(cfg), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert cli(['--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / 'save/r').glob('config*')) == ['config.yaml']
+    changed = write_config(tmp_path / 'c2.yaml', tiny_raw(data, epoch_max=2))
+    assert cli(['--config', str(changed), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert cli(['--config', str(changed), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert sorted(p.name for p in (tmp_path / 'save/r').glob('config*')) == ['config-resume-1.yaml', 'config.yaml']

@@ -24,7 +24,7 @@ from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .probe import probe
-from .run_folder import RunLog, check_run_folder, save_config, set_aside
+from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
 from .state import (RANK_STREAM, check_resumable, derive_seed, make_checkpoint, parameters_finite, restore,
                     rng_state)
 
@@ -114,6 +114,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
+    checked = folder_state(save_path)
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
     model, optimizer, scheduler, scaler = build_training(config, where, device)
@@ -127,12 +128,21 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     probe(model, train_loaders.dataset, val_loaders and val_loaders.dataset, norm, config, where, device)
 
     barrier()  # every rank has checked the folder before rank 0 changes it
-    moved = None
+    lock, moved, notes, failed = None, None, [], None
     if env.is_main:
-        moved = set_aside(save_path) if move_aside else None
-        save_path.mkdir(parents=True, exist_ok=True)
-        save_config(save_path, config, start_epoch)
-    log = RunLog(save_path if env.is_main else None, first_step=start_epoch + 1)
+        try:
+            lock, moved, notes = claim_run_folder(save_path, move_aside, checked)
+            save_config(save_path, config, start_epoch)
+        except UserError as e:
+            failed = str(e)
+            if lock is not None:
+                lock.release()
+    failed = all_gather(failed)[0]  # every rank stops when rank 0 could not take the folder
+    if failed:
+        raise UserError(failed)
+    log = RunLog(save_path if env.is_main else None, first_step=start_epoch + 1, lock=lock)
+    for note in notes:
+        log(note)
     if moved is not None:
         log(f'moved the previous contents of {save_path} to {moved}')
     if ckpt is not None:
