@@ -218,3 +218,141 @@ def test_a_resume_that_changes_only_resume_writes_no_new_config(data, tmp_path, 
     assert cli(['--config', str(changed), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
     assert cli(['--config', str(changed), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
     assert sorted(p.name for p in (tmp_path / 'save/r').glob('config*')) == ['config-resume-1.yaml', 'config.yaml']
+
+
+# ---------------------------------------------------------------- full and read-only disks
+
+HOOKED_TRAINING = '''
+import os, sys
+sys.path.insert(0, {repo!r})
+import train_liif
+from training import trainer
+from utils.errors import run_cli
+
+real_epoch = trainer.train_epoch
+
+def break_the_disk():
+    if {how!r} == 'full':
+        with open({filler!r}, 'wb', buffering=0) as f:
+            try:
+                while True:
+                    f.write(bytes(4096))
+            except OSError:
+                pass
+    else:
+        os.chmod({run!r}, 0o555)
+
+def epoch(*args, desc, **kwargs):
+    if desc == 'epoch 2':
+        break_the_disk()
+    return real_epoch(*args, desc=desc, **kwargs)
+
+trainer.train_epoch = epoch
+run_cli(lambda: train_liif.main(sys.argv[1:]))
+'''
+
+
+def run_training(argv: list, cwd: Path, script: str = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(REPO)}
+    cmd = [sys.executable, '-c', script] if script else [sys.executable, str(REPO / 'train_liif.py')]
+    return subprocess.run(cmd + argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize('how', ['full', 'chmod'])
+def test_a_disk_that_fills_or_turns_read_only_mid_run_is_one_line(data, tmp_path, mount_tmpfs, how):
+    """In a real process: no traceback from a writer thread or an atexit hook either; the last
+    checkpoint stays loadable and the run resumes once the disk takes files again."""
+    if how == 'chmod' and os.geteuid() == 0:
+        pytest.skip('running as root, where chmod does not stop writes (the read-only mount is tested '
+                    'by test_resuming_into_a_read_only_folder_is_one_line)')
+    disk = mount_tmpfs(tmp_path / 'disk', size='4m') if how == 'full' else tmp_path / 'disk'
+    disk.mkdir(exist_ok=True)
+    run = disk / 'save/r'
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=3, epoch_save=None))
+    script = HOOKED_TRAINING.format(repo=str(REPO), how=how, filler=str(disk / 'filler'), run=str(run))
+    proc = run_training(['--config', str(cfg), '--name', 'r'], disk, script)
+    try:
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr.strip()
+        assert err.startswith('error: cannot write save/r/') and '\n' not in err, err
+        assert 'training stopped in epoch 2' in err
+        assert 'The last good checkpoint is save/r/epoch-last.pth (epoch 1)' in err
+        assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == 1
+        assert not [p for p in run.iterdir() if p.name.endswith('.tmp')]
+    finally:
+        if how == 'full':
+            (disk / 'filler').unlink()
+        else:
+            run.chmod(0o755)
+    proc = run_training(['--resume', 'save/r/epoch-last.pth'], disk)  # the disk takes files again
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == 3
+
+
+def test_resuming_into_a_read_only_folder_is_one_line(data, tmp_path, mount_tmpfs, capsys, monkeypatch):
+    """A read-only tmpfs as root (chmod does not stop root), chmod 555 otherwise."""
+    disk = mount_tmpfs(tmp_path / 'disk', size='4m') if os.geteuid() == 0 else tmp_path / 'disk'
+    disk.mkdir(exist_ok=True)
+    monkeypatch.chdir(disk)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg), '--name', 'r'], capsys)[0] == 0
+    before = {p.name: p.read_bytes() for p in (disk / 'save/r').iterdir() if p.is_file()}
+    if os.geteuid() == 0:
+        subprocess.run(['mount', '-o', 'remount,ro', str(disk)], check=True)
+    else:
+        (disk / 'save/r').chmod(0o555)
+    try:
+        assert not os.access(disk / 'save/r', os.W_OK)
+        longer = write_config(tmp_path / 'c2.yaml', tiny_raw(data, epoch_max=2))
+        code, err = cli(['--config', str(longer), '--name', 'r', '--resume', 'save/r/epoch-last.pth'], capsys)
+        assert code == 2 and err.count("\n") == 1 and "save/r" in err, err
+        assert {p.name: p.read_bytes() for p in (disk / 'save/r').iterdir() if p.is_file()} == before
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(['mount', '-o', 'remount,rw', str(disk)], check=True)
+        else:
+            (disk / 'save/r').chmod(0o755)
+
+
+def test_a_failed_checkpoint_write_is_one_line_in_process(data, tmp_path, capsys, monkeypatch):
+    """The same without a mount (every platform): the write of epoch 2's checkpoint fails."""
+    import utils.files
+    from training import trainer
+
+    real_fsync, calls = utils.files.os.fsync, []
+
+    def fsync(fd):
+        calls.append(1)
+        if os.readlink(f'/proc/self/fd/{fd}').endswith('.tmp') and len(calls) > 4:
+            raise OSError(28, 'No space left on device')
+        return real_fsync(fd)
+    monkeypatch.setattr(utils.files.os, 'fsync', fsync)
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=3, epoch_save=None))
+    code, err = cli(['--config', str(cfg), '--name', 'r'], capsys)
+    assert code == 2 and err.count('\n') == 1, err
+    assert 'No space left on device' in err and 'The last good checkpoint is save/r/epoch-last.pth' in err
+    assert 'training stopped in epoch' in (tmp_path / 'save/r/log.txt').read_text()
+
+
+def test_tensorboard_events_are_readable_and_written_without_a_thread(data, tmp_path):
+    import struct
+    import threading
+
+    from tensorboardX.proto.event_pb2 import Event
+    from training import trainer
+    from training.config import check_train_config
+
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=2), 't'), tmp_path / 'run')
+    assert not [t for t in threading.enumerate() if 'EventLogger' in type(t).__name__]
+    (events,) = (tmp_path / 'run/tensorboard').iterdir()
+    data_bytes, scalars, pos = events.read_bytes(), {}, 0
+    while pos < len(data_bytes):
+        (n,) = struct.unpack('<Q', data_bytes[pos:pos + 8])
+        event = Event.FromString(data_bytes[pos + 12:pos + 12 + n])
+        pos += 12 + n + 4
+        for v in event.summary.value:
+            scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+    assert sorted(scalars) == ['loss', 'lr', 'psnr'] and [s for s, _ in scalars['loss']] == [1, 2]
+    log = (tmp_path / 'run/log.txt').read_text()
+    assert f"loss={scalars['loss'][1][1]:.4f}" in log

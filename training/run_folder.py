@@ -9,8 +9,9 @@ import yaml
 from tqdm import tqdm
 
 from utils.errors import UserError
-from utils.files import atomic_write_text, clean_stale_temps, is_temp_name
+from utils.files import WriteError, atomic_write_text, clean_stale_temps, is_temp_name
 
+from .events import ScalarEvents
 from .run_lock import LOCK_NAME, RunLock, check_not_busy
 
 
@@ -149,39 +150,63 @@ def save_config(save_path: Path, config: dict, epoch: int) -> Path:
     try:
         atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
     except OSError as e:
-        raise UserError(f'cannot write {path} ({e.strerror or e})') from None
+        raise WriteError(path, e) from None
     return path
 
 
 class RunLog:
-    """Messages to stdout and log.txt, scalars to tensorboard; silent when save_path is None
-    (ranks other than 0)."""
+    """Messages to stdout and log.txt, scalars to tensorboard/ (training/events.py); silent when
+    save_path is None (ranks other than 0). A failed write is a WriteError naming the file; `note`
+    and `close` never raise (they run while another error is reported). Holds the run's lock, if
+    given, until close()."""
 
     def __init__(self, save_path: Optional[Path], first_step: int = 1, lock: Optional[RunLock] = None):
         self.path = None if save_path is None else save_path / 'log.txt'
-        self.lock = lock  # released by close()
-        self.writer = None
+        self.lock = lock
+        self.events = None
         if save_path is not None:
-            from tensorboardX import SummaryWriter
-
-            # purge_step drops events of epochs a resumed run is about to redo.
-            self.writer = SummaryWriter(str(save_path / 'tensorboard'), purge_step=first_step)
+            try:
+                self.events = ScalarEvents(save_path / 'tensorboard', purge_step=first_step)
+            except OSError as e:
+                raise WriteError(save_path / 'tensorboard', e) from None
 
     def __call__(self, msg: str) -> None:
         if self.path is None:
             return
         tqdm.write(msg)
-        with open(self.path, 'a') as f:
-            f.write(msg + '\n')
+        try:
+            with open(self.path, 'a') as f:
+                f.write(msg + '\n')
+        except OSError as e:
+            raise WriteError(self.path, e) from None
+        if self.events is not None:
+            try:
+                self.events.flush()
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
+
+    def note(self, msg: str) -> None:
+        """Log msg if the folder still takes it; a failure here is dropped, not raised."""
+        try:
+            self(msg)
+        except WriteError:
+            pass
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
+        if self.events is not None:
+            try:
+                self.events.add(tag, value, step)
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
 
     def close(self) -> None:
+        """Close the event file and release the lock; errors are dropped (the run is over)."""
         try:
-            if self.writer is not None:
-                self.writer.close()
+            if self.events is not None:
+                self.events.close()
+        except OSError:
+            pass
         finally:
+            self.events = None
             if self.lock is not None:
                 self.lock.release()

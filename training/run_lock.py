@@ -59,7 +59,8 @@ class RunLock:
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise UserError(f'cannot create the lock file {self.path} ({e.strerror})') from None
+            raise UserError(f'cannot open the lock file {self.path} ({e.strerror}): a run folder must be '
+                            'writable') from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:

@@ -17,6 +17,7 @@ from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
+from utils.files import WriteError
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS
@@ -31,6 +32,14 @@ from .state import (RANK_STREAM, check_resumable, derive_seed, make_checkpoint, 
 
 class TrainingDiverged(UserError):
     """The loss or the weights became non-finite; the last good checkpoint is kept."""
+
+
+def last_good(good: Optional[tuple]) -> str:
+    """Where to continue from: good is (checkpoint path, epoch) of the latest one this run can
+    resume, or None when none was saved."""
+    if good is None:
+        return 'No checkpoint was saved: start again'
+    return f'The last good checkpoint is {good[0]} (epoch {good[1]}): resume from it (--resume {good[0]})'
 
 
 def default_workers(env: DistEnv) -> int:
@@ -160,18 +169,21 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     def save(epoch: int, names: list[str]) -> None:
         rng = all_gather(rng_state())
         if not parameters_finite(model):
-            raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. The last '
-                                   f'good checkpoint is {last}: resume from it with a lower learning rate')
+            raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. '
+                                   f'{last_good(good)} with a lower learning rate')
         if env.is_main:
             ckpt_out = make_checkpoint(model, config, optimizer, scheduler, scaler, epoch, best_val, rng)
             for name in names:
                 save_checkpoint(ckpt_out, save_path / name)
 
     history = {'epoch': [], 'train_loss': [], 'val_psnr': [], 'best_val': best_val}
-    saved_epoch, epoch, t_start = start_epoch, start_epoch, time.time()
+    # The latest checkpoint on disk that this run can continue from: (path, epoch) or None.
+    good = (resume, start_epoch) if ckpt is not None else None
+    epoch, t_start = start_epoch, time.time()
     try:
         if ckpt is None:
             save(0, ['epoch-last.pth'])  # Ctrl-C in epoch 1 still leaves a resumable state
+            good = (last, 0)
         for epoch in range(start_epoch + 1, config['epoch_max'] + 1):
             t_epoch = time.time()
             lr = optimizer.param_groups[0]['lr']
@@ -179,9 +191,8 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                 loss = train_epoch(net, train_loaders(epoch), norm, optimizer, scaler, device, precision,
                                    show=env.is_main, desc=f'epoch {epoch}')
             except FloatingPointError as e:
-                raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. The '
-                                       f'last good checkpoint is {last} (epoch {saved_epoch}); resume from '
-                                       'it with a lower learning rate, or check the data') from None
+                raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
+                                       f'{last_good(good)} with a lower learning rate, or check the data') from None
             if scheduler is not None:
                 scheduler.step()
             msg = f'epoch {epoch}/{config["epoch_max"]}, lr {lr:.2e}, train: loss={loss:.4f}'
@@ -199,7 +210,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             if config['epoch_save'] is not None and epoch % config['epoch_save'] == 0:
                 names.append(f'epoch-{epoch}.pth')
             save(epoch, names)
-            saved_epoch = epoch
+            good = (last, epoch)
             elapsed = time.time() - t_start
             total = elapsed / (epoch - start_epoch) * (config['epoch_max'] - start_epoch)
             log(f'{msg}, {time.time() - t_epoch:.1f}s, {elapsed / 60:.1f}/{total / 60:.1f} min')
@@ -211,9 +222,15 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         if env.distributed:
             log(f'weights identical on all {env.world_size} ranks (sha256 {digests[0][:16]})')
     except KeyboardInterrupt:
-        log(f'interrupted in epoch {epoch}: {last} holds the end of epoch {saved_epoch}; continue '
-            f'with: python train_liif.py --resume {last}')
+        log.note(f'interrupted in epoch {epoch}. {last_good(good)}')
         raise
+    except TrainingDiverged as e:
+        log.note(f'stopped: {e}')
+        raise
+    except WriteError as e:  # a full disk, a read-only folder
+        msg = f'{e}: training stopped in epoch {epoch}. {last_good(good)} once the folder takes files again'
+        log.note(msg)
+        raise UserError(msg) from None
     finally:
         log.close()
     history['best_val'] = best_val
