@@ -531,3 +531,16 @@ def test_a_batch_of_images_of_different_sizes_is_one_line(tmp_path, tiny_ckpt, c
                                                 '--model', str(tiny_ckpt), '--quiet', '--workers', str(workers)]),
                          capsys)
     assert 'test_dataset: the items of one batch differ in size' in err and 'batch_size 1' in err
+
+
+def test_demo_removes_stale_temp_files_of_its_output(tmp_path, tiny_ckpt):
+    import demo
+
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    stale = tmp_path / '.out.png.k9_2abcd.tmp'  # a killed demo's, mode 0600
+    stale.write_bytes(b'half a png')
+    stale.chmod(0o600)
+    os.utime(stale, (0, 0))
+    demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2', '--output', str(tmp_path / 'out.png')])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png', 'out.png']

@@ -193,6 +193,7 @@ def test_a_busy_run_folder_is_refused_and_a_crashed_runs_lock_taken_over(data, t
     assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == epoch + 1
 
 
+@pytest.mark.slow
 def test_two_trainings_started_at_once_into_one_folder(data, tmp_path):
     """Exactly one runs; the other exits 2 with one line, and the folder holds one run."""
     cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=3))
@@ -258,6 +259,7 @@ def run_training(argv: list, cwd: Path, script: str = None) -> subprocess.Comple
     return subprocess.run(cmd + argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('how', ['full', 'chmod'])
 def test_a_disk_that_fills_or_turns_read_only_mid_run_is_one_line(data, tmp_path, mount_tmpfs, how):
     """In a real process: no traceback from a writer thread or an atexit hook either; the last
@@ -356,3 +358,83 @@ def test_tensorboard_events_are_readable_and_written_without_a_thread(data, tmp_
     assert sorted(scalars) == ['loss', 'lr', 'psnr'] and [s for s, _ in scalars['loss']] == [1, 2]
     log = (tmp_path / 'run/log.txt').read_text()
     assert f"loss={scalars['loss'][1][1]:.4f}" in log
+
+
+KILLED_IN_A_SAVE = '''
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+import train_liif
+import utils.files
+from utils.errors import run_cli
+
+real_fsync, saves = utils.files.os.fsync, []
+
+def fsync(fd):
+    if '.epoch-last.pth.' in os.readlink(f'/proc/self/fd/{{fd}}'):
+        saves.append(1)
+        if len(saves) == 3:  # epoch 2's checkpoint is written, not yet renamed
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_fsync(fd)
+
+utils.files.os.fsync = fsync
+run_cli(lambda: train_liif.main(sys.argv[1:]))
+'''
+
+
+@pytest.mark.slow
+def test_kill_9_during_a_save_then_resume_equals_uninterrupted(data, tmp_path):
+    """SIGKILL while epoch 2's checkpoint is being written: epoch-last.pth still holds epoch 1, the
+    leftover temporary file and lock are cleaned up by the resume, which ends bit-identical to an
+    uninterrupted run."""
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=4, epoch_save=None))
+    full = run_training(['--config', str(cfg), '--name', 'full'], tmp_path)
+    assert full.returncode == 0, full.stderr
+    killed = run_training(['--config', str(cfg), '--name', 'r'], tmp_path, KILLED_IN_A_SAVE.format(repo=str(REPO)))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = tmp_path / 'save/r'
+    assert load_checkpoint(run / 'epoch-last.pth')['epoch'] == 1
+    assert len(list(run.glob('.epoch-last.pth.*.tmp'))) == 1
+    rest = run_training(['--resume', 'save/r/epoch-last.pth'], tmp_path)
+    assert rest.returncode == 0, rest.stderr
+    log = (run / 'log.txt').read_text()
+    assert 'took over the lock' in log and 'removed 1 temporary file(s) of interrupted writes' in log
+    assert not list(run.glob('.*.tmp'))
+    a, b = load_checkpoint(tmp_path / 'save/full/epoch-last.pth'), load_checkpoint(run / 'epoch-last.pth')
+    assert a['epoch'] == b['epoch'] == 4 and a['best_val'] == b['best_val']
+    for k, v in a['model']['sd'].items():
+        assert torch.equal(v, b['model']['sd'][k]), k
+
+
+def test_stale_temp_files_in_a_run_folder_are_removed_on_resume(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg), '--name', 'r'], capsys)[0] == 0
+    run = tmp_path / 'save/r'
+    for name in ('.epoch-last.pth.abcd1234.tmp', '.epoch-best.pth.zz_99xyz.tmp', 'notes.tmp'):
+        (run / name).write_bytes(b'half')
+        os.utime(run / name, (0, 0))
+    assert cli(['--resume', 'save/r/epoch-last.pth'], capsys)[0] == 0
+    assert 'removed 2 temporary file(s)' in (run / 'log.txt').read_text()
+    assert sorted(p.name for p in run.glob('*.tmp')) == ['notes.tmp']
+
+
+def test_divergence_after_a_resume_into_a_new_folder_names_a_checkpoint_that_exists(data, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """Before: it named <new folder>/epoch-last.pth, which a resumed run had not written yet."""
+    from training import trainer
+
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=1))
+    assert cli(['--config', str(cfg), '--name', 'a'], capsys)[0] == 0
+    real_build = trainer.build_model
+
+    def poisoned(config, where):
+        model = real_build(config, where)
+        model.register_forward_hook(lambda m, i, out: out * float('nan') if m.training else out)
+        return model
+    monkeypatch.setattr(trainer, 'build_model', poisoned)
+    longer = write_config(tmp_path / 'c2.yaml', tiny_raw(data, epoch_max=2))
+    code, err = cli(['--config', str(longer), '--name', 'b', '--resume', 'save/a/epoch-last.pth'], capsys)
+    assert code == 2 and 'The last good checkpoint is save/a/epoch-last.pth (epoch 1)' in err, err
+    assert not (tmp_path / 'save/b/epoch-last.pth').exists()
+    assert 'stopped: non-finite loss' in (tmp_path / 'save/b/log.txt').read_text()
