@@ -143,3 +143,17 @@ def test_demo_removes_stale_temp_files_of_its_output(tmp_path, tiny_ckpt):
     os.utime(stale, (0, 0))
     demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2', '--output', str(tmp_path / 'out.png')])
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png', 'out.png']
+
+
+def test_outputs_that_are_inputs_by_hard_link_or_as_the_model_are_refused(eval_setup, tmp_path, tiny_ckpt, capsys):
+    link = tmp_path / 'res.json'
+    os.link(eval_setup['config'], link)
+    before = eval_setup['config'].read_bytes()
+    assert 'is the --config file itself' in one_line_error(lambda: run_test_py(eval_setup, '--out', link), capsys)
+    assert eval_setup['config'].read_bytes() == before
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    model = tiny_ckpt.read_bytes()
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2',
+                                            '--output', str(tiny_ckpt)]), capsys)
+    assert 'is the model checkpoint itself' in err and tiny_ckpt.read_bytes() == model
