@@ -12,7 +12,6 @@ from PIL import Image
 import demo
 import models
 from utils import files as file_io
-from utils import images as image_io
 from utils.checkpoints import save_checkpoint
 from utils.errors import UserError, run_cli
 

@@ -28,7 +28,9 @@ class ScalarEvents:
         self.writer.write_event(Event(summary=scalar(tag, value), step=step, wall_time=time.time()))
 
     def flush(self) -> None:
+        """Write what was added to disk (an OSError if the disk refuses)."""
         self.writer.flush()
 
     def close(self) -> None:
+        """Flush and close the event file."""
         self.writer.close()

@@ -23,6 +23,7 @@ PROBE_QUERIES = 64
 
 
 def _reason(e: BaseException) -> str:
+    """'Type: message' of an exception, on one line."""
     msg = ' '.join(str(e).split())
     return f'{type(e).__name__}: {msg}' if msg else type(e).__name__
 

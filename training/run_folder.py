@@ -34,6 +34,7 @@ def _ours(name: str) -> bool:
 
 
 def _holds_files(path: Path) -> bool:
+    """Whether path is a folder holding any file of a run."""
     return path.is_dir() and any(not _ours(p.name) for p in path.iterdir())
 
 
@@ -193,6 +194,7 @@ class RunLog:
             pass
 
     def scalar(self, tag: str, value: float, step: int) -> None:
+        """A TensorBoard scalar (written to disk with the next message)."""
         if self.events is not None:
             try:
                 self.events.add(tag, value, step)

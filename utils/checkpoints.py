@@ -107,6 +107,7 @@ class _WatchedFile:
         self.f, self.error = f, None
 
     def write(self, data) -> int:
+        """f.write(data), remembering an OSError before raising it."""
         try:
             return self.f.write(data)
         except OSError as e:

@@ -21,6 +21,7 @@ _MERGE_TAG = 'tag:yaml.org,2002:merge'
 
 
 def _children(node: yaml.Node) -> list:
+    """The nodes a composed YAML node holds (a mapping's keys and values)."""
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
     if isinstance(node, yaml.MappingNode):
@@ -62,12 +63,14 @@ class ConfigLoader(yaml.SafeLoader):
     keys and documents failing check_node_graph."""
 
     def get_single_node(self):
+        """The composed document, checked by check_node_graph before anything is constructed."""
         node = super().get_single_node()
         if node is not None:
             check_node_graph(node)
         return node
 
     def construct_mapping(self, node, deep=False):
+        """SafeLoader's mapping, after refusing a key written twice."""
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for key_node, _ in node.value:

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
-from .files import atomic_write, check_writable  # noqa: F401  (demo.py's output check)
+from .files import atomic_write
 
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
