@@ -142,8 +142,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     refuse_inputs(out_path, inputs, 'output')
 
     # The budget is checked from the file's header, before anything is decoded.
-    image = read_image(inp_path, allow_huge=args.force, max_megapixels=None if args.force else MAX_INPUT_MEGAPIXELS,
-                       hint='; pass --force to read it anyway')
+    budget = None if args.force else MAX_INPUT_MEGAPIXELS
+    image = read_image(inp_path, allow_huge=args.force, max_megapixels=budget, hint='; pass --force to read it anyway')
     h, w = image.rgb.shape[:2]
     out_hw = output_size((h, w), scale, resolution)
     check_output(out_path, inputs, 'output')
