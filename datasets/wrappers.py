@@ -85,10 +85,16 @@ def describe(dataset: Dataset, idx: int) -> str:
     return dataset.describe(idx) if hasattr(dataset, 'describe') else f'item {idx}'
 
 
+def check_size(value: Optional[int], name: str) -> Optional[int]:
+    """Refuse a size or count that is not a positive integer (None: not set)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise UserError(f'{name} must be a positive integer, got {value!r}')
+    return value
+
+
 def check_sample_q(sample_q: Optional[int]) -> None:
     """Refuse a sample_q that is not a positive integer (None means every pixel)."""
-    if sample_q is not None and (not isinstance(sample_q, int) or sample_q < 1):
-        raise UserError(f'sample_q must be a positive integer, got {sample_q!r}')
+    check_size(sample_q, 'sample_q')
 
 
 @register('sr-implicit-downsampled')
@@ -102,8 +108,13 @@ class SRImplicitDownsampled(Dataset):
                  sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                   for v in (self.scale_min, self.scale_max)):
+            raise UserError(f'scale_min and scale_max must be finite numbers, got {self.scale_min!r} '
+                            f'and {self.scale_max!r}')
         if not 0 < self.scale_min <= self.scale_max:
             raise UserError(f'need 0 < scale_min <= scale_max, got {self.scale_min} and {self.scale_max}')
         check_sample_q(sample_q)
@@ -146,6 +157,7 @@ class SRImplicitPaired(Dataset):
                  sample_q: Optional[int] = None, rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        check_size(inp_size, 'inp_size')
         check_sample_q(sample_q)
 
     def __len__(self) -> int:
@@ -191,8 +203,9 @@ class SRImplicitUniformVaried(Dataset):
                  augment: bool = False, gt_resize: Optional[int] = None,
                  sample_q: Optional[int] = None, resize: str = 'pil'):
         self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, augment, gt_resize, sample_q
-        self.size_min = size_min
-        self.size_max = size_min if size_max is None else size_max
+        self.size_min = check_size(size_min, 'size_min')
+        self.size_max = size_min if size_max is None else check_size(size_max, 'size_max')
+        check_size(gt_resize, 'gt_resize')
         check_sample_q(sample_q)
         self.resize = check_resize_method(resize)
 

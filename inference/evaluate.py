@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from datasets.resize import resize_fn
-from utils.errors import UserError
+from utils.errors import CheckedLoader, UserError
 from utils.images import write_image
 from utils.precision import autocast
 
@@ -93,17 +93,19 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
              bsize: Optional[int] = None, device: torch.device = torch.device('cpu'),
              precision: str = 'fp32', names: Optional[Sequence[str]] = None, progress: Optional[bool] = True,
              desc: str = 'test', whole: bool = False, with_ssim: bool = True, window: Optional[int] = None,
-             cell_scale_max: Optional[float] = None,
-             on_image: Optional[Callable[[int, Tensor], None]] = None) -> list[dict]:
+             cell_scale_max: Optional[float] = None, on_image: Optional[Callable[[int, Tensor], None]] = None,
+             key: str = 'test_dataset') -> list[dict]:
     """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
     (None: bicubic) over `loader`, querying `bsize` coordinates at a time (all at once if None).
     'ssim' is None for pixel subsets (`whole` refuses them) and without `with_ssim` (training's
     validation, whose crops may be smaller than SSIM's window). `window` and `cell_scale_max`:
-    see predict. `on_image(index, pred (3, H, W) in [0, 1])` sees each whole prediction. `progress` None: a bar only on a
-    terminal. The model's train/eval mode is the caller's business."""
+    see predict. `on_image(index, pred (3, H, W) in [0, 1])` sees each whole prediction.
+    `progress` None: a bar only on a terminal. `key` names the config section in loader errors.
+    The model's train/eval mode is the caller's business."""
     protocol = parse_eval_type(eval_type)
     rows = []
-    bar = tqdm(loader, desc=desc, leave=False, disable=None if progress is None else not progress)
+    bar = tqdm(CheckedLoader(loader, key), desc=desc, leave=False,
+               disable=None if progress is None else not progress)
     for batch in bar:
         hw = image_shape(batch['cell'], batch['gt'].shape[1], protocol, whole)
         pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)

@@ -13,11 +13,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.norm import DataNorm  # noqa: E402
 from models.loading import build_model  # noqa: E402
 from utils.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import run_cli  # noqa: E402
+from utils.files import refuse_inputs  # noqa: E402
 
 
 def export(src: str, dst: str) -> dict:
     """Write the model-only checkpoint of src to dst; returns it."""
+    refuse_inputs(dst, {'source checkpoint': src})
     ckpt = load_checkpoint(src)
     build_model(ckpt, src)  # refuse to export something that does not load
     spec = ckpt['model']
@@ -27,8 +29,6 @@ def export(src: str, dst: str) -> dict:
            'data_norm': DataNorm.from_checkpoint(ckpt, src).to_config()}
     if isinstance(ckpt.get('config'), dict):
         out['config'] = ckpt['config']
-    if os.path.abspath(src) == os.path.abspath(dst):
-        raise UserError(f'{dst}: refusing to overwrite the source checkpoint')
     save_checkpoint(out, dst)
     return out
 

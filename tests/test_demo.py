@@ -22,6 +22,7 @@ from script_loader import load_script
 from tiny import edsr_spec, liif_spec, tiny_checkpoint
 from utils import files as file_io
 from utils import images as image_io
+from utils.checkpoints import save_checkpoint
 from utils.errors import UserError, run_cli
 
 REPO = Path(__file__).resolve().parents[1]

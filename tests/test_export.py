@@ -33,7 +33,7 @@ def test_export_keeps_only_the_model(tmp_path):
     inp, coord, cell = torch.randn(1, 3, 5, 6), torch.rand(1, 9, 2) * 2 - 1, torch.full((1, 9, 2), 0.1)
     with torch.no_grad():
         assert torch.equal(load_model(dst)(inp, coord, cell), model.eval()(inp, coord, cell))
-    with pytest.raises(UserError, match='refusing to overwrite'):
+    with pytest.raises(UserError, match='is the source checkpoint itself'):
         load_export()(str(dst), str(dst))
 
 

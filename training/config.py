@@ -24,6 +24,11 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     'sgd': torch.optim.SGD,
 }
 
+# Value bounds. A learning rate above 1 diverges at the first step for every optimizer offered
+# (the paper's is 1e-4); seeds are 63-bit, what torch's and numpy's generators take.
+MAX_LR = 1.0
+MAX_SEED = 2 ** 63 - 1
+
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
     'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None,
@@ -48,7 +53,7 @@ def _check_optimizer(c: Checker, value: Any) -> None:
     c.mapping(value, 'optimizer', allowed=('name', 'args'), required=('name', 'args'))
     c.string(value['name'], 'optimizer.name', choices=tuple(OPTIMIZERS))
     args = c.mapping(value['args'], 'optimizer.args', required=('lr',))
-    c.number(args['lr'], 'optimizer.args.lr', positive=True)
+    c.number(args['lr'], 'optimizer.args.lr', positive=True, maximum=MAX_LR)
     c.no_number_strings(args, 'optimizer.args')
 
 
@@ -97,7 +102,7 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     for key in ('epoch_val', 'epoch_save'):
         if out[key] is not None:
             c.integer(out[key], key)
-    c.integer(out['seed'], 'seed', minimum=0)
+    c.integer(out['seed'], 'seed', minimum=0, maximum=MAX_SEED)
     c.string(out['precision'], 'precision', choices=PRECISIONS)
     if out['num_workers'] is not None:
         c.integer(out['num_workers'], 'num_workers', minimum=0)

@@ -21,7 +21,9 @@ def make_dataset(section: dict, key: str, where: str) -> Dataset:
         spec = section[part]
         try:
             parts.append(datasets.make(spec, args={'dataset': parts[0]} if parts else None))
-        except TypeError as e:
+        except UserError as e:
+            raise UserError(f'{where}: {key}.{part}: {e}') from None
+        except (TypeError, ValueError) as e:
             raise UserError(f'{where}: {key}.{part}: cannot build {spec["name"]!r} ({e})') from None
     if len(parts[1]) == 0:
         raise UserError(f'{where}: {key}: the dataset is empty')

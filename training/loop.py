@@ -11,6 +11,7 @@ from tqdm import tqdm
 from inference.evaluate import evaluate
 from inference.norm import DataNorm
 from inference.window import model_window
+from utils.errors import CheckedLoader
 from utils.precision import autocast
 
 from .distributed import all_mean, all_sum
@@ -46,7 +47,7 @@ def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: tor
     """One pass over loader; returns the mean of the iterations' losses."""
     net.train()
     total, n = 0.0, 0
-    bar = tqdm(loader, leave=False, desc=desc, disable=None if show else True)
+    bar = tqdm(CheckedLoader(loader, 'train_dataset'), leave=False, desc=desc, disable=None if show else True)
     for i, batch in enumerate(bar):
         try:
             loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision)
@@ -66,7 +67,7 @@ def validate(model: nn.Module, loader: Iterable, norm: DataNorm, eval_type: Opti
     model.eval()
     try:
         rows = evaluate(model, loader, norm, eval_type, eval_bsize, device, precision,
-                        progress=None if show else False, desc='val', with_ssim=False,
+                        progress=None if show else False, desc='val', with_ssim=False, key='val_dataset',
                         window=model_window(model))
     finally:
         model.train()

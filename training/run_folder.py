@@ -9,6 +9,10 @@ import yaml
 from tqdm import tqdm
 
 from utils.errors import UserError
+from utils.files import WriteError, atomic_write_text, clean_stale_temps, is_temp_name
+
+from .events import ScalarEvents
+from .run_lock import LOCK_NAME, RunLock, check_not_busy
 
 
 def default_save_path(config_path: Optional[str], name: Optional[str], tag: Optional[str],
@@ -27,8 +31,63 @@ def default_save_path(config_path: Optional[str], name: Optional[str], tag: Opti
     return Path(root) / ('_' + Path(config_path).stem)
 
 
+def _ours(name: str) -> bool:
+    """The lock file and temporary files of interrupted writes: not part of a run's contents."""
+    return name == LOCK_NAME or is_temp_name(name)
+
+
 def _holds_files(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
+    """Whether path is a folder holding any file of a run."""
+    return path.is_dir() and any(not _ours(p.name) for p in path.iterdir())
+
+
+def folder_state(path: Path) -> Optional[list]:
+    """(name, size, mtime) of the run's files (None: no folder): what must not change between
+    checking a folder and taking it."""
+    if not path.is_dir():
+        return None
+    return sorted((p.name, st.st_size, st.st_mtime_ns) for p in path.iterdir() if not _ours(p.name)
+                  for st in [p.stat()])
+
+
+def claim_run_folder(save_path: Path, move_aside: bool,
+                     checked: Optional[list]) -> tuple[RunLock, Optional[Path], list]:
+    """Rank 0, after every check: lock save_path for this run (moving its contents aside first
+    with --overwrite) and remove stale temporary files. `checked` is folder_state() when the folder
+    was checked; if another training changed it since, nothing is touched and this is a UserError.
+    Returns (the lock, where the old contents went or None, notes for the log)."""
+    moved = None
+    if move_aside:
+        old = RunLock(save_path)
+        old.acquire(record=False)
+        try:
+            _unchanged(save_path, checked)
+            moved = set_aside(save_path)
+        finally:
+            old.release()
+        checked = None
+    try:
+        save_path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f'cannot create the run folder {save_path} ({e.strerror})') from None
+    lock = RunLock(save_path)
+    notes = [lock.acquire()]
+    try:
+        _unchanged(save_path, checked)
+    except UserError:
+        lock.release()
+        raise
+    stale = clean_stale_temps(save_path)
+    if stale:
+        notes.append(f'removed {len(stale)} temporary file(s) of interrupted writes')
+    return lock, moved, [n for n in notes if n]
+
+
+def _unchanged(save_path: Path, checked: Optional[list]) -> None:
+    """UserError unless the run's files in save_path are those seen when it was checked."""
+    if (folder_state(save_path) or []) != (checked or []):
+        raise UserError(f'{save_path} changed while this run was starting (another training wrote into '
+                        'it); nothing was touched: look at it and start again')
 
 
 def check_run_folder(save_path: Path, resume: Optional[Path], resume_epoch: Optional[int],
@@ -38,6 +97,7 @@ def check_run_folder(save_path: Path, resume: Optional[Path], resume_epoch: Opti
     something. `last_epoch` is the epoch of save_path/epoch-last.pth, if there is one."""
     if save_path.exists() and not save_path.is_dir():
         raise UserError(f'{save_path} exists and is not a folder')
+    check_not_busy(save_path)
     if not _holds_files(save_path):
         return False
     inside = resume is not None and resume.resolve().parent == save_path.resolve()
@@ -67,43 +127,91 @@ def set_aside(save_path: Path) -> Path:
     return dest
 
 
+def _latest_config(save_path: Path) -> Optional[dict]:
+    """The config the run last wrote (config.yaml or the latest config-resume-<epoch>.yaml)."""
+    resumes = sorted(save_path.glob('config-resume-*.yaml'),
+                     key=lambda p: int(p.stem.rsplit('-', 1)[1]) if p.stem.rsplit('-', 1)[1].isdigit() else -1)
+    for path in [*reversed(resumes), save_path / 'config.yaml']:
+        if path.is_file():
+            try:
+                cfg = yaml.safe_load(path.read_text())
+            except (OSError, ValueError, yaml.YAMLError):
+                return None
+            return cfg if isinstance(cfg, dict) else None
+    return None
+
+
 def save_config(save_path: Path, config: dict, epoch: int) -> Path:
-    """Write config.yaml for a new run; a resumed run whose config changed gets
-    config-resume-<epoch>.yaml beside it instead (the first one is kept)."""
-    text = yaml.safe_dump(config, sort_keys=False)
+    """Write config.yaml for a new run; a resumed run whose config changed (other than `resume:`)
+    gets config-resume-<epoch>.yaml beside it instead (the first one is kept). Written atomically;
+    a failure is a UserError."""
     path = save_path / 'config.yaml'
     if path.is_file():
-        if path.read_text() == text:
+        latest = _latest_config(save_path)
+        if latest is not None and {**latest, 'resume': None} == {**config, 'resume': None}:
             return path
         path = save_path / f'config-resume-{epoch}.yaml'
-    path.write_text(text)
+    try:
+        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
+    except OSError as e:
+        raise WriteError(path, e) from None
     return path
 
 
 class RunLog:
-    """Messages to stdout and log.txt, scalars to tensorboard; silent when save_path is None
-    (ranks other than 0)."""
+    """Messages to stdout and log.txt, scalars to tensorboard/ (training/events.py); silent when
+    save_path is None (ranks other than 0). A failed write is a WriteError naming the file; `note`
+    and `close` never raise (they run while another error is reported). Holds the run's lock, if
+    given, until close()."""
 
-    def __init__(self, save_path: Optional[Path], first_step: int = 1):
+    def __init__(self, save_path: Optional[Path], first_step: int = 1, lock: Optional[RunLock] = None):
         self.path = None if save_path is None else save_path / 'log.txt'
-        self.writer = None
+        self.lock = lock
+        self.events = None
         if save_path is not None:
-            from tensorboardX import SummaryWriter
-
-            # purge_step drops events of epochs a resumed run is about to redo.
-            self.writer = SummaryWriter(str(save_path / 'tensorboard'), purge_step=first_step)
+            try:
+                self.events = ScalarEvents(save_path / 'tensorboard', purge_step=first_step)
+            except OSError as e:
+                raise WriteError(save_path / 'tensorboard', e) from None
 
     def __call__(self, msg: str) -> None:
         if self.path is None:
             return
         tqdm.write(msg)
-        with open(self.path, 'a') as f:
-            f.write(msg + '\n')
+        try:
+            with open(self.path, 'a') as f:
+                f.write(msg + '\n')
+        except OSError as e:
+            raise WriteError(self.path, e) from None
+        if self.events is not None:
+            try:
+                self.events.flush()
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
+
+    def note(self, msg: str) -> None:
+        """Log msg if the folder still takes it; a failure here is dropped, not raised."""
+        try:
+            self(msg)
+        except WriteError:
+            pass
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
+        """A TensorBoard scalar (written to disk with the next message)."""
+        if self.events is not None:
+            try:
+                self.events.add(tag, value, step)
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        """Close the event file and release the lock; errors are dropped (the run is over)."""
+        try:
+            if self.events is not None:
+                self.events.close()
+        except OSError:
+            pass
+        finally:
+            self.events = None
+            if self.lock is not None:
+                self.lock.release()

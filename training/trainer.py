@@ -4,6 +4,7 @@ calls `train`."""
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -16,19 +17,29 @@ from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
+from utils.files import WriteError
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS
 from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
-from .run_folder import RunLog, check_run_folder, save_config, set_aside
+from .probe import probe
+from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
 from .state import (RANK_STREAM, check_resumable, derive_seed, init_weights, make_checkpoint, parameters_finite,
                     restore, rng_state)
 
 
 class TrainingDiverged(UserError):
     """The loss or the weights became non-finite; the last good checkpoint is kept."""
+
+
+def last_good(good: Optional[tuple]) -> str:
+    """Where to continue from: good is (checkpoint path, epoch) of the latest one this run can
+    resume, or None when none was saved."""
+    if good is None:
+        return 'No checkpoint was saved: start again'
+    return f'The last good checkpoint is {good[0]} (epoch {good[1]}): resume from it (--resume {good[0]})'
 
 
 def default_workers(env: DistEnv) -> int:
@@ -52,9 +63,14 @@ def pick_device(gpu: Optional[str], env: DistEnv) -> tuple[torch.device, list[in
 def build_model(config: dict, where: str) -> nn.Module:
     """models.make(config['model']); wrong args are a UserError naming the file."""
     try:
-        return models.make(config['model'])
-    except TypeError as e:
-        raise UserError(f"{where}: model: cannot build {config['model']['name']!r} ({e})") from None
+        with warnings.catch_warnings():  # a width of 0 is refused as one line (training/probe.py)
+            warnings.filterwarnings('ignore', 'Initializing zero-element tensors')
+            return models.make(config['model'])
+    except UserError as e:
+        raise UserError(f'{where}: model: {e}') from None
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError, OverflowError, IndexError) as e:
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f"{where}: model: cannot build {config['model']['name']!r} ({msg})") from None
 
 
 def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.Optimizer:
@@ -63,7 +79,7 @@ def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.O
     spec = config['optimizer']
     try:
         return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
 
 
@@ -111,6 +127,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
+    checked = folder_state(save_path)
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
     model, optimizer, scheduler, scaler = build_training(config, where, device)
@@ -123,15 +140,25 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
     train_loaders, val_loaders, data_summary = build_loaders(config, where, env, device)
     norm = DataNorm.from_config(config['data_norm'])
+    probe(model, train_loaders.dataset, val_loaders and val_loaders.dataset, norm, config, where, device)
 
     barrier()  # every rank has checked the folder before rank 0 changes it
-    moved = None
+    lock, moved, notes, failed = None, None, [], None
     if env.is_main:
-        moved = set_aside(save_path) if move_aside else None
-        save_path.mkdir(parents=True, exist_ok=True)
-        save_config(save_path, config, start_epoch)
-    log = RunLog(save_path if env.is_main else None, first_step=start_epoch + 1)
+        try:
+            lock, moved, notes = claim_run_folder(save_path, move_aside, checked)
+            save_config(save_path, config, start_epoch)
+        except UserError as e:
+            failed = str(e)
+            if lock is not None:
+                lock.release()
+    failed = all_gather(failed)[0]  # every rank stops when rank 0 could not take the folder
+    if failed:
+        raise UserError(failed)
+    log = RunLog(save_path if env.is_main else None, first_step=start_epoch + 1, lock=lock)
     log(f'run folder: {save_path}')
+    for folder_note in notes:
+        log(folder_note)
     if moved is not None:
         log(f'moved the previous contents of {save_path} to {moved}')
     if ckpt is not None:
@@ -151,18 +178,21 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     def save(epoch: int, names: list[str]) -> None:
         rng = all_gather(rng_state())
         if not parameters_finite(model):
-            raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. The last '
-                                   f'good checkpoint is {last}: resume from it with a lower learning rate')
+            raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. '
+                                   f'{last_good(good)} with a lower learning rate')
         if env.is_main:
             ckpt_out = make_checkpoint(model, config, optimizer, scheduler, scaler, epoch, best_val, rng)
             for name in names:
                 save_checkpoint(ckpt_out, save_path / name)
 
     history = {'epoch': [], 'train_loss': [], 'val_psnr': [], 'best_val': best_val}
-    saved_epoch, epoch, t_start = start_epoch, start_epoch, time.time()
+    # The latest checkpoint on disk that this run can continue from: (path, epoch) or None.
+    good = (resume, start_epoch) if ckpt is not None else None
+    epoch, t_start = start_epoch, time.time()
     try:
         if ckpt is None:
             save(0, ['epoch-last.pth'])  # Ctrl-C in epoch 1 still leaves a resumable state
+            good = (last, 0)
         for epoch in range(start_epoch + 1, config['epoch_max'] + 1):
             t_epoch = time.time()
             lr = optimizer.param_groups[0]['lr']
@@ -170,9 +200,8 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                 loss = train_epoch(net, train_loaders(epoch), norm, optimizer, scaler, device, precision,
                                    show=env.is_main, desc=f'epoch {epoch}')
             except FloatingPointError as e:
-                raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. The '
-                                       f'last good checkpoint is {last} (epoch {saved_epoch}); resume from '
-                                       'it with a lower learning rate, or check the data') from None
+                raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
+                                       f'{last_good(good)} with a lower learning rate, or check the data') from None
             if scheduler is not None:
                 scheduler.step()
             msg = f'epoch {epoch}/{config["epoch_max"]}, lr {lr:.2e}, train: loss={loss:.4f}'
@@ -190,7 +219,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             if config['epoch_save'] is not None and epoch % config['epoch_save'] == 0:
                 names.append(f'epoch-{epoch}.pth')
             save(epoch, names)
-            saved_epoch = epoch
+            good = (last, epoch)
             elapsed = time.time() - t_start
             total = elapsed / (epoch - start_epoch) * (config['epoch_max'] - start_epoch)
             log(f'{msg}, {time.time() - t_epoch:.1f}s, {elapsed / 60:.1f}/{total / 60:.1f} min')
@@ -202,9 +231,15 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         if env.distributed:
             log(f'weights identical on all {env.world_size} ranks (sha256 {digests[0][:16]})')
     except KeyboardInterrupt:
-        log(f'interrupted in epoch {epoch}: {last} holds the end of epoch {saved_epoch}; continue '
-            f'with: python train_liif.py --resume {last}')
+        log.note(f'interrupted in epoch {epoch}. {last_good(good)}')
         raise
+    except TrainingDiverged as e:
+        log.note(f'stopped: {e}')
+        raise
+    except WriteError as e:  # a full disk, a read-only folder
+        msg = f'{e}: training stopped in epoch {epoch}. {last_good(good)} once the folder takes files again'
+        log.note(msg)
+        raise UserError(msg) from None
     finally:
         log.close()
     history['best_val'] = best_val

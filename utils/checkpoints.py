@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .errors import UserError
-from .files import PathLike, atomic_write
+from .files import PathLike, WriteError, atomic_write
 
 
 def _first(names, n: int = 3) -> str:
@@ -99,7 +99,38 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     return ckpt
 
 
+class _WatchedFile:
+    """A binary file whose write errors are remembered: torch.save reports a failed write (a full
+    disk) as an opaque RuntimeError, and the OSError behind it is what the user needs to see."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        """f.write(data), remembering an OSError before raising it."""
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
 def save_checkpoint(obj: dict, path: PathLike) -> None:
     """torch.save to a temporary file in the same folder, then rename over `path`: a crash
-    mid-write leaves the previous file intact."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    mid-write leaves the previous file intact. A failed write (a full disk, a read-only folder)
+    is a WriteError naming `path`."""
+    def write(f) -> None:
+        watched = _WatchedFile(f)
+        try:
+            torch.save(obj, watched)
+        except RuntimeError:
+            if watched.error is not None:
+                raise watched.error from None
+            raise
+    try:
+        atomic_write(path, write)
+    except OSError as e:
+        raise WriteError(path, e) from None

@@ -1,5 +1,7 @@
-"""YAML configs: safe_load only, one clear line for a missing, unreadable or malformed file;
-`Checker`, the type checks every config reader uses (`<where>: <key>: <what was expected>`)."""
+"""YAML configs: safe_load's plain types only, with limits (alias expansion, self-reference,
+depth, size), no duplicate keys, UTF-8, and one clear line for a missing, unreadable or malformed
+file; `Checker`, the type checks every config reader uses (`<where>: <key>: <what was expected>`)."""
+import math
 import re
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -9,18 +11,120 @@ import yaml
 from .errors import UserError
 
 
+# Limits of a config file. Aliases are allowed (an anchor reused for train and val data), but
+# every use counts: a document expanding to more values than this is refused before it is built
+# (a "billion laughs" alias bomb), and so is an alias that contains itself.
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 64
+MAX_YAML_BYTES = 16 << 20
+_MERGE_TAG = 'tag:yaml.org,2002:merge'
+
+
+def _children(node: yaml.Node) -> list:
+    """The nodes a composed YAML node holds (a mapping's keys and values)."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def check_node_graph(root: yaml.Node) -> None:
+    """Refuse a composed YAML document that refers to itself, nests deeper than MAX_YAML_DEPTH or
+    expands (aliases counted at every use) to more than MAX_YAML_VALUES values. Linear in the
+    number of distinct nodes: each node's expanded size is computed once."""
+    size, on_path = {}, set()
+    stack = [(root, 0, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if done:
+            on_path.discard(id(node))
+            size[id(node)] = 1 + sum(size[id(c)] for c in _children(node))
+            if size[id(node)] > MAX_YAML_VALUES:
+                raise yaml.YAMLError(f'expands to more than {MAX_YAML_VALUES:,} values (aliases '
+                                     'counted at every use): refused as an alias bomb')
+            continue
+        if id(node) in size:
+            continue
+        if depth > MAX_YAML_DEPTH:
+            raise yaml.YAMLError(f'nested deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1})')
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        for child in _children(node):
+            if id(child) in on_path:
+                raise yaml.YAMLError(f'an alias at line {child.start_mark.line + 1} refers to a value '
+                                     'that contains it (a self-referencing alias)')
+            if id(child) not in size:
+                stack.append((child, depth + 1, False))
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """yaml.SafeLoader (plain types only, no tags that build objects) that also refuses duplicate
+    keys and documents failing check_node_graph."""
+
+    def get_single_node(self):
+        """The composed document, checked by check_node_graph before anything is constructed."""
+        node = super().get_single_node()
+        if node is not None:
+            check_node_graph(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        """SafeLoader's mapping, after refusing a key written twice."""
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                    continue  # '<<' merges may be overridden; other keys are checked as built
+                key = self.construct_object(key_node)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f'duplicate key {key!r} (YAML would keep only the last)', key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def decode_text(data: bytes, path) -> str:
+    """A config file's bytes as text: UTF-8 (or UTF-16/32 with a byte-order mark, as YAML allows);
+    anything else is a UserError naming the first bad byte."""
+    for bom, codec in ((b'\xff\xfe\x00\x00', 'utf-32'), (b'\x00\x00\xfe\xff', 'utf-32'),
+                       (b'\xff\xfe', 'utf-16'), (b'\xfe\xff', 'utf-16')):
+        if data.startswith(bom):
+            break
+    else:
+        codec = 'utf-8-sig'
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as e:
+        raise UserError(f'{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); '
+                        'save the config as UTF-8') from None
+
+
 def load_yaml(path) -> dict:
-    """Read a YAML mapping with yaml.safe_load (no tags that build objects)."""
+    """Read a YAML mapping with ConfigLoader: safe_load's plain types, within the limits above,
+    without duplicate keys. Every failure is a one-line UserError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f'config not found: {path}')
     try:
-        with open(path) as f:
-            cfg = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        where = getattr(e, 'problem_mark', None)
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise UserError(f'{path}: {path.stat().st_size:,} bytes, larger than a config can be '
+                            f'({MAX_YAML_BYTES >> 20} MB)')
+        text = decode_text(path.read_bytes(), path)
+    except OSError as e:
+        raise UserError(f'cannot read config {path} ({e.strerror})') from None
+    try:
+        cfg = yaml.load(text, Loader=ConfigLoader)
+    except yaml.MarkedYAMLError as e:
+        where = e.problem_mark or e.context_mark
         line = f' at line {where.line + 1}' if where is not None else ''
-        raise UserError(f'{path}: not valid YAML{line}') from None
+        problem = e.problem or e.context or ''
+        raise UserError(f'{path}: not valid YAML{line}' + (f': {problem}' if problem else '')) from None
+    except yaml.YAMLError as e:
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'{path}: not valid YAML: {msg}') from None
+    except RecursionError:
+        raise UserError(f'{path}: not valid YAML: nested too deeply') from None
     if not isinstance(cfg, dict):
         raise UserError(f'{path}: expected a YAML mapping of config keys, got {type(cfg).__name__}')
     return cfg
@@ -69,20 +173,28 @@ class Checker:
                     self.fail(f'{key}.{k}', f'unknown key; expected one of {", ".join(allowed)}')
         return value
 
-    def integer(self, value: Any, key: str, minimum: int = 1) -> int:
+    def integer(self, value: Any, key: str, minimum: int = 1, maximum: Optional[int] = None) -> int:
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(key, f'expected an integer >= {minimum}, got {self.got(value)}')
         if value < minimum:
             self.fail(key, f'expected an integer >= {minimum}, got {value}')
+        if maximum is not None and value > maximum:
+            self.fail(key, f'expected an integer <= {maximum} ({maximum.bit_length()} bits), got {value}')
         return value
 
-    def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False) -> float:
+    def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False,
+               maximum: Optional[float] = None) -> float:
+        """A finite int or float (YAML's .inf and .nan are refused), optionally > 0, != 0, <= maximum."""
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             self.fail(key, f'expected a number, got {self.got(value)}')
+        if not math.isfinite(value):
+            self.fail(key, f'expected a finite number, got {value}')
         if positive and not value > 0:
             self.fail(key, f'expected a number > 0, got {value}')
         if nonzero and value == 0:
             self.fail(key, 'must not be 0')
+        if maximum is not None and value > maximum:
+            self.fail(key, f'expected a number <= {maximum:g}, got {value:g}')
         return float(value)
 
     def numbers(self, value: Any, key: str, lengths: tuple = (1, 3), nonzero: bool = False) -> tuple:
@@ -99,7 +211,8 @@ class Checker:
         return value
 
     def no_number_strings(self, value: Any, key: str) -> None:
-        """Free-form args (model, dataset, optimizer): refuse strings YAML did not read as numbers."""
+        """Free-form args (model, dataset, optimizer): refuse strings YAML did not read as numbers,
+        and infinite or NaN numbers."""
         if isinstance(value, dict):
             for k, v in value.items():
                 self.no_number_strings(v, f'{key}.{k}')
@@ -108,6 +221,8 @@ class Checker:
                 self.no_number_strings(v, f'{key}[{i}]')
         elif isinstance(value, str) and _YAML_NUMBER_STRING.match(value):
             self.fail(key, f'expected a number, got {self.got(value)}')
+        elif isinstance(value, float) and not math.isfinite(value):
+            self.fail(key, f'expected a finite number, got {value}')
 
     def spec(self, value: Any, key: str, known: Optional[Callable[[str], bool]], names: Callable[[], list]) -> dict:
         self.mapping(value, key, allowed=('name', 'args'), required=('name',))

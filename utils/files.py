@@ -20,6 +20,15 @@ _TEMP_NAME = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp')
 _PROCESS_START = time.time()
 
 
+class WriteError(UserError):
+    """A file could not be written (a full disk, a read-only folder); the previous file, if any,
+    is intact. One line naming the file and the system's reason."""
+
+    def __init__(self, path: PathLike, error: OSError):
+        super().__init__(f'cannot write {path} ({error.strerror or error})')
+        self.path, self.error = Path(path), error
+
+
 def umask() -> int:
     """The process's file-creation mask (read by setting and restoring it)."""
     mask = os.umask(0o022)

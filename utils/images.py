@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
-from .files import atomic_write, check_writable  # noqa: F401  (demo.py's output check)
+from .files import atomic_write
 
 # Files the datasets and demo.py treat as images (by extension).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')

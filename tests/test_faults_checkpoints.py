@@ -1,0 +1,103 @@
+"""Hostile checkpoints: flipped bits, truncated copies, NaN/inf weights, plain encoders, NaN
+renders (tests/faults.py)."""
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import demo
+from inference.upscale import Upscaler
+import models
+from faults import NORM, TINY_LIIF, one_line_error, test_cli
+from inference.norm import DataNorm
+from inference.render import render
+from utils.checkpoints import load_checkpoint, save_checkpoint
+from utils.errors import UserError
+
+
+# ---------------------------------------------------------------- hostile checkpoints
+
+def flip_bit_in_weights(src: Path, dst: Path) -> None:
+    """Copy src to dst with one bit flipped in the first tensor's data (an exponent bit of its
+    first float: the weight becomes huge or tiny, and torch.load alone does not notice)."""
+    data = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as z:
+        info = next(i for i in z.infolist() if '/data/' in i.filename and not i.filename.endswith('.pkl'))
+    n, m = struct.unpack('<HH', data[info.header_offset + 26:info.header_offset + 30])
+    data[info.header_offset + 30 + n + m + 3] ^= 0x40
+    dst.write_bytes(bytes(data))
+
+
+def test_a_flipped_bit_is_refused_naming_the_file(eval_setup, tmp_path, capsys):
+    bad = tmp_path / 'flipped.pth'
+    flip_bit_in_weights(eval_setup['ckpt'], bad)
+    # torch.load alone loads it, with a different weight
+    a = torch.load(eval_setup['ckpt'], weights_only=True)['model']['sd']
+    b = torch.load(bad, weights_only=True)['model']['sd']
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(UserError, match=f'{bad}: damaged checkpoint, .* fails its checksum'):
+        load_checkpoint(bad)
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', str(bad),
+                                                '--quiet']), capsys)
+    assert 'damaged checkpoint' in err
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(eval_setup['ckpt'].read_bytes()[:-100])
+    with pytest.raises(UserError, match=f'{truncated}: damaged checkpoint'):
+        load_checkpoint(truncated)
+
+
+def non_finite_checkpoint(path: Path, value: float) -> Path:
+    model = models.make(TINY_LIIF)
+    sd = model.state_dict()
+    sd['imnet.layers.0.weight'][0, 0] = value
+    save_checkpoint({'model': {**TINY_LIIF, 'sd': sd}}, path)
+    return path
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf')])
+def test_non_finite_weights_are_refused_by_test_py_and_demo(eval_setup, tmp_path, capsys, value):
+    ckpt = non_finite_checkpoint(tmp_path / 'nan.pth', value)
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', str(ckpt),
+                                                '--quiet']), capsys)
+    assert 'imnet.layers.0.weight hold NaN or inf' in err
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '2', '--model', str(ckpt),
+                                            '--output', str(tmp_path / 'out.png')]), capsys)
+    assert 'hold NaN or inf' in err and not (tmp_path / 'out.png').exists()
+
+
+def test_test_py_refuses_a_plain_encoder_checkpoint(eval_setup, tmp_path, capsys):
+    spec = {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8}}
+    save_checkpoint({'model': {**spec, 'sd': models.make(spec).state_dict()}}, tmp_path / 'enc.pth')
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model',
+                                                str(tmp_path / 'enc.pth'), '--quiet']), capsys)
+    assert 'not an implicit image function' in err
+
+
+def test_a_render_with_nan_predictions_is_never_written(tmp_path, capsys, monkeypatch):
+    """Finite weights, yet NaN predictions (an overflow, a hostile input): refused, nothing written."""
+    model = models.make(TINY_LIIF).eval()
+    real_query = model.query_rgb
+    model.query_rgb = lambda coord, cell: real_query(coord, cell) * float('nan')
+    with pytest.raises(UserError, match=r'NaN or inf for 20 of 20 pixels'):
+        render(model, torch.rand(1, 3, 2, 5), (4, 5), DataNorm.from_config(NORM))
+    ckpt = tmp_path / 'tiny.pth'
+    save_checkpoint({'model': {**TINY_LIIF, 'sd': models.make(TINY_LIIF).state_dict()}}, ckpt)
+    real_load = Upscaler.load
+
+    def poisoned(*args, **kwargs):
+        up = real_load(*args, **kwargs)
+        q = up.model.query_rgb
+        up.model.query_rgb = lambda coord, cell: q(coord, cell) * float('nan')
+        return up
+    monkeypatch.setattr(Upscaler, 'load', poisoned)
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '2', '--model', str(ckpt),
+                                            '--output', str(tmp_path / 'out.png')]), capsys)
+    assert 'not written' in err and not (tmp_path / 'out.png').exists()

@@ -1,0 +1,130 @@
+"""Fault injection in training configs and resumes: values that pass the schema but cannot work,
+hostile YAML inside args, checkpoints that cannot be resumed. Each is one line `error: ...`, exit
+status 2, and no run folder at all (tests/faults.py)."""
+import copy
+import math
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from test_train import cli, data, one_thread, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
+from training import probe as probe_module
+from training import trainer
+from training.config import check_train_config
+from utils.checkpoints import load_checkpoint, save_checkpoint
+
+
+def refused(raw: dict, tmp_path: Path, capsys, monkeypatch, *extra) -> str:
+    """train_liif.py on config `raw`: exit 2, one line naming the config file, no run folder."""
+    monkeypatch.chdir(tmp_path)
+    path = write_config(tmp_path / 'bad.yaml', raw)
+    code, err = cli(['--config', str(path), '--name', 'r', *extra], capsys)
+    err = err.strip()
+    assert code == 2 and err.startswith('error: ') and '\n' not in err, err
+    assert 'bad.yaml' in err, err
+    assert not (tmp_path / 'save').exists()
+    return err
+
+
+def with_args(raw: dict, path: str, value) -> dict:
+    """A copy of raw with the value at dotted `path` replaced."""
+    raw = copy.deepcopy(raw)
+    *parents, last = path.split('.')
+    node = raw
+    for p in parents:
+        node = node[p]
+    node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize('path, value, expect', [
+    ('optimizer.args.lr', math.inf, 'optimizer.args.lr: expected a finite number'),
+    ('optimizer.args.lr', 1.0e+38, 'optimizer.args.lr: expected a number <= 1'),
+    ('optimizer.args.betas', [0.9, math.nan], 'optimizer.args.betas[1]: expected a finite number'),
+    ('optimizer.args.betas', [0.9, 1.5], 'optimizer.args: not accepted by adam'),
+    ('model.args.encoder_spec.args.n_feats', -8, "model: cannot build 'liif'"),
+    ('model.args.imnet_spec.args.hidden_list', [0], 'model.args: parameter imnet.layers.0.weight has no elements'),
+    ('model', {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8}}, 'not an implicit image function'),
+    ('train_dataset.wrapper.args.inp_size', 0, 'train_dataset.wrapper: inp_size must be a positive integer'),
+    ('train_dataset.wrapper.args.inp_size', -16, 'train_dataset.wrapper: inp_size must be a positive integer'),
+    ('train_dataset.wrapper.args.inp_size', 100, 'train_dataset: image '),
+    ('train_dataset.wrapper.args.scale_max', math.inf, 'wrapper.args.scale_max: expected a finite number'),
+    ('seed', 2 ** 70, 'seed: expected an integer <= 9223372036854775807'),
+    ('data_norm', {'inp': {'sub': [0.5], 'div': [math.inf]}, 'gt': {'sub': [0.5], 'div': [0.5]}},
+     'data_norm.inp.div[0]: expected a finite number'),
+])
+def test_config_values_that_cannot_work_are_one_line(data, tmp_path, capsys, monkeypatch, path, value, expect):
+    err = refused(with_args(tiny_raw(data), path, value), tmp_path, capsys, monkeypatch)
+    assert expect in err, err
+
+
+def test_eval_type_border_wider_than_the_validation_crops(data, tmp_path, capsys, monkeypatch):
+    raw = tiny_raw(data, eval_type='div2k-30')
+    raw['val_dataset']['wrapper']['args'].pop('sample_q')
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert 'eval_type div2k-30 on val_dataset' in err and 'border crop of 36' in err
+    raw['val_dataset']['wrapper']['args']['sample_q'] = 256  # border crop on sampled pixels
+    assert 'eval_type div2k-30 on val_dataset' in refused(raw, tmp_path, capsys, monkeypatch)
+
+
+def test_an_alias_bomb_inside_model_args_does_not_hang(data, tmp_path, capsys, monkeypatch):
+    """The schema checker walks the args: before, it walked 9^9 strings."""
+    text = yaml.safe_dump(tiny_raw(data))
+    bomb = ['    a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    bomb += [f'    {k}: &{k} [{", ".join([f"*{p}"] * 9)}]' for p, k in zip('abcdefgh', 'bcdefghi')]
+    text = text.replace('model:\n  args:\n', 'model:\n  args:\n' + '\n'.join(bomb) + '\n', 1)
+    assert '*h' in text
+    (tmp_path / 'bad.yaml').write_text(text)
+    monkeypatch.chdir(tmp_path)
+    signal.alarm(30)  # a hang fails the test instead of the suite
+    try:
+        code, err = cli(['--config', str(tmp_path / 'bad.yaml'), '--name', 'r'], capsys)
+    finally:
+        signal.alarm(0)
+    assert code == 2 and 'alias bomb' in err and not (tmp_path / 'save').exists()
+
+
+def test_the_dry_run_leaves_the_run_unchanged(data, tmp_path):
+    """Probing draws a batch under a forked random state: the run equals one without the probe."""
+
+    cfg = tiny_raw(data, epoch_max=1)
+    a = trainer.train(check_train_config(cfg, 'a'), tmp_path / 'a')
+    real = trainer.probe
+    try:
+        trainer.probe = lambda *args, **kwargs: None
+        b = trainer.train(check_train_config(cfg, 'b'), tmp_path / 'b')
+    finally:
+        trainer.probe = real
+    assert a['train_loss'] == b['train_loss'] and a['val_psnr'] == b['val_psnr']
+    assert probe_module.PROBE_QUERIES > 0
+
+
+# ---------------------------------------------------------------- hostile resumes
+
+def test_resume_from_a_model_only_checkpoint_is_one_line(data, tmp_path, capsys, monkeypatch):
+
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=1), 't'), tmp_path / 'a')
+    full = load_checkpoint(tmp_path / 'a/epoch-last.pth')
+    save_checkpoint({'model': full['model'], 'epoch': 1}, tmp_path / 'model-only.pth')
+    save_checkpoint({'model': full['model'], 'optimizer': full['optimizer']}, tmp_path / 'no-epoch.pth')
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=2))
+    for name, expect in (('model-only.pth', 'without its training state'), ('no-epoch.pth', 'without its training state')):
+        code, err = cli(['--config', str(cfg), '--name', 'r', '--resume', name], capsys)
+        assert code == 2 and expect in err and err.count('\n') == 1, err
+    assert not (tmp_path / 'save').exists()
+
+
+def test_resume_from_a_nan_checkpoint_is_refused(data, tmp_path, capsys, monkeypatch):
+
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=1), 't'), tmp_path / 'a')
+    ckpt = load_checkpoint(tmp_path / 'a/epoch-last.pth')
+    next(iter(ckpt['model']['sd'].values())).view(-1)[0] = float('nan')
+    save_checkpoint(ckpt, tmp_path / 'nan.pth')
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / 'c.yaml', tiny_raw(data, epoch_max=2))
+    code, err = cli(['--config', str(cfg), '--name', 'r', '--resume', 'nan.pth'], capsys)
+    assert code == 2 and 'hold NaN or inf' in err and 'last good checkpoint' not in err
+    assert not (tmp_path / 'save').exists()

@@ -1,0 +1,200 @@
+"""Faults in inputs: images that need care (one reader for datasets and demo), files claiming huge
+sizes, impossible output sizes, hostile YAML (tests/faults.py)."""
+import json
+import signal
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image, ImageFile
+
+import datasets
+import demo
+import train_liif
+from faults import one_line_error, test_cli
+from utils import images
+from utils.config import load_yaml
+from utils.errors import UserError
+from utils.images import read_image
+
+
+# ---------------------------------------------------------------- one image reader
+
+def hostile_images(folder: Path) -> dict:
+    """Files whose decoding needs care, and the 8-bit RGB pixels each must read as."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    want = {}
+    g16 = rng.integers(0, 65536, (12, 10)).astype(np.uint16)
+    Image.fromarray(g16).save(folder / 'gray16.png')
+    g8 = np.clip(np.round(g16 / 257), 0, 255).astype(np.uint8)
+    want['gray16.png'] = np.repeat(g8[:, :, None], 3, axis=2)
+    pal = Image.fromarray(rgb).quantize(16)
+    pal.save(folder / 'palette.png', transparency=0)
+    want['palette.png'] = np.asarray(pal.convert('RGB'))
+    Image.fromarray(np.dstack([rgb, rng.integers(0, 256, (12, 10), dtype=np.uint8)]), 'RGBA').save(folder / 'rgba.png')
+    want['rgba.png'] = rgb
+    cmyk = Image.fromarray(rgb).convert('CMYK')
+    cmyk.save(folder / 'cmyk.jpg', quality=100)
+    want['cmyk.jpg'] = np.asarray(Image.open(folder / 'cmyk.jpg').convert('RGB'))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rgb).save(folder / 'rotated.jpg', exif=exif, quality=100)
+    want['rotated.jpg'] = np.rot90(np.asarray(Image.open(folder / 'rotated.jpg').convert('RGB')), -1)
+    return want
+
+
+@pytest.mark.parametrize('cache', ['none', 'in_memory', 'bin'])
+def test_datasets_and_demo_read_the_same_pixels(tmp_path, cache):
+
+    want = hostile_images(tmp_path / 'imgs')
+    folder = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path / 'imgs'), 'cache': cache}})
+    for i, name in enumerate(sorted(want)):
+        assert folder.describe(i).endswith(name)
+        got = (folder[i] * 255).round().byte().permute(1, 2, 0).numpy()
+        demo_rgb = read_image(tmp_path / 'imgs' / name).rgb
+        assert np.array_equal(got, demo_rgb), name
+        assert np.array_equal(got, want[name]), name
+
+
+def test_a_16_bit_test_image_scores_as_its_8_bit_copy(tmp_path):
+    """Before: the dataset reader clipped 16-bit values, so every pixel was white."""
+    rng = np.random.default_rng(1)
+    g16 = (rng.integers(0, 256, (24, 20)) * 257).astype(np.uint16)
+    scores = {}
+    for depth, arr in (('16', g16), ('8', (g16 // 257).astype(np.uint8))):
+        (tmp_path / depth).mkdir()
+        Image.fromarray(arr).save(tmp_path / depth / 'a.png')
+        cfg = tmp_path / f'{depth}.yaml'
+        cfg.write_text(yaml.safe_dump({'test_dataset': {
+            'dataset': {'name': 'image-folder', 'args': {'root_path': str(tmp_path / depth)}},
+            'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2}}, 'batch_size': 1}}))
+        scores[depth] = test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet'])['mean']['psnr']
+    assert scores['16'] == scores['8'] and scores['8'] < 40
+
+
+def test_bin_cache_built_by_an_older_reader_is_rebuilt(tmp_path):
+
+    Image.fromarray((np.arange(20 * 12).reshape(12, 20) * 200).astype(np.uint16)).save(tmp_path / 'a.png')
+    datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    npy = tmp_path.parent / f'_bin_{tmp_path.name}' / 'a.png.npy'
+    index = npy.parent / '_index.json'
+    stamps = json.loads(index.read_text())
+    np.save(npy, np.full((12, 20, 3), 255, np.uint8))  # what the clipping reader cached
+    index.write_text(json.dumps({k: v[:2] for k, v in stamps.items()}))  # its stamp had no version
+    ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    assert ds[0].max() < 1
+
+
+def test_wrong_shaped_bin_cache_file_is_one_line_naming_it(tmp_path):
+
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'a.png')
+    ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
+    npy = tmp_path.parent / f'_bin_{tmp_path.name}' / 'a.png.npy'
+    np.save(npy, np.zeros((6, 5), np.float32))
+    with pytest.raises(UserError, match=f'corrupt cache file {npy}: .*expected uint8') as e:
+        ds[0]
+    assert '\n' not in str(e.value)
+
+
+
+
+# ---------------------------------------------------------------- demo.py sizes
+
+def zeros_png(path: Path, h: int, w: int) -> Path:
+    """A PNG of h x w black pixels written row by row (a few hundred KB for 9000 x 9000)."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    comp = zlib.compressobj(9)
+    row = b'\0' * (1 + 3 * w)  # filter byte + RGB
+    body = b''.join(comp.compress(row) for _ in range(h)) + comp.flush()
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + chunk(b'IDAT', body) + chunk(b'IEND', b''))
+    return path
+
+
+def test_a_small_file_claiming_a_huge_image_is_refused_before_decoding(tmp_path, tiny_ckpt, capsys, monkeypatch):
+    inp = zeros_png(tmp_path / 'zeros.png', 9000, 9000)
+    assert inp.stat().st_size < 400_000
+    decoded = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', lambda self: decoded.append(1) or real_load(self))
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '0.01', '--model', str(tiny_ckpt)]), capsys)
+    assert '9000x9000' in err and f'{demo.MAX_INPUT_MEGAPIXELS}-megapixel budget' in err and '--force' in err
+    assert decoded == []
+
+
+@pytest.mark.parametrize('flags, expect', [
+    (['--scale', '1e300'], 'stores at most'),
+    (['--scale', '1e300', '--force'], 'stores at most'),
+    (['--scale', '1.7e308', '--force'], 'stores at most'),
+    (['--scale', '60000', '--force'], 'memory of this machine'),
+    (['--resolution', '70000,10', '--force', '--output', 'big.jpg'], 'JPEG stores at most 65,535'),
+    (['--scale', '60', '--output', 'icon.ico'], 'ICO stores at most 256'),
+])
+def test_impossible_output_sizes_are_one_line(tmp_path, tiny_ckpt, capsys, monkeypatch, flags, expect):
+    monkeypatch.setattr(images, 'physical_memory', lambda: 8 << 30)
+    monkeypatch.chdir(tmp_path)
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), *flags]), capsys)
+    assert expect in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png']
+
+
+def test_ico_output_keeps_its_size(tmp_path, tiny_ckpt):
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((10, 6, 3), np.uint8)).save(inp)
+    (out,) = demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '10', '--output', str(tmp_path / 'o.ico')])
+    assert Image.open(out).size == (60, 100)
+
+
+
+
+# ---------------------------------------------------------------- YAML
+
+BOMB = ''.join(f'{k}: &{k} [{", ".join([f"*{p}"] * 9)}]\n' for p, k in zip('abcdefgh', 'bcdefghi'))
+BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + BOMB
+
+
+@pytest.fixture
+def deadline():
+    """Fail (instead of hanging the suite) when a test runs over 20 s."""
+    def timeout(signum, frame):
+        raise TimeoutError('over 20 s: hangs')
+    old = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize('text, expect', [
+    (BOMB, 'alias bomb'),
+    ('a: &a [1, *a]\n', 'self-referencing alias'),
+    ('a: &a {b: *a}\n', 'self-referencing alias'),
+    ('optimizer: {name: adam, args: {lr: 1.0e-4}}\nepoch_max: 2\nepoch_max: 3\n', "line 3: duplicate key 'epoch_max'"),
+    ('x: ' + '[' * 200 + ']' * 200 + '\n', 'deeper than'),
+    ('x: ' + '[' * 5000 + ']' * 5000 + '\n', 'not valid YAML'),
+    (b'epoch_max: 2\nname: caf\xe9\n', 'not UTF-8 text (byte 0xe9 at offset 22)'),
+    ('x: "\x00"\n', 'not valid YAML'),
+])
+def test_hostile_yaml_is_one_line(tmp_path, capsys, monkeypatch, deadline, text, expect):
+    path = tmp_path / 'cfg.yaml'
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(lambda: train_liif.main(['--config', str(path)]), capsys)
+    assert expect in err and str(path) in err
+    assert not (tmp_path / 'save').exists()
+
+
+def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
+    path = tmp_path / 'cfg.yaml'
+    path.write_text('base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  y: 3\nsame: *b\n')
+    assert load_yaml(path) == {'base': {'x': 1, 'y': [1, 2]}, 'other': {'x': 1, 'y': 3}, 'same': {'x': 1, 'y': [1, 2]}}
+    path.write_text('\ufeffa: 1\n', encoding='utf-8')  # a byte-order mark is fine
+    assert load_yaml(path) == {'a': 1}

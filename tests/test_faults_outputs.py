@@ -1,0 +1,159 @@
+"""Faults around outputs: test.py --out and demo outputs that are inputs, folders that take no
+files, full disks, stale temporary files; data-loader failures in test.py (tests/faults.py)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+import demo
+import utils.files
+from faults import NORM, REPO, fill, one_line_error, run_test_py, test_cli
+from utils.files import atomic_write_text, clean_stale_temps
+
+
+# ---------------------------------------------------------------- test.py --out
+
+@pytest.mark.parametrize('target', ['ckpt', 'config'])
+def test_test_py_out_never_overwrites_an_input(eval_setup, capsys, target):
+    before = eval_setup[target].read_bytes()
+    err = one_line_error(lambda: run_test_py(eval_setup, '--out', eval_setup[target]), capsys)
+    assert 'itself' in err and str(eval_setup[target]) in err
+    assert eval_setup[target].read_bytes() == before
+
+
+def test_test_py_out_through_a_symlink_to_the_model_is_refused(eval_setup, tmp_path, capsys):
+    link = tmp_path / 'res.json'
+    link.symlink_to(eval_setup['ckpt'])
+    before = eval_setup['ckpt'].read_bytes()
+    assert 'itself' in one_line_error(lambda: run_test_py(eval_setup, '--out', link), capsys)
+    assert eval_setup['ckpt'].read_bytes() == before
+
+
+def test_test_py_out_is_checked_before_the_evaluation(eval_setup, tmp_path, capsys, monkeypatch):
+    evaluated = []
+    monkeypatch.setattr(test_cli, 'evaluate', lambda *a, **k: evaluated.append(1) or [])
+    (tmp_path / 'dir.json').mkdir()
+    assert 'is a folder' in one_line_error(lambda: run_test_py(eval_setup, '--out', tmp_path / 'dir.json'), capsys)
+    assert evaluated == []
+
+
+def test_test_py_out_into_a_read_only_folder(eval_setup, readonly_dir, capsys, monkeypatch):
+    evaluated = []
+    monkeypatch.setattr(test_cli, 'evaluate', lambda *a, **k: evaluated.append(1) or [])
+    err = one_line_error(lambda: run_test_py(eval_setup, '--out', readonly_dir / 'res.json'), capsys)
+    assert 'cannot write' in err and evaluated == []
+
+
+def test_test_py_out_is_written_atomically(eval_setup, tmp_path, capsys, monkeypatch):
+    out = tmp_path / 'res.json'
+    out.write_text('{"previous": 1}')
+    stale = tmp_path / '.res.json.abcd1234.tmp'  # left by an earlier, killed write
+    stale.write_text('{"half')
+    os.utime(stale, (0, 0))
+
+    def full_disk(fd):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(utils.files.os, 'fsync', full_disk)
+    err = one_line_error(lambda: run_test_py(eval_setup, '--out', out), capsys)
+    assert 'No space left on device' in err
+    assert out.read_text() == '{"previous": 1}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['res.json']  # stale temp file removed too
+    monkeypatch.undo()
+    summary = run_test_py(eval_setup, '--out', out)
+    assert json.loads(out.read_text())['mean'] == summary['mean']
+
+
+def test_disk_full_on_a_real_tmpfs_keeps_the_previous_out(eval_setup, tmp_path, mount_tmpfs, capsys):
+    disk = mount_tmpfs(tmp_path / 'small', size='64k')
+    out = disk / 'res.json'
+    out.write_text('{"previous": 1}')
+    fill(disk)
+    err = one_line_error(lambda: run_test_py(eval_setup, '--out', out), capsys)
+    assert 'No space left on device' in err and out.read_text() == '{"previous": 1}'
+
+
+def test_clean_stale_temps_only_takes_old_files_of_our_pattern(tmp_path):
+    names = ['.a.pth.abc12345.tmp', '.a.pth.abc12345.tmp.keep', 'a.pth.abc12345.tmp', '.b.png.zz_9yy88.tmp',
+             '.a.pth.new12345.tmp', 'notes.tmp']
+    for n in names:
+        (tmp_path / n).write_text('x')
+        if n != '.a.pth.new12345.tmp':  # that one is being written right now
+            os.utime(tmp_path / n, (0, 0))
+    removed = clean_stale_temps(tmp_path, 'a.pth')
+    assert [p.name for p in removed] == ['.a.pth.abc12345.tmp']
+    removed = clean_stale_temps(tmp_path)
+    assert [p.name for p in removed] == ['.b.png.zz_9yy88.tmp']
+    assert '.a.pth.new12345.tmp' in os.listdir(tmp_path)
+    atomic_write_text(tmp_path / 'c.txt', 'ok')
+    assert (tmp_path / 'c.txt').read_text() == 'ok'
+
+
+
+
+# ---------------------------------------------------------------- data-loader failures
+
+def eval_config(tmp_path: Path, folder: Path, batch_size: int = 1) -> Path:
+    path = tmp_path / 'test.yaml'
+    path.write_text(yaml.safe_dump({'test_dataset': {
+        'dataset': {'name': 'image-folder', 'args': {'root_path': str(folder), 'cache': 'none'}},
+        'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2}}, 'batch_size': batch_size},
+        'data_norm': NORM}))
+    return path
+
+
+def test_a_corrupt_image_read_by_a_worker_is_one_line(tmp_path, tiny_ckpt):
+    """Subprocess: the worker's exception travels back through the DataLoader as a traceback."""
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((24, 20, 3), np.uint8)).save(folder / f"{i}.png")
+    (folder / '1.png').write_bytes((folder / '1.png').read_bytes()[:40])
+    proc = subprocess.run([sys.executable, str(REPO / 'test.py'), '--config', str(eval_config(tmp_path, folder)),
+                           '--model', str(tiny_ckpt), '--workers', '2', '--quiet', '--gpu', 'cpu'],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f'error: cannot read image {folder}/1.png: ')
+
+
+@pytest.mark.parametrize('workers', [0, 1])
+def test_a_batch_of_images_of_different_sizes_is_one_line(tmp_path, tiny_ckpt, capsys, workers):
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(folder / 'a.png')
+    Image.fromarray(np.zeros((14, 10, 3), np.uint8)).save(folder / 'b.png')
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_config(tmp_path, folder, batch_size=2)),
+                                                '--model', str(tiny_ckpt), '--quiet', '--workers', str(workers)]),
+                         capsys)
+    assert 'test_dataset: the items of one batch differ in size' in err and 'batch_size 1' in err
+
+
+def test_demo_removes_stale_temp_files_of_its_output(tmp_path, tiny_ckpt):
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    stale = tmp_path / '.out.png.k9_2abcd.tmp'  # a killed demo's, mode 0600
+    stale.write_bytes(b'half a png')
+    stale.chmod(0o600)
+    os.utime(stale, (0, 0))
+    demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2', '--output', str(tmp_path / 'out.png')])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png', 'out.png']
+
+
+def test_outputs_that_are_inputs_by_hard_link_or_as_the_model_are_refused(eval_setup, tmp_path, tiny_ckpt, capsys):
+    link = tmp_path / 'res.json'
+    os.link(eval_setup['config'], link)
+    before = eval_setup['config'].read_bytes()
+    assert 'is the --config file itself' in one_line_error(lambda: run_test_py(eval_setup, '--out', link), capsys)
+    assert eval_setup['config'].read_bytes() == before
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    model = tiny_ckpt.read_bytes()
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2',
+                                            '--output', str(tiny_ckpt)]), capsys)
+    assert 'is the model checkpoint itself' in err and tiny_ckpt.read_bytes() == model

@@ -1,0 +1,96 @@
+"""A dry run before the run folder is made (docs/design.md §4): the built model is checked, and one
+training sample and one validation sample are drawn and run through it, so that a config whose
+values pass the schema but cannot work (a crop larger than the images, a border wider than the
+validation crops, a width of 0, a model that cannot take the data) is one line naming the key and
+the file, and nothing is written. Every random generator is left as it was, and so are the weights:
+the run draws exactly what it would have drawn without the probe."""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from torch.utils.data import Dataset, default_collate
+
+from inference.evaluate import evaluate
+from inference.norm import DataNorm
+from models.loading import require_implicit
+from utils.errors import UserError
+from utils.precision import autocast
+
+from .state import forked_rng
+
+# Queries of the training sample sent through the model: enough to exercise every layer.
+PROBE_QUERIES = 64
+
+
+def _reason(e: BaseException) -> str:
+    """'Type: message' of an exception, on one line."""
+    msg = ' '.join(str(e).split())
+    return f'{type(e).__name__}: {msg}' if msg else type(e).__name__
+
+
+def check_model(model: nn.Module, config: dict, where: str) -> None:
+    """The model of the config can be trained: an implicit image function without empty
+    parameters (a width of 0 somewhere in model.args)."""
+    require_implicit(model, config['model']['name'], where)
+    for name, p in model.named_parameters():
+        if p.numel() == 0:
+            raise UserError(f'{where}: model.args: parameter {name} has no elements (shape '
+                            f'{tuple(p.shape)}); every width must be at least 1')
+
+
+def first_batch(dataset: Dataset, key: str, where: str) -> dict:
+    """Item 0 of a wrapped dataset as a batch of one; failures name the config key."""
+    try:
+        return default_collate([dataset[0]])
+    except UserError as e:
+        raise UserError(f'{where}: {key}: {e}') from None
+    except Exception as e:  # a wrapper's arithmetic on a bad value fails in many ways
+        raise UserError(f'{where}: {key}.wrapper: cannot make a sample ({_reason(e)})') from None
+
+
+@torch.no_grad()
+def forward_once(model: nn.Module, batch: dict, norm: DataNorm, device: torch.device, precision: str,
+                 where: str) -> None:
+    """The model on the first PROBE_QUERIES queries of a training batch, in eval mode."""
+    inp = norm.inp(batch['inp'].to(device))  # (1, 3, h, w)
+    coord = batch['coord'][:, :PROBE_QUERIES].to(device)  # (1, Q, 2)
+    cell = batch['cell'][:, :PROBE_QUERIES].to(device)
+    try:
+        with autocast(device, precision):
+            pred = model(inp, coord, cell)
+    except UserError as e:
+        raise UserError(f'{where}: model: {e}') from None
+    except Exception as e:
+        raise UserError(f'{where}: model: fails on a training sample ({_reason(e)})') from None
+    want = (1, coord.shape[1], 3)
+    if tuple(pred.shape) != want:
+        raise UserError(f'{where}: model: predicts shape {tuple(pred.shape)} for {coord.shape[1]} queries, '
+                        f'expected {want}')
+
+
+def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, device: torch.device,
+                  where: str) -> None:
+    """Training's validation (inference.evaluate) on one validation sample."""
+    try:
+        evaluate(model, [batch], norm, config['eval_type'], config['eval_bsize'], device,
+                 config['precision'], progress=False, desc='val', with_ssim=False, key='val_dataset')
+    except UserError as e:
+        key = f"eval_type {config['eval_type']} on val_dataset" if config['eval_type'] else 'val_dataset'
+        raise UserError(f'{where}: {key}: {e}') from None
+
+
+def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm: DataNorm, config: dict,
+          where: str, device: torch.device) -> None:
+    """Check the model, draw item 0 of each dataset and run it through the model as training and
+    validation will; any failure is a UserError naming the config key and `where`."""
+    check_model(model, config, where)
+    was_training = model.training
+    model.eval()
+    try:
+        with forked_rng(config['seed']):
+            forward_once(model, first_batch(train_set, 'train_dataset', where), norm, device,
+                         config['precision'], where)
+            if val_set is not None:
+                validate_once(model, first_batch(val_set, 'val_dataset', where), norm, config, device, where)
+    finally:
+        model.train(was_training)
