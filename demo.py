@@ -10,9 +10,9 @@ round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gi
 Inputs: files, folders (their images, sorted) and glob patterns. One input without --output: the
 result goes next to it as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>); with several inputs
 --output is a folder that receives those names. Lossy formats (.jpg, .webp) are written at
---quality (default 95). Inputs over 4 megapixels (MAX_INPUT_MEGAPIXELS, checked from the header
-before decoding) and outputs over 500 megapixels need --force; sizes no format or no memory can hold
-are refused even then. A bad input is one line and exit status 2; with several inputs the others
+--quality (default 95), PNG at --png-compression (zlib level, default 4). Inputs over 4
+megapixels (MAX_INPUT_MEGAPIXELS, checked from the header before decoding) and outputs over 500
+megapixels need --force; sizes no format or no memory can hold are refused even then. A bad input is one line and exit status 2; with several inputs the others
 are still rendered. See utils/images.py for how each image mode is handled.
 """
 import argparse
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
                                     'folder for several inputs')
     p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
+    p.add_argument('--png-compression', type=int, default=4,
+                   help="zlib level of PNG outputs, 0-9 (default 4: 2.8x faster to write than PIL's 6 for "
+                        '1%% larger files, benchmarks/bench_png.py; 9: smallest, slowest)')
     p.add_argument('--gpu', default=None, help="GPU index, or 'cpu' (default: CUDA if present)")
     p.add_argument('--precision', default='fp32', choices=PRECISIONS)
     p.add_argument('--bsize', type=int, default=30000, help='queries per decoder call')
@@ -168,6 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
     if not 1 <= args.quality <= 100:
         raise UserError(f'--quality must be from 1 to 100, got {args.quality}')
+    if not 0 <= args.png_compression <= 9:
+        raise UserError(f'--png-compression must be from 0 to 9, got {args.png_compression}')
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, scale, resolution)
     for inp, out in zip(inputs, outputs):
@@ -184,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         start = time.time()
         try:
             out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
-                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS)
+                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression)
         except UserError as e:
             if len(inputs) == 1:
                 raise

@@ -9,7 +9,6 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint
 from torch import Tensor
-from torchvision.ops import StochasticDepth
 
 
 def window_partition(x: Tensor, ws: int) -> Tensor:
@@ -98,6 +97,16 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 
+def drop_path_layer(p: float) -> nn.Module:
+    """DropPath (per-sample stochastic depth) of rate p: torchvision's StochasticDepth in 'row' mode,
+    or an identity for p = 0. torchvision is imported here, not with this module: importing it
+    takes about a second, which every process that never builds a SwinIR would pay."""
+    if p <= 0:
+        return nn.Identity()
+    from torchvision.ops import StochasticDepth  # third-party and slow to import: only when needed
+    return StochasticDepth(p, mode='row')
+
+
 class SwinBlock(nn.Module):
     """LayerNorm, (shifted) window attention, residual; LayerNorm, MLP, residual. `attn_mask` is
     the shifted-window mask for `input_resolution` (the release's checkpoints carry it); for other
@@ -114,7 +123,7 @@ class SwinBlock(nn.Module):
         self.ws, self.shift = ws, shift
         self.norm1 = norm_layer(dim)
         self.attn = WindowAttention(dim, ws, num_heads, qkv_bias, qk_scale, attn_drop, drop)
-        self.drop_path = StochasticDepth(drop_path, mode='row') if drop_path > 0 else nn.Identity()
+        self.drop_path = drop_path_layer(drop_path)
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
         self.register_buffer('attn_mask', shifted_window_mask(input_resolution, ws, shift) if shift else None)

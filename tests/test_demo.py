@@ -438,3 +438,20 @@ def test_compare_crop_figure(tmp_path):
     with pytest.raises(UserError, match='reaches beyond the 96x96'):
         compare.main(['--hr', str(tmp_path / 'hr.png'), '--scale', '4', '--crop', '90,0,10,10', '--out',
                       str(tmp_path / 'f2.png'), '--gpu', 'cpu'])
+
+
+def test_png_compression_level(tmp_path, ckpt, capsys):
+    inp = save(Image.fromarray(rgb_array(32, 32)), tmp_path / 'in.png')
+    sizes = {lvl: run(['--input', inp, '--model', ckpt, '--scale', '4', '--png-compression', lvl,
+                       '--output', tmp_path / f'l{lvl}.png']).stat().st_size for lvl in (0, 9)}
+    assert sizes[0] > sizes[9]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / 'l0.png')), np.asarray(Image.open(tmp_path / 'l9.png')))
+    assert fails(['--input', inp, '--model', ckpt, '--scale', '2', '--png-compression', '10'], capsys) == \
+        'error: --png-compression must be from 0 to 9, got 10'
+
+
+def test_demo_starts_without_importing_torchvision():
+    """torchvision takes about a second to import; only building a SwinIR (its DropPath) needs it."""
+    code = 'import sys, demo; print("torchvision" in sys.modules)'
+    proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.stdout.strip() == 'False', proc.stderr

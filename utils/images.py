@@ -206,15 +206,19 @@ def compose(rgb: np.ndarray, alpha: Optional[np.ndarray], gray: bool) -> Image.I
 LOSSY = ('JPEG', 'WEBP', 'JPEG2000', 'AVIF')  # formats with a quality setting
 
 
-def write_image(img: Image.Image, path, fmt: Optional[str] = None, quality: Optional[int] = None) -> None:
-    """Save `img` at `path` atomically (utils/files.py); lossy formats at `quality` (1-100; None:
-    PIL's default). Any failure is a UserError and leaves `path` untouched."""
+def write_image(img: Image.Image, path, fmt: Optional[str] = None, quality: Optional[int] = None,
+                png_compression: Optional[int] = None) -> None:
+    """Save `img` at `path` atomically (utils/files.py); lossy formats at `quality` (1-100), PNG at
+    zlib level `png_compression` (0-9; None: PIL's defaults). Any failure is a UserError and
+    leaves `path` untouched."""
     path = Path(path)
     fmt = fmt or output_format(path)
     # PIL's ICO writer keeps only its standard sizes up to the image's (100 px -> 64 px): ask for ours.
     options = {'sizes': [img.size]} if fmt == 'ICO' else {}
     if quality is not None and fmt in LOSSY:
         options['quality'] = quality
+    if png_compression is not None and fmt == 'PNG':
+        options['compress_level'] = png_compression
     try:
         atomic_write(path, lambda f: img.save(f, format=fmt, **options))
     except (OSError, ValueError, KeyError) as e:
