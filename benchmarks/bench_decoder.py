@@ -1,10 +1,10 @@
 """Plain vs fast decoder path, fp32 vs bf16, on the paper-size EDSR-baseline-LIIF (or Meta-SR,
-A-LIIF: --arch), same weights, one run: output pixels per second at x4 (128^2 -> 512^2) and x30
+A-LIIF, LTE: --arch), same weights, one run: output pixels per second at x4 (128^2 -> 512^2) and x30
 (32^2 -> 960^2), one training step at the paper's batch (16 x 48^2 inputs, 2304 queries each,
 L1 loss, Adam step), peak memory, and the accuracy of each path on a real photo (skimage's
 astronaut, 512^2, downscaled to 128^2 with PIL bicubic and rendered back at x4).
 
-    python benchmarks/bench_decoder.py [--model CKPT | --arch liif|metasr|a-liif] [--repeats 3]
+    python benchmarks/bench_decoder.py [--model CKPT | --arch liif|metasr|a-liif|lte] [--repeats 3]
         [--bsize 30000] [--only x4 x30 train] [--max-queries N] [--sweep-rows 1024 2048 4096]
 
 The four configurations are interleaved in each of --repeats rounds (the machine may be shared).
@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
+from cpu_info import cpu_kind  # noqa: E402
 from models import fast_query  # noqa: E402
 from models.loading import load_model  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
@@ -41,7 +43,9 @@ PAPER_MODELS = {  # paper-size models on the EDSR-baseline encoder
     'liif': {'name': 'liif', 'args': {'encoder_spec': ENCODER, 'imnet_spec': {
         'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256, 256]}}}},
     'metasr': {'name': 'metasr', 'args': {'encoder_spec': ENCODER}},
-    'a-liif': {'name': 'a-liif', 'args': {'encoder_spec': ENCODER}}}
+    'a-liif': {'name': 'a-liif', 'args': {'encoder_spec': ENCODER}},
+    'lte': {'name': 'lte', 'args': {'encoder_spec': ENCODER, 'hidden_dim': 256, 'imnet_spec': {
+        'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256]}}}}}
 DEVICE = torch.device('cpu')
 
 
@@ -241,7 +245,7 @@ def main() -> None:
     torch.manual_seed(0)
     model = load_model(args.model) if args.model else models.make(PAPER_MODELS[args.arch]).eval()
     print(f'# {"model " + args.model if args.model else f"EDSR-baseline-{args.arch}, random weights (seed 0)"}; '
-          f'torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs')
+          f'{cpu_kind()}')
     if args.sweep_rows:
         return sweep_rows(model, args)
     if 'x4' in args.only or 'x30' in args.only:

@@ -59,11 +59,13 @@ def project_feat(feat: Tensor, weight: Tensor, unfold: bool, bias: Optional[Tens
 
 
 def cell_rows(grid: Tensor) -> Tensor:
-    """grid (B, O, h, w) -> (B*h*w, O) contiguous: one row per latent cell, for `flat_index`. A
-    channels-last grid is this layout already; a channels-first one is copied once (per image, in
-    the cached projection), since its view would be column-major and gather_rows' row copy needs
-    rows."""
-    return grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1]).contiguous()
+    """grid (B, O, h, w) -> (B*h*w, O): one row per latent cell, for `flat_index`. Without
+    gradients the rows are made contiguous: a channels-last grid is that layout already, a
+    channels-first one is copied once (per image, in the cached projection), since its view would
+    be column-major and gather_rows' row copy needs rows. (Training gathers with F.embedding, which
+    takes either layout; there the copy measured slower, benchmarks/bench_decoder.py --only train.)"""
+    rows = grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1])
+    return rows if torch.is_grad_enabled() else rows.contiguous()
 
 
 def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:

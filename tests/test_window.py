@@ -15,7 +15,7 @@ from inference.norm import DataNorm
 from inference.render import batched_predict, render
 from inference.window import cell_clip, mirror_pad, model_window, resolve_window, window_frame, window_pad
 from script_loader import load_script
-from tiny import swinir_spec, tiny_checkpoint
+from tiny import rcan_spec, swinir_spec, tiny_checkpoint
 from utils.coords import make_cell, make_coord, to_pixel_samples
 from utils.errors import UserError
 
@@ -24,6 +24,9 @@ SWIN_LIIF = {'name': 'liif', 'args': {'encoder_spec': swinir_spec(),
                                       'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}}}
 SWIN_LTE = {'name': 'lte', 'args': {'encoder_spec': swinir_spec(), 'hidden_dim': 8,
                                     'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}}}
+SWIN_METASR = {'name': 'metasr', 'args': {'encoder_spec': swinir_spec()}}
+RCAN_LIIF = {'name': 'liif', 'args': {'encoder_spec': rcan_spec(),
+                                      'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [16]}}}}
 
 
 def authors_padded_prediction(model, inp, scale: int, window: int) -> torch.Tensor:
@@ -120,7 +123,7 @@ def _tiny_set(root, scale: int = 3):
             Image.fromarray(img).save(root / 'benchmark/W' / sub / (f'{name}x{scale}.png' if 'LR' in sub else f'{name}.png'))
 
 
-@pytest.mark.parametrize('spec', [SWIN_LIIF, SWIN_LTE], ids=['swinir-liif', 'swinir-lte'])
+@pytest.mark.parametrize('spec', [SWIN_LIIF, SWIN_LTE, SWIN_METASR], ids=['swinir-liif', 'swinir-lte', 'swinir-metasr'])
 def test_test_py_pads_swinir_models_by_default(spec, tmp_path):
     _tiny_set(tmp_path / 'data')
     tiny_checkpoint(tmp_path / 'm.pth', spec)
@@ -146,8 +149,9 @@ def test_test_py_pads_swinir_models_by_default(spec, tmp_path):
                   '--data-root', str(tmp_path / 'data'), '--quiet'])
 
 
-def test_demo_renders_a_swinir_model_on_a_non_multiple_input(tmp_path):
-    tiny_checkpoint(tmp_path / 'm.pth', SWIN_LTE)
+@pytest.mark.parametrize('spec', [SWIN_LTE, SWIN_METASR, RCAN_LIIF], ids=['swinir-lte', 'swinir-metasr', 'rcan-liif'])
+def test_demo_renders_the_new_families_on_a_non_multiple_input(spec, tmp_path):
+    tiny_checkpoint(tmp_path / 'm.pth', spec)
     Image.fromarray((np.random.default_rng(1).random((6, 7, 3)) * 255).astype(np.uint8)).save(tmp_path / 'in.png')
     demo = load_script('demo.py', 'liif_demo_window')
     (out,) = demo.main(['--input', str(tmp_path / 'in.png'), '--scale', '2.5', '--model', str(tmp_path / 'm.pth'),
