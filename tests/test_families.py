@@ -11,7 +11,7 @@ from models.swin import relative_position_index, shifted_window_mask
 from release_keys import DATA, header_counts, reference_keys
 from utils.coords import make_coord
 from inference.tiling import receptive_radius
-from tiny import edsr_spec, mlp_spec, rcan_spec, swinir_spec
+from tiny import edsr_spec, mlp_spec, swinir_spec
 
 MLP3 = {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256]}}
 # The released families as their authors' configs build them.
@@ -37,20 +37,6 @@ def test_state_dict_matches_release(section):
     assert list(sd) == list(expected)
     assert {k: tuple(v.shape) for k, v in sd.items()} == expected
     assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts('state-dict-keys-more.txt', section)
-
-
-@pytest.mark.parametrize('spec', [rcan_spec(scale=3), rcan_spec()])
-def test_rcan_mean_shift_not_applied(spec):
-    """The release's RCAN never applies sub_mean/add_mean, with or without its tail (the
-    rcan-upsample vector, made with the tail, matches only this way)."""
-    enc = models.make(spec)
-    x = torch.randn(1, 3, 5, 6)
-    before = enc(x)
-    with torch.no_grad():
-        enc.sub_mean.bias.fill_(10.0)
-        enc.add_mean.bias.fill_(-10.0)
-    assert torch.equal(enc(x), before)
-    assert before.shape[1] == enc.out_dim == (8 if spec['args'].get('no_upsampling') else 3)
 
 
 def test_swinir_latent_grid_covers_the_padded_input():

@@ -111,15 +111,20 @@ def test_re_running_a_registration_replaces_it():
         exec("@reg.register('enc')\nclass Other:\n    pass\n", {'reg': reg, '__name__': 'notebook'})
 
 
-def test_mean_shift_not_applied():
-    """Released checkpoints carry sub_mean/add_mean, but EDSR's forward ignores them."""
-    enc = models.make(TINY_EDSR)
-    x = torch.randn(1, 3, 5, 5)
+@pytest.mark.parametrize('spec', [TINY_EDSR, edsr_spec(scale=2), rcan_spec(), rcan_spec(scale=3)],
+                         ids=['edsr', 'edsr-x2', 'rcan', 'rcan-x3'])
+def test_mean_shift_not_applied(spec):
+    """Released EDSR and RCAN checkpoints carry sub_mean/add_mean, but forward never applies them,
+    with or without the upsampling tail (the rcan-upsample vector, made with the tail, matches only
+    this way); they are frozen."""
+    enc = models.make(spec)
+    x = torch.randn(1, 3, 5, 6)
     before = enc(x)
     with torch.no_grad():
         enc.sub_mean.bias.fill_(10.0)
         enc.add_mean.bias.fill_(-10.0)
     assert torch.equal(enc(x), before)
+    assert before.shape[1] == enc.out_dim == (3 if 'scale' in spec['args'] else 8)
     assert not any(p.requires_grad for p in enc.sub_mean.parameters())
 
 
