@@ -361,3 +361,20 @@ def test_torchrun_two_processes_agree(data, tmp_path):
     assert 'weights identical on all 2 ranks' in log
     assert load_checkpoint(tmp_path / 'save/ddp/epoch-last.pth')['epoch'] == 2
     assert len(load_checkpoint(tmp_path / 'save/ddp/epoch-last.pth')['rng']) == 2
+
+
+def test_validation_sees_the_same_samples_every_epoch(data, tmp_path, monkeypatch):
+    """Without loader workers the validation wrapper draws its random crops in this process: they
+    come from validation's own seeded state, so epoch-best compares epochs on the same samples (and
+    training's random stream is not consumed by validation)."""
+    seen = []
+    real = training.loop.evaluate
+
+    def recording(model, loader, *args, **kwargs):
+        batches = list(loader)
+        seen.append([b['inp'].clone() for b in batches])
+        return real(model, batches, *args, **kwargs)
+    monkeypatch.setattr(training.loop, 'evaluate', recording)
+    trainer.train(tiny(data, epoch_max=2, num_workers=0), tmp_path / 'run')
+    assert len(seen) == 2 and len(seen[0]) == len(seen[1]) > 0
+    assert all(torch.equal(a, b) for a, b in zip(*seen))

@@ -26,8 +26,8 @@ from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .probe import probe
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
-from .state import (RANK_STREAM, check_resumable, derive_seed, init_weights, make_checkpoint, parameters_finite,
-                    restore, rng_state)
+from .state import (RANK_STREAM, check_resumable, derive_seed, forked_rng, init_weights, make_checkpoint,
+                    parameters_finite, restore, rng_state)
 
 
 class TrainingDiverged(UserError):
@@ -209,8 +209,11 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             log.scalar('loss', loss, epoch)
             names, val = ['epoch-last.pth'], None
             if val_loaders is not None and epoch % config['epoch_val'] == 0:
-                val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                               device, precision, show=env.is_main)
+                # Validation's own random state (crops, scales drawn in this process when there are no
+                # loader workers): the same samples every epoch, training's stream untouched.
+                with forked_rng(val_loaders.seed_for(epoch)):
+                    val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
+                                   device, precision, show=env.is_main)
                 log.scalar('psnr', val, epoch)
                 msg += f', val: psnr={val:.4f}'
                 if val > best_val:
