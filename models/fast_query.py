@@ -20,6 +20,8 @@ from torch import Tensor
 
 from utils.coords import sample_nearest
 
+from .fused import tensor_version
+
 _FAST = {'enabled': True}
 T = TypeVar('T')
 
@@ -121,14 +123,6 @@ def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, wei
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def _version(t: Tensor) -> int:
-    """The in-place version counter of t, or -1 for inference tensors (which have none)."""
-    try:
-        return t._version
-    except RuntimeError:
-        return -1
-
-
 def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
     """compute() (a projection of feat by params, alone or with facts about it), reused while
     rendering chunk after chunk of one image: kept only when gradients are off and while feat,
@@ -136,9 +130,9 @@ def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], 
     if torch.is_grad_enabled():
         return compute()
     dev = feat.device.type
-    key = (feat.data_ptr(), feat.shape, _version(feat), torch.is_autocast_enabled(dev),
+    key = (feat.data_ptr(), feat.shape, tensor_version(feat), torch.is_autocast_enabled(dev),
            torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
-           tuple((p.data_ptr(), _version(p)) for p in params))
+           tuple((p.data_ptr(), tensor_version(p)) for p in params))
     hit = getattr(model, '_fast_cache', None)
     if hit is not None and hit[0] is feat and hit[1] == key:
         return hit[2]
@@ -147,9 +141,10 @@ def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], 
     return out
 
 
-def with_finiteness(table: Tensor) -> tuple[Tensor, bool]:
-    """(table, whether every entry is finite), to cache with the table: checked once per image."""
-    return table, torch.is_grad_enabled() or bool(torch.isfinite(table).all())
+def with_finiteness(table: Tensor, params: Sequence[Tensor] = ()) -> tuple[Tensor, bool]:
+    """(table, whether every entry of it and of `params` (the decoder's weights) is finite), to
+    cache with the table, keyed on those params: checked once per image, not once per chunk."""
+    return table, torch.is_grad_enabled() or all_finite([table, *params])
 
 
 def all_finite(tensors: Sequence[Tensor]) -> bool:
@@ -157,12 +152,13 @@ def all_finite(tensors: Sequence[Tensor]) -> bool:
     return bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
 
 
-def inputs_finite(table_finite: bool, queries: Tensor, imnet: nn.Module) -> bool:
+def inputs_finite(table_finite: bool, queries: Tensor) -> bool:
     """Whether the fast path may decode these queries. Inference fuses ReLU into ops that turn
     NaN into 0 (and Meta-SR's convolution skips the zero padding that makes 0 x NaN a NaN), so
-    with a NaN or inf in the projected grid (with_finiteness), the queries' coordinate part or the
-    decoder's weights the caller takes the plain path, which keeps it. With gradients: always."""
-    return torch.is_grad_enabled() or (table_finite and all_finite([queries, *imnet.parameters()]))
+    with a NaN or inf in the projected grid or the decoder's weights (with_finiteness, cached per
+    image) or in the queries' coordinate part, the caller takes the plain path, which keeps it.
+    With gradients: always."""
+    return torch.is_grad_enabled() or (table_finite and all_finite([queries]))
 
 
 def supports_fast(imnet: nn.Module) -> bool:

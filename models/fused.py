@@ -29,6 +29,27 @@ def _has_fused_linear() -> bool:
 FUSED_LINEAR = _has_fused_linear()
 
 
+def tensor_version(t: Tensor) -> int:
+    """The in-place version counter of t, or -1 for inference tensors (which have none)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return -1
+
+
+def cast_params(layer: nn.Linear, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """The layer's weight and bias in `dtype`, cast once and kept on the layer (a plain attribute,
+    not in the state dict) while the parameters are unchanged: a render calls the layer once per
+    chunk of rows, and each call used to cast them again."""
+    w, b = layer.weight, layer.bias
+    key = (dtype, w.data_ptr(), tensor_version(w), b.data_ptr(), tensor_version(b))
+    hit = layer.__dict__.get('_cast_cache')
+    if hit is None or hit[0] != key:
+        hit = (key, w.to(dtype), b.to(dtype))
+        layer.__dict__['_cast_cache'] = hit
+    return hit[1], hit[2]
+
+
 def linear(x: Tensor, layer: nn.Linear, relu: bool) -> Tensor:
     """layer(x), then ReLU if relu, for x (N, in). Without gradients on CPU: one oneDNN call with
     the bias and ReLU fused into the matrix product (same values, one pass over memory instead of
@@ -37,7 +58,8 @@ def linear(x: Tensor, layer: nn.Linear, relu: bool) -> Tensor:
     if FUSED_LINEAR and not torch.is_grad_enabled() and x.device.type == 'cpu' and b is not None:
         if torch.is_autocast_enabled('cpu'):
             dtype = torch.get_autocast_dtype('cpu')
-            x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+            x = x.to(dtype)
+            w, b = cast_params(layer, dtype)
         if (x.dtype == w.dtype == b.dtype and (x.dtype == torch.bfloat16 or relu and x.dtype == torch.float32)
                 and x.is_contiguous()):
             return torch.ops.mkldnn._linear_pointwise(x, w, b, 'relu' if relu else 'none', [], '')

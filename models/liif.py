@@ -86,9 +86,9 @@ class LIIF(nn.Module):
         hw = feat.shape[-2:]
         weight, bias = self.imnet.first_layer()  # (O, D), (O,)
         n_feat = self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
-        table, table_finite = cached_projection(  # keyed on the decoder's own parameters
-            self, feat, list(self.imnet.parameters()),
-            lambda: with_finiteness(cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias))))  # (B*h*w, O)
+        params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
+        table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(
+            cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias)), params))  # (B*h*w, O)
         corners, eps = self.corners()
         coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
         b, k, q = coord_.shape[:3]
@@ -99,7 +99,7 @@ class LIIF(nn.Module):
         if self.cell_decode:
             rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
         rel = torch.cat(rel, dim=-1).view(b * k * q, -1)  # (B*K*Q, 2 or 4)
-        if not inputs_finite(table_finite, rel, self.imnet):
+        if not inputs_finite(table_finite, rel):
             return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would turn into 0
         pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
                            weight[:, n_feat:]).view(b, k, q, -1)

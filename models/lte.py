@@ -84,8 +84,9 @@ class LTE(nn.Module):
         gathered row and a per-query basis, so unlike LIIF no layer can move onto the grid)."""
         coef, freq, inp = self.feat_coef, self.feat_freq, self.inp
         hw, in_hw, n_h = coef.shape[-2:], inp.shape[-2:], coef.shape[1]
-        table, table_finite = cached_projection(self, coef, [freq], lambda: with_finiteness(
-            cell_rows(torch.cat([coef, freq], 1))))  # (B*h*w, 2H)
+        params = [freq, *self.phase.parameters(), *self.imnet.parameters()]  # the cache's key, checked for NaN
+        table, table_finite = cached_projection(self, coef, params, lambda: with_finiteness(
+            cell_rows(torch.cat([coef, freq], 1)), params))  # (B*h*w, 2H)
         coord_ = torch.stack([shift_coord(coord, dr, dc, hw, 1e-6) for dr, dc in ENSEMBLE_CORNERS], 1)  # (B, 4, Q, 2)
         b, k, q = coord_.shape[:3]
         index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, 4*Q)
@@ -94,8 +95,7 @@ class LTE(nn.Module):
         q_coord = make_coord(in_hw, device=coord.device)[in_index].view(b, k, q, 2)
         rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, 4, Q, 2)
         phase = self.phase(to_latent_units(cell, hw)).unsqueeze(1).expand(b, k, q, -1)  # (B, 4, Q, H/2)
-        if not inputs_finite(table_finite, torch.cat([rel_coord.reshape(-1, 2), phase.reshape(-1, phase.shape[-1])], 1),
-                             self.imnet):
+        if not inputs_finite(table_finite, torch.cat([rel_coord.reshape(-1, 2), phase.reshape(-1, phase.shape[-1])], 1)):
             return self.query_rgb_plain(coord, cell)  # keeps a NaN the fused layers would turn into 0
         rows, rel, ph = flat_index(index, hw[0] * hw[1]), rel_coord.reshape(-1, 2), phase.reshape(-1, n_h // 2)
         weight, bias = self.imnet.first_layer()

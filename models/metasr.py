@@ -79,15 +79,15 @@ class MetaSR(nn.Module):
             b2 = last_b.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
             return cell_rows(project_feat(feat, torch.cat([w2, b2]), True))  # (B*h*w, 3H + 3)
 
-        table, table_finite = cached_projection(self, feat, [last_w, last_b],
-                                                lambda: with_finiteness(compute()))
+        params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
+        table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(compute(), params))
         corners = latent_centres(feat, top_left=True)[0].permute(1, 2, 0).reshape(h * w, 2)
         coord_ = coord - cell / 2
         index = nearest_index((coord_ + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6), (h, w))  # (B, Q)
         rel = to_latent_units(coord_ - corners[index], (h / 2, w / 2))
         r = cell[..., :1] * (h / 2)
         x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
-        if not inputs_finite(table_finite, x, self.imnet):
+        if not inputs_finite(table_finite, x):
             return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would lose
         rows = flat_index(index, h * w)  # (BQ,)
         # With gradients, one chunk: each gather's backward fills a table-sized gradient.
