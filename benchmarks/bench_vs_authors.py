@@ -8,8 +8,8 @@ on them), saved in the release format that both codes load. The photo is scikit-
 shrunk to 256x256 (PIL bicubic).
 
 - demo: x4 of the photo (to 1024x1024), each run a fresh process, wall time from start to exit:
-  the authors' demo.py (--resolution 1024,1024; its .cuda() calls are made no-ops by a shim, as the
-  only change, since it runs on CPU here), ours in fp32 and in bf16. Runs are interleaved over
+  the authors' demo.py (--resolution 1024,1024; its CUDA calls, Tensor.cuda and Module.cuda, are
+  made no-ops by a shim, as the only change, since it runs on CPU here), ours in fp32 and in bf16. Runs are interleaved over
   --repeats rounds; the best of each is reported (the least disturbed by anything else).
 - decoder: one encoder pass then the decoder over every output pixel in chunks of 30000 queries
   (the authors' batched_predict), x4 (128^2 -> 512^2) and x30 (32^2 -> 960^2), timed inside the
@@ -45,7 +45,7 @@ from utils.precision import autocast  # noqa: E402
 SPEC = {'name': 'liif', 'args': {
     'encoder_spec': {'name': 'edsr-baseline', 'args': {'no_upsampling': True}},
     'imnet_spec': {'name': 'mlp', 'args': {'out_dim': 3, 'hidden_list': [256, 256, 256, 256]}}}}
-# Runs the authors' demo.py on CPU: .cuda() becomes a no-op, nothing else changes.
+# Runs the authors' demo.py on CPU: Tensor.cuda and Module.cuda become no-ops, nothing else changes.
 SHIM = ('import runpy, sys, torch; torch.Tensor.cuda = lambda self, *a, **k: self; '
         'torch.nn.Module.cuda = lambda self, *a, **k: self; sys.argv = sys.argv[1:]; '
         "sys.path.insert(0, '.'); runpy.run_path('demo.py', run_name='__main__')")

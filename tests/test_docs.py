@@ -37,7 +37,8 @@ def test_every_section_reference_resolves():
 
 
 def test_no_reference_to_documents_outside_the_repository():
-    pattern = re.compile(r'SPEC §|SPEC\.md|\.\./shared|STYLE\.md')
+    # (Character classes, so that this file does not itself contain the names it looks for.)
+    pattern = re.compile(r'S[P]EC §|S[P]EC\.md|\.\./s[h]ared|S[T]YLE\.md')
     bad = [str(p.relative_to(ROOT)) for p in tracked_text_files()
-           if p.name != 'test_docs.py' and pattern.search(p.read_text(errors='replace'))]
+           if pattern.search(p.read_text(errors='replace'))]
     assert not bad, bad
