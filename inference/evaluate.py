@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from datasets.image_store import to_uint8
 from datasets.resize import resize_fn
 from utils.errors import CheckedLoader, UserError
 from utils.images import write_image
@@ -133,8 +134,7 @@ class PredictionWriter:
         stem = Path(self.names[index]).stem if self.names else f'{index:04d}'
         name = f'{stem}.png' if stem not in self.used else f'{stem}_{index}.png'
         self.used.add(stem)
-        rgb = pred.float().mul(255).round_().clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        write_image(Image.fromarray(rgb, 'RGB'), self.folder / name, 'PNG')
+        write_image(Image.fromarray(to_uint8(pred.float()), 'RGB'), self.folder / name, 'PNG')
 
 
 def prepare_image_folder(folder: str, inputs: Sequence[str]) -> Path:
