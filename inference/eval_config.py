@@ -71,12 +71,18 @@ def check_data_paths(spec: dict, config: str, data_root: Optional[str], env_var:
                             + (f', data root {data_root})' if data_root else f'; set --data-root or ${env_var})'))
 
 
+def per_item(dataset: Dataset, method: str) -> Optional[list]:
+    """`method(i)` of a wrapped dataset's inner dataset for each item i, or None when the inner
+    dataset has no such method."""
+    inner = getattr(dataset, 'dataset', None)
+    if inner is None or not hasattr(inner, method):
+        return None
+    return [getattr(inner, method)(i) for i in range(len(dataset))]
+
+
 def item_names(dataset: Dataset) -> Optional[list[str]]:
     """File names behind a wrapped dataset's items, if its inner dataset can describe them."""
-    inner = getattr(dataset, 'dataset', None)
-    if inner is None or not hasattr(inner, 'describe'):
-        return None
-    return [inner.describe(i) for i in range(len(dataset))]
+    return per_item(dataset, 'describe')
 
 
 def make_loader(spec: dict, workers: int = 0, pin_memory: bool = False) -> DataLoader:
@@ -139,7 +145,5 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
 def target_names(dataset: Dataset) -> Optional[list[str]]:
     """The ground-truth file name behind each item of a wrapped dataset (for saved images), if its
     inner dataset can say (`target_path`)."""
-    inner = getattr(dataset, 'dataset', None)
-    if inner is None or not hasattr(inner, 'target_path'):
-        return None
-    return [os.path.basename(inner.target_path(i)) for i in range(len(dataset))]
+    paths = per_item(dataset, 'target_path')
+    return None if paths is None else [os.path.basename(p) for p in paths]
