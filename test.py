@@ -62,6 +62,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth')
+    p.add_argument('--cell-scale-max', type=float, default=None, metavar='S',
+                   help="LTE's cell clip: beyond scale S the decoder gets the cell of scale S (overrides the "
+                        "config's cell_scale_max; same as --set cell_scale_max=S)")
+    p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
+                   help='override one test-config value, typed as YAML (repeatable), e.g. --set eval_bsize=10000')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -89,7 +94,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
-    plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
+    sets = args.set + ([f'cell_scale_max={args.cell_scale_max!r}'] if args.cell_scale_max is not None else [])
+    plan = read_test_config(args.config, data_root, DATA_ENV, args.scale, sets)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
     if args.out:

@@ -2,13 +2,17 @@
 
     python train_liif.py --config configs/train-div2k/train_edsr-baseline-liif.yaml
         [--name N | --tag T] [--gpu 0,1] [--resume CKPT] [--seed S]
-        [--precision fp32|bf16|fp16] [--workers N] [--overwrite]
+        [--precision fp32|bf16|fp16] [--workers N] [--overwrite] [--set KEY.PATH=VALUE ...]
     python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run (in its folder)
     python train_liif.py --config CONFIG --init released.pth          # fine-tune from a checkpoint's weights
     torchrun --nproc_per_node 4 train_liif.py --config ...              # DistributedDataParallel
 
 Config (checked on load by training/config.py; an unknown, missing or mistyped key is one
-line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4):
+line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4). A config
+may extend others (`_base_: ../train_edsr-baseline-liif.yaml`, resolved against its own folder:
+mappings merge key by key, the file wins; `_delete_: true` in a mapping replaces the base's), and
+`--set key.path=value` (YAML-typed, repeatable) overrides the result; the run folder's config.yaml
+records the resolved config (utils/config_sources.py):
   train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
   val_dataset:      same shape, optional; validated every `epoch_val` epochs.
@@ -45,7 +49,7 @@ from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
-from utils.config import load_yaml
+from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import UserError, run_cli
 
 
@@ -63,6 +67,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--seed', type=int, help='random seed (overrides the config; default 0)')
     p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), help='overrides the config')
     p.add_argument('--workers', type=int, help='data-loader workers per process (overrides the config)')
+    p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
+                   help='override one config value, typed as YAML (repeatable; applied after the file and '
+                        'its _base_ chain, recorded in the run folder\'s config.yaml), e.g. '
+                        '--set optimizer.args.lr=2.0e-4 --set model.args.imnet_spec.args.hidden_list=[128,128]')
     p.add_argument('--overwrite', action='store_true',
                    help='start afresh even if the run folder exists (its contents are moved to '
                         '<folder>.old-<time>, never deleted)')
@@ -73,7 +81,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
     """The run's config (file, or the resumed checkpoint's) with command-line overrides, checked;
     and its name for messages."""
     if args.config:
-        raw, where = load_yaml(args.config), args.config
+        raw, where = load_config(args.config), args.config
     elif args.init:
         raise UserError('--init starts a new run: give --config too (the model in it must match the checkpoint\'s)')
     elif args.resume:
@@ -86,7 +94,8 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
         raise UserError('give --config FILE to start a run, or --resume CKPT to continue one')
     overrides = {'seed': args.seed, 'precision': args.precision, 'num_workers': args.workers,
                  'resume': args.resume}
-    raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+    raw = {**apply_sets(raw, args.set), **{k: v for k, v in overrides.items() if v is not None}}
+    where = describe_source(where, args.set)
     return check_train_config(raw, where), where
 
 

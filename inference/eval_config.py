@@ -5,12 +5,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
-from utils.config import load_yaml
+from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import UserError
 
 from .metrics import Protocol, parse_eval_type
@@ -125,9 +125,19 @@ class TestPlan:
     cell_scale_max: Optional[float]
 
 
-def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None) -> TestPlan:
-    """Read and check a test config; with `scale`, evaluate its HR images at that scale instead."""
-    cfg = load_yaml(config)
+# The keys a test config may hold; anything else (a typo, a training key) is one line.
+TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max')
+
+
+def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None,
+                     sets: Optional[Sequence[str]] = None) -> TestPlan:
+    """Read and check a test config (its `_base_` chain resolved, then each --set KEY.PATH=VALUE of
+    `sets` applied); with `scale`, evaluate its HR images at that scale instead."""
+    cfg = apply_sets(load_config(config), sets)
+    config = describe_source(config, sets)
+    for key in cfg:
+        if key not in TEST_KEYS:
+            raise UserError(f'{config}: {key}: unknown key; expected {", ".join(TEST_KEYS)}')
     spec = rewrite_data_root(load_test_spec(cfg, config), data_root)
     check_data_paths(spec, config, data_root, env_var)
     protocol = parse_eval_type(cfg.get('eval_type'))
@@ -137,8 +147,9 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
         raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
     clip = cfg.get('cell_scale_max')
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-        raise UserError(f'{config}: cell_scale_max must be a positive number or absent, got {clip!r}')
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
+                             or not (math.isfinite(clip) and clip >= 1)):
+        raise UserError(f'{config}: cell_scale_max must be a finite number >= 1 (a scale) or absent, got {clip!r}')
     return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
 
 

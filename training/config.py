@@ -14,7 +14,8 @@ import datasets
 import models
 from inference.metrics import parse_eval_type
 from inference.norm import parse_data_norm
-from utils.config import Checker, load_yaml
+from utils.config import Checker
+from utils.config_sources import load_config
 from utils.errors import UserError
 from utils.precision import PRECISIONS
 
@@ -110,5 +111,6 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
 
 
 def load_train_config(path) -> dict:
-    """Read (yaml.safe_load) and validate a training config file; see check_train_config."""
-    return check_train_config(load_yaml(path), str(path))
+    """Read a training config file (its `_base_` chain resolved, utils/config_sources.py) and
+    validate it; see check_train_config."""
+    return check_train_config(load_config(path), str(path))

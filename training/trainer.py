@@ -147,7 +147,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     if env.is_main:
         try:
             lock, moved, notes = claim_run_folder(save_path, move_aside, checked)
-            save_config(save_path, config, start_epoch)
+            save_config(save_path, config, start_epoch, source=where)
         except UserError as e:
             failed = str(e)
             if lock is not None:
