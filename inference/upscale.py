@@ -6,8 +6,8 @@
     out = up(image, resolution=(1080, 1920))                          # (H, W), height first
     up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
 
-Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
-upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
+Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W), or (H, W, 1) for (H, W, 1); with
+alpha: (H, W, 4), the alpha upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
 mirror padding for window encoders (SwinIR).
 """
@@ -20,8 +20,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from models.loading import build_model, require_implicit
+from models.loading import build_model, describe_family, require_implicit
 from utils.checkpoints import PathLike, load_checkpoint
+from utils.files import refuse_existing
 from utils.device import resolve_device
 from utils.errors import UserError
 from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
@@ -56,15 +57,17 @@ def output_size(in_hw: Sequence[int], scale: Union[float, Sequence[float], None]
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
-    """An array (uint8, or float in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)), a (3, H, W) tensor or a
-    PIL image -> the LoadedImage demo.py gets from a file (8-bit RGB, alpha, grayscale)."""
+    """An array (uint8, or float in [0, 1]; (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)), a (C, H, W)
+    tensor or a PIL image -> the LoadedImage demo.py gets from a file (8-bit RGB, alpha, grayscale)."""
     if isinstance(image, Image.Image):
         return split_channels(image)
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().permute(1, 2, 0).numpy() if image.dim() == 3 else image.detach().cpu().numpy()
     a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]  # (H, W, 1): grayscale
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise UserError(f'expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}')
+        raise UserError(f'expected an image array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {a.shape}')
     if a.dtype != np.uint8:
         if not np.issubdtype(a.dtype, np.floating):
             raise UserError(f'expected uint8 or float pixels in [0, 1], got {a.dtype}')
@@ -85,6 +88,11 @@ class Upscaler:
     bsize: int = 30000
     progress: bool = False
     source: str = field(default='model', compare=False)
+    family: str = field(default='model', compare=False)
+
+    def describe(self) -> str:
+        """One line: the checkpoint, its model family and normalisation."""
+        return f'{self.source}: {self.family}, data_norm {self.norm.describe()}'
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
@@ -99,7 +107,8 @@ class Upscaler:
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt = load_checkpoint(path)
         model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
-        return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
+        return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path),
+                   family=describe_family(ckpt['model']), **options)
 
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
         """The tile size to encode an input of in_hw with: None when it fits one tile or the
@@ -127,16 +136,22 @@ class Upscaler:
         """Upscale an in-memory image by `scale` (S or (SY, SX)) or to `resolution` (H, W)."""
         loaded = as_loaded(image)
         out = self.render_loaded(loaded, output_size(loaded.rgb.shape[:2], scale, resolution))
-        return out if isinstance(image, Image.Image) else np.asarray(out)
+        if isinstance(image, Image.Image):
+            return out
+        a = np.asarray(out)
+        return a[..., None] if a.ndim == 2 and np.ndim(image) == 3 else a  # (H, W, 1) in, (H, W, 1) out
 
     def upscale_file(self, src: PathLike, dst: PathLike, scale: Union[float, Sequence[float], None] = None,
                      resolution: Optional[Sequence[int]] = None, quality: int = 95, force: bool = False,
                      max_input_megapixels: Optional[float] = None, max_output_megapixels: float = 500,
-                     png_compression: int = 4) -> tuple[tuple[int, int], Optional[str]]:
+                     png_compression: int = 4, overwrite: bool = False) -> tuple[tuple[int, int], Optional[str]]:
         """Read src, upscale it and write dst (format from its extension, lossy ones at `quality`,
         PNG at zlib level `png_compression`: 4 encodes a 1024x1024 photo 2.8x faster than PIL's 6
-        for 1% more bytes, benchmarks/bench_png.py), atomically. Returns the output size (H, W) and a note when the format cannot hold the
+        for 1% more bytes, benchmarks/bench_png.py), atomically. An existing dst is refused unless
+        `overwrite`. Returns the output size (H, W) and a note when the format cannot hold the
         image's mode (e.g. JPEG and alpha). Sizes are checked before anything is decoded or rendered."""
+        if not overwrite:
+            refuse_existing(dst, 'output', 'pass overwrite=True to replace it')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
         out_hw = output_size(image.rgb.shape[:2], scale, resolution)

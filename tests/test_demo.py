@@ -305,7 +305,7 @@ def test_failed_write_leaves_the_previous_output_untouched(tmp_path, ckpt, capsy
         raise OSError('disk full')
     monkeypatch.setattr(file_io.os, "fsync", broken_fsync)
     before = set(p.name for p in tmp_path.iterdir())
-    assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out], capsys)
+    assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out, '--overwrite'], capsys)
     assert out.read_bytes() == b'previous'
     assert_nothing_written(tmp_path, before)
 
