@@ -3,9 +3,12 @@
     python test.py --config configs/test/test-div2k-4.yaml --model save/edsr-baseline-liif.pth
     python test.py --config configs/test/test-set5-2.yaml --model bicubic --data-root load/sample
 
-The last line printed is `result: <mean PSNR>` (the paper's script prints the same; the
-benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per-image and
-mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
+The protocol actually used is printed first, in one line (e.g. `x2.5: LR made on the fly (PIL
+bicubic), border 3, Y`). The last line printed is `result: <mean PSNR>` (the paper's script prints
+the same; the benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes
+per-image and mean values as JSON, with their provenance: the checkpoint (path, epoch, a 12-digit
+sha256 of the file, model family and encoder) and the protocol's parts. `--set KEY.PATH=VALUE`
+overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
 `cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
 The bicubic baseline upsamples the LR input with PIL's bicubic on the
@@ -21,6 +24,7 @@ from pathlib import Path
 from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
 from inference.norm import DataNorm
+from inference.provenance import checkpoint_record, dataset_name, protocol_record
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
@@ -67,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "config's cell_scale_max; same as --set cell_scale_max=S)")
     p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
                    help='override one test-config value, typed as YAML (repeatable), e.g. --set eval_bsize=10000')
+    p.add_argument('--label', default=None,
+                   help="the model's name in --out and in results tables (default: the checkpoint's stem, with "
+                        "its run folder for epoch-*.pth; 'bicubic')")
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -102,12 +109,15 @@ def main(argv=None) -> dict:
         prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
                                '--config file': args.config})
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
-    model, norm = None, plan.norm
+    model, norm, source = None, plan.norm, None
     if args.model != BICUBIC:
         ckpt = load_checkpoint(args.model)
         model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
         norm = model_norm(ckpt, args.model, norm, args.config)
+        source = checkpoint_record(args.model, ckpt, args.label)
     window = resolve_window(args.window, model)
+    protocol = protocol_record(plan.spec, plan.protocol, plan.cell_scale_max if model is not None else None, window)
+    print(protocol['text'])  # the protocol actually used, before the numbers
     writer = None
     if args.save_images:
         folder = prepare_image_folder(args.save_images, [args.config, args.model, *data_paths(plan.spec)])
@@ -117,11 +127,12 @@ def main(argv=None) -> dict:
                     window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
-    protocol = plan.protocol
     summary = {
-        'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
-        'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
-        'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
+        'config': args.config, 'sets': args.set, 'model': args.model,
+        'label': source['label'] if source else (args.label or BICUBIC), 'checkpoint': source,
+        'dataset_name': dataset_name(args.config, protocol['scale']), 'dataset': plan.spec, 'data_root': data_root,
+        'protocol': protocol, 'eval_type': protocol['eval_type'], 'scale': protocol['scale'],
+        'border': protocol['border'], 'luminance': protocol['luminance'], 'precision': args.precision,
         'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max, 'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},

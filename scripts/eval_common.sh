@@ -1,18 +1,25 @@
 # Shared by scripts/test-div2k.sh and scripts/test-benchmark.sh (sourced, not run).
 #
-# eval_setup KIND MODEL [GPU]  checks the model, picks python, makes OUT_DIR (never overwriting)
-# eval_one ROW SCALE CONFIG    runs test.py on one config; stops the script at the first error
-# eval_set_missing ROW DIR     true (and reported) when a whole dataset folder is absent
-# eval_table TITLE             prints the markdown table and writes it to $OUT_DIR/table.md
+# eval_main KIND TITLE ARGS...  parses ARGS (options, then models), runs the script's run_sets for
+#                               each model, writes each model's table and, for several models,
+#                               one table comparing them
+# eval_one ROW SCALE CONFIG     runs test.py on one config; stops the script at the first error
+# eval_set_missing ROW DIR      true (and reported once) when a whole dataset folder is absent
 #
-# Results go to save/test/<run>/<checkpoint stem>/<KIND>-<data root name>/ (a checkpoint in the
-# current folder: save/test/<stem>/...; bicubic: save/test/bicubic/...), one folder per model,
-# script and data root, so two models or two scripts never share a file. A folder that already
-# holds results is moved aside to <folder>.old-<time> first; nothing is deleted.
+# Arguments: [--gpu G] [--cell-scale-max S] [--set KEY=VALUE]... MODEL... where a MODEL is a
+# checkpoint, 'bicubic', or NAME=CHECKPOINT (NAME labels its row). The old form MODEL GPU still works.
+# Results go to $RESULTS_ROOT/<run>/<checkpoint stem>/<KIND>-<data root>/ (RESULTS_ROOT defaults to
+# save/test; a checkpoint in the current folder: <stem>/...; bicubic: bicubic/...), one folder per
+# model, script and data root, so two models or two scripts never share a file. <data root> is the
+# folder's name for load/ and its direct subfolders (load/sample -> sample), else the name plus 8
+# hex digits of its absolute path, so two data roots never share a folder. A folder that already
+# holds results is moved aside to <folder>.old-<time> first; nothing is deleted. With several
+# models the comparison goes to $RESULTS_ROOT/compare/<KIND>-<data root>-<time>/ (TABLE_DIR
+# overrides) as table.md, table.csv and table.json (scripts/results_table.py).
 #
-# Environment: DATA_ROOT (folder replacing ./load in the configs, default load), OUT_DIR (overrides
-# the folder above), PRECISION (fp32 | bf16 | fp16, default fp32), PYTHON (default: the active
-# virtualenv's python, else .venv/bin/python, else python3).
+# Environment: DATA_ROOT (folder replacing ./load in the configs, default load), OUT_DIR (one model's
+# results folder, overriding the rule above), RESULTS_ROOT, TABLE_DIR, PRECISION (fp32 | bf16 | fp16,
+# default fp32), PYTHON (default: the active virtualenv's python, else .venv/bin/python, else python3).
 
 pick_python() {
     if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
@@ -22,44 +29,97 @@ pick_python() {
     fi
 }
 
-eval_setup() {
-    KIND=$1
-    MODEL=${2:-}
-    GPU=${3:-}
-    if [ -z "$MODEL" ]; then
-        echo "usage: bash $0 MODEL|bicubic [GPU]   (env: DATA_ROOT=load/sample, OUT_DIR, PRECISION, PYTHON)" >&2
-        exit 2
+eval_usage() {
+    echo "usage: bash $0 [--gpu G] [--cell-scale-max S] [--set KEY=VALUE]... MODEL|bicubic|NAME=MODEL... " \
+         "(env: DATA_ROOT=load/sample, OUT_DIR, RESULTS_ROOT, TABLE_DIR, PRECISION, PYTHON)" >&2
+    exit 2
+}
+
+# eval_parse ARGS...: MODELS (paths or bicubic), LABELS (row names, '' for the default), GPU, TEST_ARGS.
+eval_parse() {
+    MODELS=()
+    LABELS=()
+    GPU=
+    TEST_ARGS=()
+    local positional=()
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --gpu) [ $# -ge 2 ] || eval_usage; GPU=$2; shift 2 ;;
+            --cell-scale-max|--set) [ $# -ge 2 ] || eval_usage; TEST_ARGS+=("$1" "$2"); shift 2 ;;
+            --) shift; positional+=("$@"); break ;;
+            -h|--help) eval_usage ;;
+            *) positional+=("$1"); shift ;;
+        esac
+    done
+    local n=${#positional[@]}
+    [ "$n" -gt 0 ] || eval_usage
+    # The old form MODEL GPU: a last argument like 0, 0,1 or cpu that is not a file.
+    if [ "$n" -eq 2 ] && [ -z "$GPU" ] && [[ ${positional[1]} =~ ^([0-9]+(,[0-9]+)*|cpu)$ ]] \
+            && [ ! -e "${positional[1]}" ]; then
+        GPU=${positional[1]}
+        positional=("${positional[0]}")
     fi
-    if [ "$MODEL" != bicubic ] && [ ! -f "$MODEL" ]; then
-        echo "error: checkpoint not found: $MODEL (or use 'bicubic')" >&2
-        exit 2
-    fi
-    pick_python
-    DATA_ROOT=${DATA_ROOT:-load}
-    PRECISION=${PRECISION:-fp32}
-    if [ -z "${OUT_DIR:-}" ]; then
-        local stem parent where
-        stem=$(basename "$MODEL"); stem=${stem%.*}
-        parent=$(basename "$(dirname "$MODEL")")
-        where=$(basename "$DATA_ROOT")
-        if [ "$MODEL" = bicubic ]; then OUT_DIR=save/test/bicubic/$KIND-$where
-        elif [ "$(dirname "$MODEL")" = . ]; then OUT_DIR=save/test/$stem/$KIND-$where
-        else OUT_DIR=save/test/$parent/$stem/$KIND-$where
+    local item label path
+    for item in "${positional[@]}"; do
+        label=; path=$item
+        if [ "$item" != bicubic ] && [ ! -e "$item" ] && [[ $item == *=* ]] && [[ ${item%%=*} != */* ]]; then
+            label=${item%%=*}; path=${item#*=}
         fi
+        if [ "$path" != bicubic ] && [ ! -f "$path" ]; then
+            echo "error: checkpoint not found: $path (or use 'bicubic')" >&2
+            exit 2
+        fi
+        MODELS+=("$path")
+        LABELS+=("$label")
+    done
+    if [ ${#MODELS[@]} -gt 1 ] && [ -n "${OUT_DIR:-}" ]; then
+        echo "error: OUT_DIR names one model's results folder; with ${#MODELS[@]} models set RESULTS_ROOT instead" >&2
+        exit 2
     fi
-    if [ -d "$OUT_DIR" ] && [ -n "$(ls -A "$OUT_DIR")" ]; then
+}
+
+# data_root_tag: DATA_ROOT's name in results folders, unique per absolute path.
+data_root_tag() {
+    local real load
+    real=$(cd "$DATA_ROOT" 2>/dev/null && pwd -P) || real=$DATA_ROOT
+    load=$(pwd -P)/load
+    if [ "$real" = "$load" ] || [ "$(dirname "$real")" = "$load" ]; then
+        basename "$real"
+    else
+        echo "$(basename "$real")-$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:8])' "$real")"
+    fi
+}
+
+# move_aside DIR: a folder holding results is renamed DIR.old-<time> (never deleted).
+move_aside() {
+    if [ -d "$1" ] && [ -n "$(ls -A "$1")" ]; then
         local aside
-        aside="$OUT_DIR.old-$(date +%Y%m%d-%H%M%S)"
+        aside="$1.old-$(date +%Y%m%d-%H%M%S)"
         while [ -e "$aside" ]; do aside="$aside-1"; done
-        mv "$OUT_DIR" "$aside"
+        mv "$1" "$aside"
         echo "moved the previous results to $aside"
     fi
+}
+
+# eval_model MODEL LABEL: OUT_DIR for this model (made, earlier results moved aside), ENTRIES reset.
+eval_model() {
+    MODEL=$1
+    LABEL=$2
+    if [ -z "${FIXED_OUT_DIR:-}" ]; then
+        local stem parent
+        stem=$(basename "$MODEL"); stem=${stem%.*}
+        parent=$(basename "$(dirname "$MODEL")")
+        if [ "$MODEL" = bicubic ]; then OUT_DIR=$RESULTS_ROOT/bicubic/$KIND-$WHERE
+        elif [ "$(dirname "$MODEL")" = . ]; then OUT_DIR=$RESULTS_ROOT/$stem/$KIND-$WHERE
+        else OUT_DIR=$RESULTS_ROOT/$parent/$stem/$KIND-$WHERE
+        fi
+    else
+        OUT_DIR=$FIXED_OUT_DIR
+    fi
+    move_aside "$OUT_DIR"
     mkdir -p "$OUT_DIR" || exit 2
-    ENTRIES=()
     FOUND=0
-    SKIPPED=()
-    LOOKED=()
-    echo "model $MODEL, data root $DATA_ROOT, results in $OUT_DIR"
+    echo "model $MODEL${LABEL:+ ($LABEL)}, data root $DATA_ROOT, results in $OUT_DIR"
 }
 
 # eval_one ROW SCALE CONFIG: result in $OUT_DIR/<config name>.json, one line of progress; the
@@ -69,11 +129,11 @@ eval_one() {
     local name
     name=$(basename "${config%.yaml}")
     local out="$OUT_DIR/$name.json" log="$OUT_DIR/$name.log"
-    local gpu_args=()
-    [ -n "$GPU" ] && gpu_args=(--gpu "$GPU")
-    ENTRIES+=("$row:$scale=$out")  # a skipped one is an empty cell
+    local extra=()
+    [ -n "$GPU" ] && extra+=(--gpu "$GPU")
+    [ -n "$LABEL" ] && extra+=(--label "$LABEL")
     if "$PY" test.py --config "$config" --model "$MODEL" --data-root "$DATA_ROOT" --out "$out" \
-            --precision "$PRECISION" --quiet "${gpu_args[@]}" >"$log" 2>&1; then
+            --precision "$PRECISION" --quiet "${extra[@]}" "${TEST_ARGS[@]}" >"$log" 2>&1; then
         FOUND=$((FOUND + 1))
         local psnr ssim
         psnr=$(grep '^result: ' "$log" | tail -n 1 | cut -d' ' -f2)
@@ -84,8 +144,9 @@ eval_one() {
     local err
     err=$(grep '^error: ' "$log" | tail -n 1)
     if [[ $err == *"dataset folder not found"* || $err == *"image folder not found"* ]]; then
-        printf '%-12s x%-3s skipped: %s\n' "$row" "$scale" "${err#error: }"
-        SKIPPED+=("$row x$scale")
+        [ "$FIRST_MODEL" = 1 ] && printf '%-12s x%-3s skipped: %s\n' "$row" "$scale" "${err#error: }"
+        [ "$FIRST_MODEL" = 1 ] && SKIPPED+=("$row x$scale")
+        rm -f "$log"
         return 0
     fi
     [ -z "$err" ] && err="error: test.py failed: $(tail -n 1 "$log") (full log: $log)"
@@ -93,28 +154,62 @@ eval_one() {
     exit 1
 }
 
-# eval_set_missing ROW DIR: true (and reported) when a whole dataset folder is absent.
+# eval_set_missing ROW DIR: true (and reported once) when a whole dataset folder is absent.
 eval_set_missing() {
-    LOOKED+=("$2")
+    [ "$FIRST_MODEL" = 1 ] && LOOKED+=("$2")
     if [ ! -d "$2" ]; then
-        printf '%-12s skipped: no folder %s\n' "$1" "$2"
-        SKIPPED+=("$1")
+        if [ "$FIRST_MODEL" = 1 ]; then
+            printf '%-12s skipped: no folder %s\n' "$1" "$2"
+            SKIPPED+=("$1")
+        fi
         return 0
     fi
     return 1
 }
 
-eval_table() {
-    if [ "$FOUND" -eq 0 ]; then
-        echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); download it" \
-             "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
-        exit 2
+# eval_main KIND TITLE ARGS...: the whole script; run_sets (defined by the script) evaluates one model.
+eval_main() {
+    KIND=$1
+    local title=$2
+    shift 2
+    eval_parse "$@"
+    pick_python
+    DATA_ROOT=${DATA_ROOT:-load}
+    PRECISION=${PRECISION:-fp32}
+    RESULTS_ROOT=${RESULTS_ROOT:-save/test}
+    FIXED_OUT_DIR=${OUT_DIR:-}
+    WHERE=$(data_root_tag)
+    SKIPPED=()
+    LOOKED=()
+    RESULT_DIRS=()
+    FIRST_MODEL=1
+    local i
+    for i in "${!MODELS[@]}"; do
+        eval_model "${MODELS[$i]}" "${LABELS[$i]}"
+        run_sets
+        if [ "$FOUND" -eq 0 ]; then
+            echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); download it" \
+                 "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
+            exit 2
+        fi
+        "$PY" scripts/results_table.py --title "${LABEL:-$MODEL}: $title" --out "$OUT_DIR/table.md" "$OUT_DIR" >/dev/null || exit 1
+        RESULT_DIRS+=("${LABEL:+$LABEL=}$OUT_DIR")
+        FIRST_MODEL=0
+        echo
+    done
+    local table_dir=${TABLE_DIR:-}
+    if [ ${#MODELS[@]} -gt 1 ]; then
+        [ -n "$table_dir" ] || table_dir=$RESULTS_ROOT/compare/$KIND-$WHERE-$(date +%Y%m%d-%H%M%S)
+        move_aside "$table_dir"
+        mkdir -p "$table_dir" || exit 2
+        "$PY" scripts/results_table.py --title "$title" --out "$table_dir/table.md" --out "$table_dir/table.csv" \
+            --out "$table_dir/table.json" "${RESULT_DIRS[@]}" >/dev/null || exit 1
+    else
+        table_dir=$OUT_DIR
     fi
-    echo
-    "$PY" scripts/results_table.py --title "$1" "${ENTRIES[@]}" > "$OUT_DIR/table.md" || exit 1
-    cat "$OUT_DIR/table.md"
+    cat "$table_dir/table.md"
     echo
     [ ${#SKIPPED[@]} -gt 0 ] && echo "skipped (no data): ${SKIPPED[*]}"
-    echo "table: $OUT_DIR/table.md"
+    echo "table: $table_dir/table.md"
     return 0
 }
