@@ -21,7 +21,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
+from inference.eval_config import DATA_ENV, data_paths, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
 from inference.norm import DataNorm
 from inference.provenance import checkpoint_record, dataset_name, protocol_record
@@ -34,7 +34,6 @@ from utils.files import atomic_write_text, check_output
 from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
-DATA_ENV = 'LIIF_DATA'
 
 
 def model_norm(ckpt: dict, model_path: str, config_norm: DataNorm, config: str) -> DataNorm:

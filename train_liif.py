@@ -3,6 +3,7 @@
     python train_liif.py --config configs/train-div2k/train_edsr-baseline-liif.yaml
         [--name N | --tag T] [--gpu 0,1] [--resume CKPT] [--seed S]
         [--precision fp32|bf16|fp16] [--workers N] [--overwrite] [--set KEY.PATH=VALUE ...]
+        [--data-root DIR]
     python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run (in its folder)
     python train_liif.py --config CONFIG --init released.pth          # fine-tune from a checkpoint's weights
     torchrun --nproc_per_node 4 train_liif.py --config ...              # DistributedDataParallel
@@ -15,7 +16,9 @@ mappings merge key by key, the file wins; `_delete_: true` in a mapping replaces
 records the resolved config (utils/config_sources.py):
   train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
-  val_dataset:      same shape, optional; validated every `epoch_val` epochs.
+  val_dataset:      same shape, optional; validated every `epoch_val` epochs. Or a list of them,
+                    each with an optional `name` and `eval_type`: several validation sets, the
+                    first deciding epoch-best.
   data_norm:        {inp: {sub: [..], div: [..]}, gt: {sub: [..], div: [..]}}, 1 or 3 numbers
                     each (default sub 0, div 1). The loss is L1 in normalised units.
   eval_type:        validation PSNR protocol (div2k-S, benchmark-S, rgb-S; default all pixels).
@@ -29,9 +32,19 @@ records the resolved config (utils/config_sources.py):
   seed:             int, default 0 (--seed). Same seed, same run on CPU.
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
+  init:             checkpoint whose model weights a new run starts from (as --init); recorded in
+                    config.yaml and, with its file's sha256 and epoch, in every checkpoint.
+  grad_clip:        clip the gradients' global L2 norm to this (default off).
+  ema:              keep an exponential moving average of the weights with this decay, e.g.
+                    0.999 (default off): validated beside the model, saved in every checkpoint
+                    and as ema-last.pth / ema-best.pth (model-only, for test.py and demo.py).
+  progress_seconds: when stdout is not a terminal, a progress line this often (default 30).
+  tensorboard_every: the loss to TensorBoard every so many iterations (default 100; 0 off).
+  val_images:       validation images shown in TensorBoard per validation, bicubic | model |
+                    ground truth (default 2; 0 off).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
-tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
+tensorboard/ (loss per epoch and per iteration, lr, val PSNR, validation images), epoch-last.pth (after every epoch, and the
 initial state as epoch 0), epoch-best.pth (best val PSNR) and epoch-<N>.pth. An existing
 run folder is never replaced: resume it, pick another name, or --overwrite moves it to
 <folder>.old-<time>. A non-finite loss stops the run before the weights are updated; Ctrl-C
@@ -41,8 +54,10 @@ Resuming with a config whose lr, multi_step_lr or optimizer args differ follows 
 the rate is recomputed for the resumed epoch, and the log notes it.
 """
 import argparse
+import os
 from typing import Optional, Sequence
 
+from inference.eval_config import DATA_ENV, rewrite_data_root
 from training.config import check_train_config
 from training.distributed import dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
@@ -71,6 +86,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help='override one config value, typed as YAML (repeatable; applied after the file and '
                         'its _base_ chain, recorded in the run folder\'s config.yaml), e.g. '
                         '--set optimizer.args.lr=2.0e-4 --set model.args.imnet_spec.args.hidden_list=[128,128]')
+    p.add_argument('--data-root', default=None,
+                   help=f'folder replacing ./load in the config\'s dataset paths (default: ${DATA_ENV} if set), '
+                        'e.g. --data-root /data to read /data/div2k/...; the run\'s config.yaml records the paths used')
     p.add_argument('--overwrite', action='store_true',
                    help='start afresh even if the run folder exists (its contents are moved to '
                         '<folder>.old-<time>, never deleted)')
@@ -93,8 +111,11 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
     else:
         raise UserError('give --config FILE to start a run, or --resume CKPT to continue one')
     overrides = {'seed': args.seed, 'precision': args.precision, 'num_workers': args.workers,
-                 'resume': args.resume}
+                 'resume': args.resume, 'init': args.init}
     raw = {**apply_sets(raw, args.set), **{k: v for k, v in overrides.items() if v is not None}}
+    data_root = args.data_root or os.environ.get(DATA_ENV) or None
+    if data_root:
+        raw = {k: rewrite_data_root(v, data_root) if k in ('train_dataset', 'val_dataset') else v for k, v in raw.items()}
     where = describe_source(where, args.set)
     return check_train_config(raw, where), where
 

@@ -10,6 +10,7 @@ from typing import Optional, Sequence
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
+from datasets.layout import data_hint
 from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import UserError
 
@@ -17,6 +18,7 @@ from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
 
 LOAD_PREFIX = 'load'  # configs name their data ./load/...; a data root replaces this folder
+DATA_ENV = 'LIIF_DATA'  # the environment variable naming a data root (test.py and train_liif.py)
 
 
 def rewrite_data_root(spec, data_root: Optional[str]):
@@ -64,11 +66,13 @@ def load_test_spec(cfg: dict, config: str) -> dict:
 
 
 def check_data_paths(spec: dict, config: str, data_root: Optional[str], env_var: str) -> None:
-    """A UserError naming the first folder or split file of `spec` that does not exist."""
+    """A UserError naming the first folder or split file of `spec` that does not exist, and how to
+    make it (datasets.layout.data_hint)."""
     for path in data_paths(spec):
         if not os.path.exists(path):
             raise UserError(f'dataset folder not found: {path} (config {config}'
-                            + (f', data root {data_root})' if data_root else f'; set --data-root or ${env_var})'))
+                            + (f', data root {data_root}' if data_root else f'; set --data-root or ${env_var}')
+                            + f'); {data_hint(path)}')
 
 
 def per_item(dataset: Dataset, method: str) -> Optional[list]:

@@ -4,7 +4,7 @@ values pass the schema but cannot work (a crop larger than the images, a border 
 validation crops, a width of 0, a model that cannot take the data) is one line naming the key and
 the file, and nothing is written. Every random generator is left as it was, and so are the weights:
 the run draws exactly what it would have drawn without the probe."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -69,20 +69,22 @@ def forward_once(model: nn.Module, batch: dict, norm: DataNorm, device: torch.de
 
 
 def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, device: torch.device,
-                  where: str) -> None:
-    """Training's validation (inference.evaluate) on one validation sample."""
+                  where: str, key: str = 'val_dataset', eval_type: Optional[str] = None) -> None:
+    """Training's validation (inference.evaluate) on one validation sample of the set at config
+    `key`, under eval_type."""
     try:
-        evaluate(model, [batch], norm, config['eval_type'], config['eval_bsize'], device,
-                 config['precision'], progress=False, desc='val', with_ssim=False, key='val_dataset')
+        evaluate(model, [batch], norm, eval_type, config['eval_bsize'], device,
+                 config['precision'], progress=False, desc='val', with_ssim=False, key=key)
     except UserError as e:
-        key = f"eval_type {config['eval_type']} on val_dataset" if config['eval_type'] else 'val_dataset'
-        raise UserError(f'{where}: {key}: {e}') from None
+        what = f'eval_type {eval_type} on {key}' if eval_type else key
+        raise UserError(f'{where}: {what}: {e}') from None
 
 
-def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm: DataNorm, config: dict,
-          where: str, device: torch.device) -> None:
-    """Check the model, draw item 0 of each dataset and run it through the model as training and
-    validation will; any failure is a UserError naming the config key and `where`."""
+def probe(model: nn.Module, train_set: Dataset, val_sets: Sequence[tuple[str, Dataset, Optional[str]]],
+          norm: DataNorm, config: dict, where: str, device: torch.device) -> None:
+    """Check the model, draw item 0 of each dataset (val_sets: (config key, dataset, eval_type))
+    and run it through the model as training and validation will; any failure is a UserError
+    naming the config key and `where`."""
     check_model(model, config, where)
     was_training = model.training
     model.eval()
@@ -90,7 +92,7 @@ def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm
         with forked_rng(config['seed']):
             forward_once(model, first_batch(train_set, 'train_dataset', where), norm, device,
                          config['precision'], where)
-            if val_set is not None:
-                validate_once(model, first_batch(val_set, 'val_dataset', where), norm, config, device, where)
+            for key, val_set, eval_type in val_sets:
+                validate_once(model, first_batch(val_set, key, where), norm, config, device, where, key, eval_type)
     finally:
         model.train(was_training)

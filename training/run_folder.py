@@ -206,6 +206,14 @@ class RunLog:
             except OSError as e:
                 raise WriteError(self.events.path, e) from None
 
+    def image(self, tag: str, img, step: int) -> None:
+        """A TensorBoard image, uint8 (H, W, 3) (written to disk with the next message)."""
+        if self.events is not None:
+            try:
+                self.events.add_image(tag, img, step)
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
+
     def close(self) -> None:
         """Close the event file and release the lock; errors are dropped (the run is over)."""
         try:
