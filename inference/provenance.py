@@ -66,12 +66,13 @@ def protocol_record(spec: dict, protocol: Protocol, cell_scale_max: Optional[flo
 def checkpoint_record(path: PathLike, ckpt: dict, label: Optional[str] = None) -> dict:
     """Which model a result came from: {'path', 'label', 'epoch' (None for a release without one),
     'digest' (12 hex digits of the file's sha256), 'family', 'encoder', 'init' (the checkpoint a
-    fine-tuned run started from, if recorded)}."""
+    fine-tuned run started from, {'path', 'digest', 'epoch'}, if recorded)}."""
     epoch = ckpt.get('epoch')
     config = ckpt.get('config') if isinstance(ckpt.get('config'), dict) else {}
     return {'path': str(path), 'label': label or checkpoint_label(path),
             'epoch': epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
-            'digest': file_digest(path), **model_family(ckpt['model']), 'init': config.get('init')}
+            'digest': file_digest(path), **model_family(ckpt['model']),
+            'init': ckpt.get('init') or ({'path': config['init']} if config.get('init') else None)}
 
 
 _SCALE_SUFFIX = re.compile(r'-\d+(\.\d+)?$')
