@@ -1,7 +1,7 @@
 """Train LIIF (or Meta-SR, or a plain encoder) from a YAML config.
 
     python train_liif.py --config configs/train-div2k/train_edsr-baseline-liif.yaml
-        [--name N | --tag T] [--gpu 0,1] [--resume CKPT] [--seed S]
+        [--name N | --tag T] [--save-root save] [--gpu 0,1] [--resume CKPT] [--seed S]
         [--precision fp32|bf16|fp16] [--workers N] [--overwrite] [--set KEY.PATH=VALUE ...]
         [--data-root DIR]
     python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run (in its folder)
@@ -73,6 +73,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--config', help='training config (YAML); optional with --resume')
     p.add_argument('--name', help='run folder save/NAME (default save/_<config stem>[_TAG])')
     p.add_argument('--tag', help='suffix of the default run folder name')
+    p.add_argument('--save-root', default='save', help='the folder run folders are made in (default save)')
     p.add_argument('--gpu', help="GPUs to use, e.g. '0' or '0,1' (DataParallel), or 'cpu'; default: "
                                  'CUDA if present. Under torchrun use CUDA_VISIBLE_DEVICES instead')
     p.add_argument('--resume', help='checkpoint to continue from, e.g. save/_x/epoch-last.pth (the run '
@@ -124,7 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     env = dist_env()
     config, where = resolve_config(args)
-    save_path = default_save_path(args.config, args.name, args.tag, config['resume'])
+    save_path = default_save_path(args.config, args.name, args.tag, config['resume'], root=args.save_root)
     device, gpu_ids = pick_device(args.gpu, env)
     init_distributed(env, device)
     try:

@@ -12,7 +12,8 @@
 # save/test; a checkpoint in the current folder: <stem>/...; bicubic: bicubic/...), one folder per
 # model, script and data root, so two models or two scripts never share a file. <data root> is the
 # folder's name for load/ and its direct subfolders (load/sample -> sample), else the name plus 8
-# hex digits of its absolute path, so two data roots never share a folder. A folder that already
+# hex digits of its absolute path, so two data roots never share a folder; other test options
+# (--cell-scale-max, --set) are appended (benchmark-load+--cell-scale-max_4). A folder that already
 # holds results is moved aside to <folder>.old-<time> first; nothing is deleted. With several
 # models the comparison goes to $RESULTS_ROOT/compare/<KIND>-<data root>-<time>/ (TABLE_DIR
 # overrides) as table.md, table.csv and table.json (scripts/results_table.py).
@@ -131,7 +132,7 @@ eval_one() {
     local out="$OUT_DIR/$name.json" log="$OUT_DIR/$name.log"
     local extra=()
     [ -n "$GPU" ] && extra+=(--gpu "$GPU")
-    [ -n "$LABEL" ] && extra+=(--label "$LABEL")
+    [ -n "$LABEL" ] && extra+=("--label=$LABEL")  # one word: a label may start with -
     if "$PY" test.py --config "$config" --model "$MODEL" --data-root "$DATA_ROOT" --out "$out" \
             --precision "$PRECISION" --quiet "${extra[@]}" "${TEST_ARGS[@]}" >"$log" 2>&1; then
         FOUND=$((FOUND + 1))
@@ -179,6 +180,10 @@ eval_main() {
     RESULTS_ROOT=${RESULTS_ROOT:-save/test}
     FIXED_OUT_DIR=${OUT_DIR:-}
     WHERE=$(data_root_tag)
+    # Evaluations with other test options (a cell clip, --set) get their own folders.
+    if [ ${#TEST_ARGS[@]} -gt 0 ]; then
+        WHERE="$WHERE+$(printf '%s' "${TEST_ARGS[*]}" | tr -c 'A-Za-z0-9._=+-' '_' | sed 's/^_*//')"
+    fi
     SKIPPED=()
     LOOKED=()
     RESULT_DIRS=()
@@ -192,7 +197,7 @@ eval_main() {
                  "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
             exit 2
         fi
-        "$PY" scripts/results_table.py --title "${LABEL:-$MODEL}: $title" --out "$OUT_DIR/table.md" "$OUT_DIR" >/dev/null || exit 1
+        "$PY" scripts/results_table.py --title "${LABEL:-$MODEL}: $title" --out "$OUT_DIR/table.md" -- "$OUT_DIR" >/dev/null || exit 1
         RESULT_DIRS+=("${LABEL:+$LABEL=}$OUT_DIR")
         FIRST_MODEL=0
         echo
@@ -203,7 +208,7 @@ eval_main() {
         move_aside "$table_dir"
         mkdir -p "$table_dir" || exit 2
         "$PY" scripts/results_table.py --title "$title" --out "$table_dir/table.md" --out "$table_dir/table.csv" \
-            --out "$table_dir/table.json" "${RESULT_DIRS[@]}" >/dev/null || exit 1
+            --out "$table_dir/table.json" -- "${RESULT_DIRS[@]}" >/dev/null || exit 1
     else
         table_dir=$OUT_DIR
     fi
