@@ -78,7 +78,8 @@ def test_readme_research_workflow_as_written(tmp_path):
     repo = copy_of_the_repository(tmp_path / 'repo')
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir()
-    (bin_dir / 'python').symlink_to(sys.executable)
+    (bin_dir / 'python').write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')  # this virtualenv's python
+    (bin_dir / 'python').chmod(0o755)
     env = {**os.environ, 'PATH': f"{bin_dir}:{os.environ['PATH']}", 'PYTHON': sys.executable}
     r = subprocess.run(['bash', '-euo', 'pipefail', '-c', readme_workflow()], cwd=repo, env=env,
                        capture_output=True, text=True)

@@ -172,6 +172,13 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     probe(model, train_loaders.dataset, [(vs.key, vs.loaders.dataset, vs.eval_type) for vs in vsets],
           norm, config, where, device)
     panels = panel_count(config, bool(vsets))
+    if panels:  # a validation image that cannot be made is a config mistake, found before the folder
+        try:
+            val_panels(model, vsets[0].loaders.dataset, norm, 1, device, precision)
+        except Exception as e:
+            why = ' '.join(str(e).split()) or type(e).__name__
+            raise UserError(f'{where}: val_images: cannot show {vsets[0].key} as images ({why}); '
+                            'set val_images: 0') from None
 
     barrier()  # every rank has checked the folder before rank 0 changes it
     lock, moved, notes, failed = None, None, [], None
