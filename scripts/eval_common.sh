@@ -79,16 +79,15 @@ eval_parse() {
     fi
 }
 
-# data_root_tag: DATA_ROOT's name in results folders, unique per absolute path.
+# data_root_tag: DATA_ROOT's name in results folders, unique per absolute path (existing or not).
 data_root_tag() {
-    local real load
-    real=$(cd "$DATA_ROOT" 2>/dev/null && pwd -P) || real=$DATA_ROOT
-    load=$(pwd -P)/load
-    if [ "$real" = "$load" ] || [ "$(dirname "$real")" = "$load" ]; then
-        basename "$real"
-    else
-        echo "$(basename "$real")-$("$PY" -c 'import hashlib, sys; print(hashlib.sha256(sys.argv[1].encode()).hexdigest()[:8])' "$real")"
-    fi
+    "$PY" - "$DATA_ROOT" <<'PYEOF'
+import hashlib, os, sys
+real, load = os.path.realpath(sys.argv[1]), os.path.realpath('load')
+name = os.path.basename(real)
+print(name if real == load or os.path.dirname(real) == load
+      else f'{name}-{hashlib.sha256(real.encode()).hexdigest()[:8]}')
+PYEOF
 }
 
 # move_aside DIR: a folder holding results is renamed DIR.old-<time> (never deleted).
