@@ -176,7 +176,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, scale, resolution)
     for inp, out in zip(inputs, outputs):
-        protected = {'input': inp, 'model checkpoint': args.model,
+        protected = {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL,
                      **{f'input {other}': other for other in inputs if other != inp}}
         check_output(out, protected, 'output')
 

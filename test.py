@@ -18,8 +18,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
+from inference.eval_config import item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
+from datasets import spec_inputs
 from inference.norm import DataNorm
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
@@ -92,9 +93,10 @@ def main(argv=None) -> dict:
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
+    reads = {'--model checkpoint': None if args.model == BICUBIC else args.model, '--config file': args.config,
+             **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
     if args.out:
-        prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
-                               '--config file': args.config})
+        prepare_out(args.out, reads)
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm = None, plan.norm
     if args.model != BICUBIC:
@@ -104,7 +106,7 @@ def main(argv=None) -> dict:
     window = resolve_window(args.window, model)
     writer = None
     if args.save_images:
-        folder = prepare_image_folder(args.save_images, [args.config, args.model, *data_paths(plan.spec)])
+        folder = prepare_image_folder(args.save_images, reads)
         writer = PredictionWriter(folder, target_names(loader.dataset))
     rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,

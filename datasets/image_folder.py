@@ -9,10 +9,30 @@ from torch.utils.data import Dataset
 
 from utils.errors import UserError
 
-from .image_store import ImageStore, list_images, to_tensor
+from .image_store import ImageStore, bin_root, list_images, to_tensor
 from .registry import register
 
 _SCALE_SUFFIX = re.compile(r'x\d+$', re.IGNORECASE)
+
+
+def spec_inputs(spec, caches: bool = True) -> dict[str, str]:
+    """What a dataset spec (any nesting: a test_dataset block, a wrapper around a dataset) reads,
+    labelled for messages: every folder of images (`root_path*`), split file, and the `_bin_`
+    folder of a `cache: bin` dataset (unless not `caches`). Outputs are checked against these (utils.files.refuse_inputs)."""
+    found = {}
+    if isinstance(spec, dict):
+        cache = spec.get('cache')
+        for k, v in spec.items():
+            if isinstance(v, str) and (k.startswith('root_path') or k == 'split_file'):
+                found[f'data folder {v}' if k != 'split_file' else f'split file {v}'] = v
+                if caches and cache == 'bin' and k.startswith('root_path'):
+                    found[f'cache folder of {v}'] = bin_root(v)
+            else:
+                found.update(spec_inputs(v, caches))
+    elif isinstance(spec, list):
+        for v in spec:
+            found.update(spec_inputs(v, caches))
+    return found
 
 
 def name_key(name: str, strip_scale: bool) -> str:

@@ -34,21 +34,6 @@ def rewrite_data_root(spec, data_root: Optional[str]):
     return spec
 
 
-def data_paths(spec) -> list[str]:
-    """Every folder (root_path*) and split file a dataset spec reads from."""
-    if isinstance(spec, dict):
-        found = []
-        for k, v in spec.items():
-            if isinstance(v, str) and (k.startswith('root_path') or k == 'split_file'):
-                found.append(v)
-            else:
-                found += data_paths(v)
-        return found
-    if isinstance(spec, list):
-        return [p for v in spec for p in data_paths(v)]
-    return []
-
-
 def load_test_spec(cfg: dict, config: str) -> dict:
     """The config's test_dataset block, checked: dataset and wrapper specs, batch_size."""
     spec = cfg.get('test_dataset')
@@ -65,7 +50,7 @@ def load_test_spec(cfg: dict, config: str) -> dict:
 
 def check_data_paths(spec: dict, config: str, data_root: Optional[str], env_var: str) -> None:
     """A UserError naming the first folder or split file of `spec` that does not exist."""
-    for path in data_paths(spec):
+    for path in datasets.spec_inputs(spec, caches=False).values():
         if not os.path.exists(path):
             raise UserError(f'dataset folder not found: {path} (config {config}'
                             + (f', data root {data_root})' if data_root else f'; set --data-root or ${env_var})'))

@@ -10,7 +10,7 @@ sampled pixels, which only a protocol without a border crop allows; SSIM then is
 """
 import statistics
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -21,6 +21,7 @@ from tqdm import tqdm
 from datasets.image_store import to_uint8
 from datasets.resize import resize_fn
 from utils.errors import CheckedLoader, UserError
+from utils.files import refuse_inputs
 from utils.images import write_image
 from utils.precision import autocast
 
@@ -137,13 +138,11 @@ class PredictionWriter:
         write_image(Image.fromarray(to_uint8(pred.float()), 'RGB'), self.folder / name, 'PNG')
 
 
-def prepare_image_folder(folder: str, inputs: Sequence[str]) -> Path:
-    """--save-images: a new or empty folder that is none of the inputs (nothing is overwritten)."""
+def prepare_image_folder(folder: str, inputs: Mapping[str, Optional[str]]) -> Path:
+    """--save-images: a new or empty folder that is none of the inputs, lies in no input folder
+    and holds none (utils.files.refuse_inputs): nothing is overwritten."""
     path = Path(folder)
-    resolved = path.resolve()
-    for item in inputs:
-        if item and Path(item).resolve() == resolved:
-            raise UserError(f'--save-images {folder} is an input ({item}); give a new folder')
+    refuse_inputs(path, inputs, '--save-images', folder=True)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f'--save-images {folder} exists and is not an empty folder; give a new one '
                         '(saved images never overwrite anything)')

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from inference.upscale import Upscaler  # noqa: E402
+from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
 from utils.images import read_image, write_image  # noqa: E402
@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
         raise UserError('give --lr or --scale (the factor to make the LR input with)')
     if args.zoom < 1:
         raise UserError(f'--zoom must be at least 1, got {args.zoom}')
-    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr, '--model checkpoint': args.model}, '--out')
+    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr, '--model checkpoint': args.model or BUNDLED_MODEL}, '--out')
     hr = read_image(args.hr, what='--hr image').rgb
     if args.lr is not None:
         lr = read_image(args.lr, what='--lr image').rgb

@@ -14,6 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import demo  # noqa: E402
 from utils.errors import run_cli  # noqa: E402
+from utils.files import check_output  # noqa: E402
+from utils.images import write_image  # noqa: E402
 
 CROP = (52, 20, 84, 52)  # (left, top, right, bottom) of the 64x96 (HxW) input: cup rim and spoon
 SCALE = 30
@@ -26,6 +28,8 @@ def main() -> None:
     p.add_argument('--model', default=None, help='checkpoint (default: the bundled model)')
     p.add_argument('--out', default=os.path.join(REPO, 'docs', 'x30-bicubic-vs-liif.jpg'))
     args = p.parse_args()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    check_output(args.out, {'--input image': args.input, '--model checkpoint': args.model or demo.DEFAULT_MODEL}, '--out')
     crop = Image.open(args.input).convert('RGB').crop(CROP)
     size = (crop.width * SCALE, crop.height * SCALE)
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,8 +42,7 @@ def main() -> None:
     fig = Image.new('RGB', (2 * size[0] + GAP, size[1]), (255, 255, 255))
     fig.paste(bicubic, (0, 0))
     fig.paste(liif, (size[0] + GAP, 0))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    fig.save(args.out, quality=90)
+    write_image(fig, args.out, quality=90)
     print(f'{args.out}: bicubic | LIIF, x{SCALE} of a {crop.width}x{crop.height} crop')
 
 

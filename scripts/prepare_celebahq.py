@@ -23,7 +23,7 @@ from tqdm import tqdm
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets.image_store import IMAGE_EXTENSIONS  # noqa: E402
 from utils.errors import UserError, run_cli  # noqa: E402
-from utils.files import atomic_write, atomic_write_text  # noqa: E402
+from utils.files import atomic_write, atomic_write_text, refuse_inputs  # noqa: E402
 
 SIZES = (256, 128, 64, 32)  # 256 from the source, the others from 256
 BICUBIC = getattr(Image, 'Resampling', Image).BICUBIC
@@ -81,6 +81,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     files = source_images(Path(args.src))
     root = Path(args.root)
+    refuse_inputs(root, {'source folder': args.src, '--split file': args.split}, '--root', folder=True)
     names = [f.stem + '.png' for f in files]
     if len(set(names)) != len(names):
         raise UserError(f'{args.src}: two source files share a name stem; rename one')

@@ -157,3 +157,41 @@ def test_outputs_that_are_inputs_by_hard_link_or_as_the_model_are_refused(eval_s
     err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2',
                                             '--output', str(tiny_ckpt)]), capsys)
     assert 'is the model checkpoint itself' in err and tiny_ckpt.read_bytes() == model
+
+
+# ---------------------------------------------------------------- outputs are never data (round 3)
+
+def paired_setup(tmp_path: Path, cache: str = 'none') -> dict:
+    """A paired x2 test set (LR 12x10, HR 24x20) and its config."""
+    rng = np.random.default_rng(0)
+    for sub, (h, w) in (('lr', (12, 10)), ('hr', (24, 20))):
+        (tmp_path / sub).mkdir()
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / sub / 'a.png')
+    config = tmp_path / 'paired.yaml'
+    config.write_text(yaml.safe_dump({'test_dataset': {
+        'dataset': {'name': 'paired-image-folders', 'args': {'root_path_1': str(tmp_path / 'lr'),
+                                                             'root_path_2': str(tmp_path / 'hr'), 'cache': cache}},
+        'wrapper': {'name': 'sr-implicit-paired', 'args': {}}, 'batch_size': 1}, 'eval_type': 'benchmark-2'}))
+    return {'config': config, 'lr': tmp_path / 'lr' / 'a.png', 'hr': tmp_path / 'hr' / 'a.png'}
+
+
+@pytest.mark.parametrize('target', ['hr', 'lr', 'new file in the data folder', 'cache file'])
+def test_test_py_out_never_writes_into_the_data(tmp_path, capsys, target):
+    setup = paired_setup(tmp_path, cache='bin')
+    test_cli.main(['--config', str(setup['config']), '--model', 'bicubic', '--quiet'])  # builds the cache
+    out = {'hr': setup['hr'], 'lr': setup['lr'], 'new file in the data folder': tmp_path / 'hr' / 'res.json',
+           'cache file': tmp_path / '_bin_hr' / 'a.png.npy'}[target]
+    before = {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()}
+    err = one_line_error(lambda: test_cli.main(['--config', str(setup['config']), '--model', 'bicubic',
+                                                '--quiet', '--out', str(out)]), capsys)
+    assert '--out' in err and ('itself' in err or 'inside the' in err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob('*') if p.is_file()} == before
+
+
+def test_test_py_save_images_never_go_into_the_data(eval_setup, tmp_path, capsys):
+    link = tmp_path / 'link'
+    link.symlink_to(eval_setup['root'] / 'hr')
+    for folder in (eval_setup['root'] / 'hr' / 'sr', link / 'sr', eval_setup['root']):
+        err = one_line_error(lambda: run_test_py(eval_setup, '--save-images', folder), capsys)
+        assert '--save-images' in err and ('inside the data folder' in err or 'holds the' in err), err
+    assert sorted(p.name for p in (eval_setup['root'] / 'hr').iterdir()) == ['0.png', '1.png']

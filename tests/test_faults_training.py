@@ -336,3 +336,19 @@ def test_a_corrupt_image_read_by_a_training_worker_is_one_line(data, tmp_path, c
     code, err = cli(['--config', str(write_config(tmp_path / 'c.yaml', raw)), '--name', 'r'], capsys)
     assert code == 2 and err.count('\n') == 1, err
     assert err.startswith(f'error: cannot read image {folder}/03.png: ')
+
+
+# ---------------------------------------------------------------- the run folder is never the data (round 3)
+
+def test_a_run_folder_holding_or_inside_the_data_is_refused(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(data, tmp_path / 'save' / 'r' / 'data')
+    raw = tiny_raw(tmp_path / 'save' / 'r' / 'data')
+    cfg = write_config(tmp_path / 'tiny.yaml', raw)
+    before = sorted(p for p in (tmp_path / 'save').rglob('*'))
+    code, err = cli(['--config', str(cfg), '--name', 'r', '--overwrite'], capsys)
+    assert code == 2 and err.count('\n') == 1 and 'run folder save/r holds the data folder' in err, err
+    assert sorted(p for p in (tmp_path / 'save').rglob('*')) == before  # nothing moved aside
+    raw['train_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'save')
+    code, err = cli(['--config', str(write_config(cfg, raw)), '--name', 'r'], capsys)
+    assert code == 2 and 'inside the data folder' in err, err

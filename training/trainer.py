@@ -12,12 +12,13 @@ import torch
 import torch.nn as nn
 
 import models
+from datasets import spec_inputs
 from datasets.seeding import seed_all
 from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
-from utils.files import WriteError
+from utils.files import WriteError, refuse_inputs
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS
@@ -126,6 +127,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     init_ckpt = load_checkpoint(init) if init else None
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
+    # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
+    # a folder of the data, nor hold the --init checkpoint.
+    refuse_inputs(save_path, {'--init checkpoint': init, **spec_inputs(config['train_dataset']),
+                              **spec_inputs(config['val_dataset'] or {})}, 'run folder', folder=True)
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
     checked = folder_state(save_path)
 

@@ -114,17 +114,49 @@ def check_writable(path: PathLike, what: str = 'output') -> None:
         raise UserError(f'cannot write to the {what} folder {folder} ({e.strerror})') from None
 
 
-def refuse_inputs(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output') -> None:
-    """UserError when the output `path` is one of `inputs` ({'input': path}, None skipped)."""
+def is_within(path: PathLike, folder: PathLike) -> bool:
+    """Whether `path` (existing or not) is `folder` or lies anywhere below it, symlinks resolved
+    and the folder recognised under any of its names (samefile on each of path's ancestors)."""
+    try:
+        folder_stat = os.stat(folder)
+    except OSError:
+        return False
+    for parent in (Path(path).resolve(), *Path(path).resolve().parents):
+        try:
+            st = os.stat(parent)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (folder_stat.st_dev, folder_stat.st_ino):
+            return True
+    return False
+
+
+def refuse_inputs(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output',
+                  folder: bool = False) -> None:
+    """UserError when the output `path` is one of `inputs` ({'input': path}, None skipped) or lies
+    inside an input that is a folder (a data folder the run reads: an output there would change
+    the data); with `folder` (the output is a folder), also when an input lies inside it. Symlinks
+    and hard links count as the file they name. Every entry point calls this (or check_output)
+    with every file and folder it reads: model, config and data alike (docs/design.md §4)."""
     for flag, inp in inputs.items():
-        if inp is not None and same_file(path, inp):
+        if inp is None:
+            continue
+        named = flag if str(inp) in flag else f'{flag} {inp}'
+        if same_file(path, inp):
             raise UserError(f'{what} {path} is the {flag} itself: it would be overwritten; give '
                             'another file name')
+        if os.path.isdir(inp) and is_within(path, inp):
+            raise UserError(f'{what} {path} is inside the {named}, which this run reads: an output '
+                            'there would change the data; write it elsewhere')
+        if folder and is_within(inp, path):
+            raise UserError(f'{what} {path} holds the {named}, which this run reads; give '
+                            'another folder')
 
 
 def check_output(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output') -> None:
-    """Before any work: UserError when `path` is one of `inputs` or cannot be written
-    (check_writable); then stale temporary files of earlier writes to `path` are removed."""
+    """Before any work: UserError when `path` is one of `inputs`, lies in an input folder
+    (refuse_inputs) or cannot be written (check_writable); then stale temporary files of earlier
+    writes to `path` are removed."""
     refuse_inputs(path, inputs, what)
     check_writable(path, what)
     clean_stale_temps(Path(path).parent, Path(path).name)
