@@ -62,7 +62,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "on the fly with the config's resize, the config's protocol at S, e.g. div2k-2.5)")
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
-                        'after its ground truth')
+                        'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
+                        'k = 1, 2, ... in dataset order)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -107,7 +108,7 @@ def main(argv=None) -> dict:
     writer = None
     if args.save_images:
         folder = prepare_image_folder(args.save_images, reads)
-        writer = PredictionWriter(folder, target_names(loader.dataset))
+        writer = PredictionWriter(folder, target_names(loader.dataset), len(loader.dataset))
     rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,
                     window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)

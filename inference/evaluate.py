@@ -21,7 +21,7 @@ from tqdm import tqdm
 from datasets.image_store import to_uint8
 from datasets.resize import resize_fn
 from utils.errors import CheckedLoader, UserError
-from utils.files import refuse_inputs
+from utils.files import refuse_inputs, unique_stems
 from utils.images import write_image
 from utils.precision import autocast
 
@@ -126,15 +126,17 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
 
 class PredictionWriter:
     """`evaluate`'s on_image: each prediction as an 8-bit PNG (value * 255, rounded) in `folder`,
-    named after its ground truth (`names`; a repeated name gets _<index>), written atomically."""
+    named after its ground truth (`names`; `<index>` without), written atomically. Names are
+    unique by utils.files.unique_stems: images sharing a stem (`a.png`, `a.tif`) are all
+    `<stem>_<k>.png`, k = 1, 2, ... in dataset order."""
 
-    def __init__(self, folder: Path, names: Optional[Sequence[str]]):
-        self.folder, self.names, self.used = Path(folder), names, set()
+    def __init__(self, folder: Path, names: Optional[Sequence[str]], count: Optional[int] = None):
+        self.folder = Path(folder)
+        stems = [Path(n).stem for n in names] if names else [f'{i:04d}' for i in range(count or 0)]
+        self.files = [f'{s}.png' for s in unique_stems(stems)]
 
     def __call__(self, index: int, pred: Tensor) -> None:
-        stem = Path(self.names[index]).stem if self.names else f'{index:04d}'
-        name = f'{stem}.png' if stem not in self.used else f'{stem}_{index}.png'
-        self.used.add(stem)
+        name = self.files[index] if index < len(self.files) else f'{index:04d}.png'
         write_image(Image.fromarray(to_uint8(pred.float()), 'RGB'), self.folder / name, 'PNG')
 
 

@@ -195,3 +195,26 @@ def test_test_py_save_images_never_go_into_the_data(eval_setup, tmp_path, capsys
         err = one_line_error(lambda: run_test_py(eval_setup, '--save-images', folder), capsys)
         assert '--save-images' in err and ('inside the data folder' in err or 'holds the' in err), err
     assert sorted(p.name for p in (eval_setup['root'] / 'hr').iterdir()) == ['0.png', '1.png']
+
+
+# ---------------------------------------------------------------- --save-images names (round 3)
+
+def test_unique_stems_rule():
+    from utils.files import unique_stems
+    assert unique_stems(['a', 'b']) == ['a', 'b']
+    assert unique_stems(['a', 'a', 'a_1']) == ['a_2', 'a_3', 'a_1']
+    assert unique_stems(['A', 'a', 'b', 'b']) == ['A_1', 'a_2', 'b_1', 'b_2']
+    names = ['x', 'x', 'x_1', 'x_2', 'x_1_1', 'X']
+    assert len({n.casefold() for n in unique_stems(names)}) == len(names)
+
+
+@pytest.mark.parametrize('files', [['a.png', 'a.tif', 'a_1.png'], ['a.png', 'A.bmp', 'b.png']])
+def test_save_images_never_loses_a_prediction(tmp_path, capsys, files):
+    rng = np.random.default_rng(0)
+    (tmp_path / 'hr').mkdir()
+    for name in files:
+        Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(tmp_path / 'hr' / name)
+    cfg = eval_config(tmp_path, tmp_path / 'hr')
+    test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet', '--save-images', str(tmp_path / 'sr')])
+    saved = [p.read_bytes() for p in (tmp_path / 'sr').iterdir()]
+    assert len(saved) == len(files) and len(set(saved)) == len(files)

@@ -8,7 +8,8 @@ import re
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO, Callable, Mapping, Optional, Union
+from collections import Counter
+from typing import BinaryIO, Callable, Mapping, Optional, Sequence, Union
 
 from .errors import UserError
 
@@ -95,6 +96,29 @@ def same_file(a: PathLike, b: PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist
         return Path(a).resolve() == Path(b).resolve()
+
+
+def unique_stems(stems: Sequence[str]) -> list[str]:
+    """File stems made unique, one per item, by a fixed rule: a stem no other item has (compared
+    ignoring case, as macOS and Windows file systems do) is kept; the items that share a stem
+    (`a.png` and `a.tif`, or one file listed twice) all become `<stem>_<k>`, k = 1, 2, ... in item
+    order, skipping any name another item has or was given. So no two outputs ever share a file."""
+    counts = Counter(s.casefold() for s in stems)
+    taken = {s.casefold() for s in stems if counts[s.casefold()] == 1}
+    out, next_k = [], Counter()
+    for stem in stems:
+        key = stem.casefold()
+        if counts[key] == 1:
+            out.append(stem)
+            continue
+        while True:
+            next_k[key] += 1
+            name = f'{stem}_{next_k[key]}'
+            if name.casefold() not in taken:
+                break
+        taken.add(name.casefold())
+        out.append(name)
+    return out
 
 
 def check_writable(path: PathLike, what: str = 'output') -> None:
