@@ -175,10 +175,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         raise UserError(f'--png-compression must be from 0 to 9, got {args.png_compression}')
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, scale, resolution)
+    protected = {}
     for inp, out in zip(inputs, outputs):
-        protected = {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL,
-                     **{f'input {other}': other for other in inputs if other != inp}}
-        check_output(out, protected, 'output')
+        protected[out] = {f'input {other}': other for other in inputs if other != inp}
+        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
                              tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
@@ -189,7 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         start = time.time()
         try:
             out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
-                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression)
+                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression,
+                                                 protect=protected[out])
         except UserError as e:
             if len(inputs) == 1:
                 raise

@@ -13,7 +13,7 @@ mirror padding for window encoders (SwinIR).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ from models.loading import build_model, require_implicit
 from utils.checkpoints import PathLike, load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError
+from utils.files import check_output
 from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
@@ -84,7 +85,7 @@ class Upscaler:
     tile: Optional[int] = 512
     bsize: int = 30000
     progress: bool = False
-    source: str = field(default='model', compare=False)
+    source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
@@ -132,15 +133,19 @@ class Upscaler:
     def upscale_file(self, src: PathLike, dst: PathLike, scale: Union[float, Sequence[float], None] = None,
                      resolution: Optional[Sequence[int]] = None, quality: int = 95, force: bool = False,
                      max_input_megapixels: Optional[float] = None, max_output_megapixels: float = 500,
-                     png_compression: int = 4) -> tuple[tuple[int, int], Optional[str]]:
+                     png_compression: int = 4, protect: Optional[Mapping[str, PathLike]] = None
+                     ) -> tuple[tuple[int, int], Optional[str]]:
         """Read src, upscale it and write dst (format from its extension, lossy ones at `quality`,
         PNG at zlib level `png_compression`: 4 encodes a 1024x1024 photo 2.8x faster than PIL's 6
         for 1% more bytes, benchmarks/bench_png.py), atomically. Returns the output size (H, W) and a note when the format cannot hold the
-        image's mode (e.g. JPEG and alpha). Sizes are checked before anything is decoded or rendered."""
+        image's mode (e.g. JPEG and alpha). Checked before anything is decoded or rendered: dst is
+        neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
+        its format and the sizes."""
+        fmt = output_format(dst)
+        check_output(dst, {'input': src, 'model checkpoint': self.source, **(protect or {})}, 'output')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
         out_hw = output_size(image.rgb.shape[:2], scale, resolution)
-        fmt = output_format(dst)
         check_output_size(out_hw, fmt, max_output_megapixels, force)
         mode, note = storable_mode(fmt, image.mode)
         img = self.render_loaded(image, out_hw)

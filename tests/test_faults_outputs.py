@@ -218,3 +218,28 @@ def test_save_images_never_loses_a_prediction(tmp_path, capsys, files):
     test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet', '--save-images', str(tmp_path / 'sr')])
     saved = [p.read_bytes() for p in (tmp_path / 'sr').iterdir()]
     assert len(saved) == len(files) and len(set(saved)) == len(files)
+
+
+# ---------------------------------------------------------------- the library keeps the CLI's promises (round 3)
+
+def test_upscale_file_never_overwrites_its_input_or_model(tmp_path, tiny_ckpt):
+    from inference.upscale import Upscaler
+    from utils.errors import UserError
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    src = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(src)
+    link = tmp_path / 'link.png'
+    os.link(src, link)
+    before = src.read_bytes()
+    for dst, expect in ((src, 'is the input itself'), (link, 'is the input itself')):
+        with pytest.raises(UserError, match=expect):
+            up.upscale_file(src, dst, scale=2)
+    assert src.read_bytes() == before
+    copy = tmp_path / 'model.png'  # an image extension, so only the input check can stop it
+    copy.write_bytes(tiny_ckpt.read_bytes())
+    up2 = Upscaler.load(copy, 'cpu')
+    with pytest.raises(UserError, match='is the model checkpoint itself'):
+        up2.upscale_file(src, copy, scale=2)
+    assert copy.read_bytes() == tiny_ckpt.read_bytes()
+    with pytest.raises(UserError, match='unknown image extension'):
+        up.upscale_file(tmp_path / 'missing.png', tmp_path / 'out.xyz', scale=2)  # before reading
