@@ -30,7 +30,7 @@ The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, l
 tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
 initial state as epoch 0), epoch-best.pth (best val PSNR) and epoch-<N>.pth. An existing
 run folder is never replaced: resume it, pick another name, or --overwrite moves it to
-<folder>.old-<time>. A non-finite loss stops the run before the weights are updated; Ctrl-C
+<folder>.old-<time> (only a folder holding nothing but a run's files; names are one folder name). A non-finite loss stops the run before the weights are updated; Ctrl-C
 stops it; either way epoch-last.pth holds the end of the last completed epoch, resumable
 exactly (model, optimizer, scheduler, scaler, best score and every rank's random state).
 Resuming with a config whose lr, multi_step_lr or optimizer args differ follows the config:
@@ -65,7 +65,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--workers', type=int, help='data-loader workers per process (overrides the config)')
     p.add_argument('--overwrite', action='store_true',
                    help='start afresh even if the run folder exists (its contents are moved to '
-                        '<folder>.old-<time>, never deleted)')
+                        "<folder>.old-<time>, never deleted; refused for a folder holding more than a run's files)")
     return p.parse_args(argv)
 
 

@@ -352,3 +352,37 @@ def test_a_run_folder_holding_or_inside_the_data_is_refused(data, tmp_path, caps
     raw['train_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'save')
     code, err = cli(['--config', str(write_config(cfg, raw)), '--name', 'r'], capsys)
     assert code == 2 and 'inside the data folder' in err, err
+
+
+# ---------------------------------------------------------------- run names and --overwrite (round 3)
+
+def test_run_names_stay_in_the_save_root_and_overwrite_moves_only_a_run(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=1, val_dataset=None, epoch_val=None), 'c'),
+                  tmp_path / 'save' / 'a')
+    cfg = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=3, val_dataset=None, epoch_val=None))
+    snapshot = lambda: sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*'))  # noqa: E731
+    before = snapshot()
+    for flags, expect in ((['--name', '.'], 'a run name is one folder name'),
+                          (['--name', '..'], 'a run name is one folder name'),
+                          (['--name', str(tmp_path / 'abs')], 'a run name is one folder name'),
+                          (['--name', 'a/../..'], 'a run name is one folder name'),
+                          (['--name', ''], 'a run name is one folder name'),
+                          (['--tag', '../..'], 'a run name is one folder name')):
+        code, err = cli(['--config', str(cfg), *flags, '--overwrite'], capsys)
+        assert code == 2 and err.count('\n') == 1 and expect in err, (flags, err)
+        assert snapshot() == before
+    # A checkpoint in the save root: resuming runs in its folder, save/, which holds run a.
+    shutil.copy(tmp_path / 'save/a/epoch-last.pth', tmp_path / 'save/x.pth')
+    before = snapshot()
+    for extra in ([], ['--overwrite']):
+        code, err = cli(['--config', str(cfg), '--resume', 'save/x.pth', *extra], capsys)
+        assert code == 2 and "and save also holds 'a'" in err, err
+        assert snapshot() == before
+    (tmp_path / 'save/a/notes.txt').write_text('mine')
+    code, err = cli(['--config', str(cfg), '--name', 'a', '--overwrite'], capsys)
+    assert code == 2 and "also holds 'notes.txt'" in err, err
+    (tmp_path / 'save/a/notes.txt').unlink()
+    code, err = cli(['--config', str(cfg), '--name', 'a', '--overwrite'], capsys)
+    assert code == 0, err  # a plain run folder is still moved aside
+    assert len(list((tmp_path / 'save').glob('a.old-*'))) == 1
