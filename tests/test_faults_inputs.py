@@ -85,7 +85,7 @@ def test_bin_cache_built_by_an_older_reader_is_rebuilt(tmp_path):
     index = npy.parent / '_index.json'
     stamps = json.loads(index.read_text())
     np.save(npy, np.full((12, 20, 3), 255, np.uint8))  # what the clipping reader cached
-    index.write_text(json.dumps({k: v[:2] for k, v in stamps.items()}))  # its stamp had no version
+    index.write_text(json.dumps({k: v['stamp'][:2] for k, v in stamps.items()}))  # its stamp had no version
     ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(tmp_path), 'cache': 'bin'}})
     assert ds[0].max() < 1
 
@@ -198,3 +198,45 @@ def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
     assert load_yaml(path) == {'base': {'x': 1, 'y': [1, 2]}, 'other': {'x': 1, 'y': 3}, 'same': {'x': 1, 'y': [1, 2]}}
     path.write_text('\ufeffa: 1\n', encoding='utf-8')  # a byte-order mark is fine
     assert load_yaml(path) == {'a': 1}
+
+
+# ---------------------------------------------------------------- cache: bin checks content (round 3)
+
+@pytest.mark.parametrize('how', ['cp -p', 'rsync -a', 'tar'])
+def test_bin_cache_sees_a_file_replaced_with_its_size_and_mtime(tmp_path, monkeypatch, how):
+    import os
+    import shutil
+    import subprocess
+    import datasets.image_store as store
+    src = tmp_path / 'imgs'
+    src.mkdir()
+    old, new = (np.full((12, 10, 3), v, np.uint8) for v in (10, 200))
+    Image.fromarray(old).save(src / 'a.png', compress_level=0)
+    Image.fromarray(old).save(src / 'b.png', compress_level=0)
+    spec = {'name': 'image-folder', 'args': {'root_path': str(src), 'cache': 'bin'}}
+    assert datasets.make(spec)[0].mul(255).round().max() == 10
+    st = os.stat(src / 'a.png')
+    other = tmp_path / 'other'
+    other.mkdir()
+    Image.fromarray(new).save(other / 'a.png', compress_level=0)
+    assert os.stat(other / 'a.png').st_size == st.st_size
+    os.utime(other / 'a.png', ns=(st.st_atime_ns, st.st_mtime_ns))
+    if how == 'cp -p':  # overwrites in place: same inode, size and mtime
+        subprocess.run(['cp', '-p', str(other / 'a.png'), str(src / 'a.png')], check=True)
+    elif how == 'rsync -a':  # a new file renamed over the old one, times kept
+        shutil.copy2(other / 'a.png', src / '.a.png.tmp')
+        os.replace(src / '.a.png.tmp', src / 'a.png')
+    else:  # extracted afresh
+        (src / 'a.png').unlink()
+        shutil.copy2(other / 'a.png', src / 'a.png')
+    assert (os.stat(src / 'a.png').st_size, os.stat(src / 'a.png').st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    decoded = []
+    real = store.read_image
+    monkeypatch.setattr(store, 'read_image', lambda p: decoded.append(os.path.basename(p)) or real(p))
+    ds = datasets.make(spec)
+    assert ds[0].mul(255).round().min() == 200  # the new pixels, not the cached ones
+    assert decoded == ['a.png']  # b.png was not decoded again
+    os.chmod(src / 'b.png', 0o644)  # a new ctime, the same content: hashed, not decoded
+    decoded.clear()
+    datasets.make(spec)
+    assert decoded == []
