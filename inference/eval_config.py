@@ -99,6 +99,19 @@ def at_scale(spec: dict, protocol: Protocol, scale: float, config: str) -> tuple
     return moved, protocol if protocol.kind == 'none' else Protocol(protocol.kind, scale)
 
 
+def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
+    """A dataset block whose `sr-implicit-paired` wrapper checks every pair against the protocol's
+    scale (its `scale` arg, set from eval_type; one that disagrees is a UserError)."""
+    wrapper = spec.get('wrapper') or {}
+    if wrapper.get('name') != 'sr-implicit-paired' or protocol.scale is None:
+        return spec
+    args = dict(wrapper.get('args') or {})
+    if args.get('scale') is not None and args['scale'] != protocol.scale:
+        raise UserError(f"{where}: wrapper.args.scale {args['scale']} disagrees with eval_type "
+                        f'{protocol.eval_type} (scale {protocol.scale:g})')
+    return {**spec, 'wrapper': {**wrapper, 'args': {**args, 'scale': protocol.scale}}}
+
+
 @dataclass(frozen=True)
 class TestPlan:
     """What a test config asks for, checked: the dataset spec (paths under the data root), the
@@ -118,6 +131,7 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     protocol = parse_eval_type(cfg.get('eval_type'))
     if scale is not None:
         spec, protocol = at_scale(spec, protocol, scale, config)
+    spec = with_protocol_scale(spec, protocol, f'{config}: test_dataset')
     bsize = cfg.get('eval_bsize')
     if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
         raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')

@@ -110,6 +110,10 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
                disable=None if progress is None else not progress)
     for batch in bar:
         hw = image_shape(batch['cell'], batch['gt'].shape[1], protocol, whole)
+        if whole and hw is not None and tuple(batch['inp'].shape[-2:]) == tuple(hw):
+            first = names[len(rows)] if names else f'item {len(rows)}'
+            raise UserError(f'{first}: the LR input is {hw[0]}x{hw[1]}, the size of its ground truth: nothing '
+                            'to super-resolve (a scale too close to 1?)')
         pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
         lr_size = list(batch['inp'].shape[-2:])
         psnrs = psnr(pred, gt, protocol).tolist()

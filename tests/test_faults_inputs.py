@@ -240,3 +240,46 @@ def test_bin_cache_sees_a_file_replaced_with_its_size_and_mtime(tmp_path, monkey
     decoded.clear()
     datasets.make(spec)
     assert decoded == []
+
+
+# ---------------------------------------------------------------- paired LR/HR sizes (round 3)
+
+def paired_config(tmp_path: Path, lr_hw, hr_hw, eval_type='benchmark-2', name='a') -> Path:
+    rng = np.random.default_rng(0)
+    for sub, (h, w) in (('lr', lr_hw), ('hr', hr_hw)):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / sub / f'{name}.png')
+    cfg = tmp_path / 'paired.yaml'
+    cfg.write_text(yaml.safe_dump({'test_dataset': {
+        'dataset': {'name': 'paired-image-folders', 'args': {'root_path_1': str(tmp_path / 'lr'),
+                                                             'root_path_2': str(tmp_path / 'hr')}},
+        'wrapper': {'name': 'sr-implicit-paired', 'args': {}}, 'batch_size': 1}, 'eval_type': eval_type}))
+    return cfg
+
+
+@pytest.mark.parametrize('lr_hw, hr_hw, eval_type', [
+    ((24, 17), (48, 48), 'benchmark-2'),   # another aspect: HR used to be cropped silently
+    ((12, 12), (48, 48), 'benchmark-2'),   # an x4 LR under X2: reported as x2
+    ((48, 48), (48, 48), 'benchmark-2'),   # LR = HR: result inf
+    ((48, 48), (48, 48), None),            # the same without a protocol scale
+    ((16, 16), (48, 48), 'div2k-2'),       # x3 under x2
+    ((25, 24), (48, 48), 'rgb-2'),         # one pixel too many
+])
+def test_paired_sizes_are_checked_against_the_protocol_scale(tmp_path, capsys, lr_hw, hr_hw, eval_type):
+    cfg = paired_config(tmp_path, lr_hw, hr_hw, eval_type)
+    err = one_line_error(lambda: test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet']), capsys)
+    assert 'a.png' in err and ('is not HR' in err or 'no downscaled copy' in err), err
+
+
+@pytest.mark.parametrize('lr_hw, hr_hw', [((12, 10), (24, 20)), ((12, 11), (25, 21)), ((12, 10), (25, 21))])
+def test_paired_sizes_of_matlab_and_pil_rounding_are_accepted(tmp_path, lr_hw, hr_hw):
+    """floor(H / s) (benchmark packs, PIL) and ceil(H / s) (MATLAB on the whole HR) LR sizes."""
+    cfg = paired_config(tmp_path, lr_hw, hr_hw)
+    row, = test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet'])['images']
+    assert row['hr_size'] == [24, 20] and row['lr_size'] == [12, 10] and row['psnr'] < 40
+
+
+def test_a_test_scale_too_close_to_1_is_refused(eval_setup, capsys):
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', 'bicubic',
+                                                '--quiet', '--scale', '1.0001']), capsys)
+    assert 'nothing to super-resolve' in err

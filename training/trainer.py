@@ -14,6 +14,8 @@ import torch.nn as nn
 import models
 from datasets import spec_inputs
 from datasets.seeding import seed_all
+from inference.eval_config import with_protocol_scale
+from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
@@ -105,7 +107,8 @@ def build_loaders(config: dict, where: str, env: DistEnv, device: torch.device):
     train_loaders = EpochLoaders(train_set, batch, env, config['seed'], workers, pin, train=True)
     val_loaders, n_val = None, 0
     if config['val_dataset'] is not None and config['epoch_val'] is not None:
-        val_set = make_dataset(config['val_dataset'], 'val_dataset', where)
+        val_spec = with_protocol_scale(config['val_dataset'], parse_eval_type(config['eval_type']), f'{where}: val_dataset')
+        val_set = make_dataset(val_spec, 'val_dataset', where)
         val_batch = max(1, config['val_dataset']['batch_size'] // env.world_size)
         val_loaders, n_val = EpochLoaders(val_set, val_batch, env, config['seed'], workers, pin, train=False), len(val_set)
     summary = f'train: {len(train_set)} items, {batch} per step and process; val: {n_val} items; {workers} worker(s)'
