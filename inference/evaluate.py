@@ -27,7 +27,7 @@ from utils.precision import autocast
 
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
-from .render import band_coord, batched_predict, frame_cell
+from .render import band_coord, batched_predict, count_non_finite, frame_cell, non_finite_error
 from .window import cell_clip, mirror_pad, window_frame
 
 
@@ -87,6 +87,9 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
         cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
     with autocast(device, precision):
         pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
+    bad = count_non_finite(pred)  # clamped, a NaN or inf would score as black or white
+    if bad:
+        raise non_finite_error(bad, pred.shape[0] * pred.shape[1], precision, 'no score is given')
     return as_images(norm.pred_to_rgb(pred.float()), hw), as_images(gt, hw)
 
 
@@ -114,7 +117,10 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
             first = names[len(rows)] if names else f'item {len(rows)}'
             raise UserError(f'{first}: the LR input is {hw[0]}x{hw[1]}, the size of its ground truth: nothing '
                             'to super-resolve (a scale too close to 1?)')
-        pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
+        try:
+            pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
+        except UserError as e:
+            raise UserError(f'{names[len(rows)] if names else f"item {len(rows)}"}: {e}') from None
         lr_size = list(batch['inp'].shape[-2:])
         psnrs = psnr(pred, gt, protocol).tolist()
         ssims = ssim(pred, gt, protocol).tolist() if with_ssim and hw is not None else [None] * len(psnrs)

@@ -219,9 +219,12 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             if val_loaders is not None and epoch % config['epoch_val'] == 0:
                 # Validation's own random state (crops, scales drawn in this process when there are no
                 # loader workers): the same samples every epoch, training's stream untouched.
-                with forked_rng(val_loaders.seed_for(epoch)):
-                    val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                   device, precision, show=env.is_main)
+                try:
+                    with forked_rng(val_loaders.seed_for(epoch)):
+                        val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
+                                       device, precision, show=env.is_main)
+                except UserError as e:
+                    raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
                 log.scalar('psnr', val, epoch)
                 msg += f', val: psnr={val:.4f}'
                 if val > best_val:
