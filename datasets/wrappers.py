@@ -107,7 +107,7 @@ class SRImplicitDownsampled(Dataset):
                  scale_max: Optional[float] = None, augment: bool = False,
                  sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
-        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.augment, self.rgb_permute = check_switch(augment, 'augment'), check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
@@ -189,7 +189,7 @@ class SRImplicitPaired(Dataset):
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,
                  sample_q: Optional[int] = None, rgb_permute: bool = False, scale: Optional[float] = None):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
-        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.augment, self.rgb_permute = check_switch(augment, 'augment'), check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         check_sample_q(sample_q)
         if scale is not None:
@@ -238,7 +238,7 @@ class SRImplicitUniformVaried(Dataset):
     def __init__(self, dataset: Dataset, size_min: int, size_max: Optional[int] = None,
                  augment: bool = False, gt_resize: Optional[int] = None,
                  sample_q: Optional[int] = None, resize: str = 'pil'):
-        self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, augment, gt_resize, sample_q
+        self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, check_switch(augment, 'augment'), gt_resize, sample_q
         self.size_min = check_size(size_min, 'size_min')
         self.size_max = size_min if size_max is None else check_size(size_max, 'size_max')
         check_size(gt_resize, 'gt_resize')

@@ -10,7 +10,7 @@ from typing import Optional
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
-from utils.config import load_yaml
+from utils.config import Checker, load_yaml
 from utils.errors import UserError
 
 from .metrics import Protocol, parse_eval_type
@@ -39,9 +39,12 @@ def load_test_spec(cfg: dict, config: str) -> dict:
     spec = cfg.get('test_dataset')
     if not isinstance(spec, dict):
         raise UserError(f"{config}: missing 'test_dataset' (with 'dataset', 'wrapper' and 'batch_size')")
+    c = Checker(config)
     for key in ('dataset', 'wrapper'):
         if not (isinstance(spec.get(key), dict) and isinstance(spec[key].get('name'), str)):
             raise UserError(f"{config}: test_dataset.{key} must be a spec with a 'name' (and 'args')")
+        c.spec(spec[key], f'test_dataset.{key}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
+               datasets.DATASETS.get)
     bs = spec.get('batch_size', 1)
     if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
         raise UserError(f'{config}: test_dataset.batch_size must be a positive integer, got {bs!r}')

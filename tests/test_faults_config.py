@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import models
+from faults import TINY_LIIF, one_line_error, test_cli
 from test_train import cli, data, one_thread, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
 from training import probe as probe_module
 from training import trainer
@@ -128,3 +130,35 @@ def test_resume_from_a_nan_checkpoint_is_refused(data, tmp_path, capsys, monkeyp
     code, err = cli(['--config', str(cfg), '--name', 'r', '--resume', 'nan.pth'], capsys)
     assert code == 2 and 'hold NaN or inf' in err and 'last good checkpoint' not in err
     assert not (tmp_path / 'save').exists()
+
+
+# ---------------------------------------------------------------- booleans are YAML booleans (round 3)
+
+@pytest.mark.parametrize('path, value', [
+    ('train_dataset.wrapper.args.augment', 'false'),
+    ('train_dataset.wrapper.args.augment', 1),
+    ('train_dataset.wrapper.args.rgb_permute', 'no'),
+    ('model.args.local_ensemble', 'no'),
+    ('model.args.encoder_spec.args.no_upsampling', 'true'),
+    ('optimizer.args.amsgrad', 'false'),
+    ('optimizer.args.maximize', 'off'),
+    ('optimizer.args.foreach', 0),
+])
+def test_booleans_must_be_yaml_booleans(data, tmp_path, capsys, monkeypatch, path, value):
+    err = refused(with_args(tiny_raw(data), path, value), tmp_path, capsys, monkeypatch)
+    assert f'{path}: expected true or false' in err, err
+
+
+def test_booleans_in_test_configs_and_checkpoints_must_be_booleans(eval_setup, tmp_path, capsys):
+    raw = yaml.safe_load(eval_setup['config'].read_text())
+    raw['test_dataset']['wrapper']['args']['augment'] = 'false'
+    cfg = tmp_path / 'bad.yaml'
+    cfg.write_text(yaml.safe_dump(raw))
+    err = one_line_error(lambda: test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet']), capsys)
+    assert 'bad.yaml: test_dataset.wrapper.args.augment: expected true or false' in err, err
+    spec = {'name': 'liif', 'args': {**TINY_LIIF['args'], 'local_ensemble': 'no'}}
+    ckpt = tmp_path / 'bad.pth'
+    save_checkpoint({'model': {**spec, 'sd': models.make(TINY_LIIF).state_dict()}}, ckpt)
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', str(ckpt),
+                                                '--quiet']), capsys)
+    assert 'bad.pth' in err and 'args.local_ensemble: expected true or false' in err, err

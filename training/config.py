@@ -40,8 +40,9 @@ DEFAULTS: dict[str, Any] = {
 def _check_dataset(c: Checker, value: Any, key: str) -> None:
     c.mapping(value, key, allowed=('dataset', 'wrapper', 'batch_size'),
               required=('dataset', 'wrapper', 'batch_size'))
-    c.spec(value['dataset'], f'{key}.dataset', datasets.DATASETS.__contains__, datasets.DATASETS.names)
-    c.spec(value['wrapper'], f'{key}.wrapper', datasets.DATASETS.__contains__, datasets.DATASETS.names)
+    for part in ('dataset', 'wrapper'):
+        c.spec(value[part], f'{key}.{part}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
+               datasets.DATASETS.get)
     c.integer(value['batch_size'], f'{key}.batch_size')
 
 
@@ -55,6 +56,7 @@ def _check_optimizer(c: Checker, value: Any) -> None:
     args = c.mapping(value['args'], 'optimizer.args', required=('lr',))
     c.number(args['lr'], 'optimizer.args.lr', positive=True, maximum=MAX_LR)
     c.no_number_strings(args, 'optimizer.args')
+    c.factory_args(OPTIMIZERS[value['name']], args, 'optimizer.args')
 
 
 def _check_multi_step_lr(c: Checker, value: Any) -> None:
@@ -92,7 +94,7 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
             c.fail('eval_type', str(e))
     if out['eval_bsize'] is not None:
         c.integer(out['eval_bsize'], 'eval_bsize')
-    c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names)
+    c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names, models.MODELS.get)
     _check_optimizer(c, out['optimizer'])
     c.integer(out['epoch_max'], 'epoch_max')
     if out['multi_step_lr'] is not None:
