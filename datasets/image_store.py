@@ -22,8 +22,9 @@ CACHE_MODES = ('none', 'bin', 'in_memory')
 # sources of the .npy files.
 BIN_INDEX = '_index.json'
 # Bumped when the reader's pixels change, so caches decoded by an older reader are rebuilt
-# (2: 16-bit images scaled instead of clipped, EXIF orientation applied; 3: content checked).
-READER = 3
+# (2: 16-bit images scaled instead of clipped, EXIF orientation applied; 3: content checked;
+# 4: 16-bit colour read whole, 32-bit integer and float images by range).
+READER = 4
 
 
 def read_image(path: str) -> np.ndarray:

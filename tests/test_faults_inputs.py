@@ -283,3 +283,96 @@ def test_a_test_scale_too_close_to_1_is_refused(eval_setup, capsys):
     err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', 'bicubic',
                                                 '--quiet', '--scale', '1.0001']), capsys)
     assert 'nothing to super-resolve' in err
+
+
+# ---------------------------------------------------------------- one rule per image mode (round 3)
+
+def png16(path: Path, a: np.ndarray) -> Path:
+    """A 16-bit-per-channel PNG of uint16 a (H, W, C): C = 2 grey + alpha, 3 RGB, 4 RGBA; rows
+    Paeth-filtered, so the decoder's unfiltering is exercised."""
+    h, w, c = a.shape
+    ctype = {2: 4, 3: 2, 4: 6}[c]
+    raw = a.astype('>u2').view(np.uint8).reshape(h, w * c * 2).astype(np.int32)
+    bpp = c * 2
+    rows = []
+    for y in range(h):
+        cur, prev = raw[y], raw[y - 1] if y else np.zeros_like(raw[0])
+        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), prev[:-bpp]])
+        p = left + prev - upleft
+        pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
+        pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
+        rows.append(b'\x04' + ((cur - pred) % 256).astype(np.uint8).tobytes())
+
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, ctype, 0, 0, 0))
+                     + chunk(b'IDAT', zlib.compress(b''.join(rows))) + chunk(b'IEND', b''))
+    return path
+
+
+def tiff16(path: Path, a: np.ndarray, compress: bool) -> Path:
+    """A 16-bit RGB TIFF (uncompressed, or deflate-compressed through libtiff) of uint16 a (H, W, 3)."""
+    h, w, spp = a.shape
+    data = a.astype('<u2').tobytes()
+    data = zlib.compress(data) if compress else data
+    bps_off = 8 + len(data)
+    entries = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, spp, bps_off), (259, 3, 1, 8 if compress else 1),
+               (262, 3, 1, 2), (273, 4, 1, 8), (277, 3, 1, spp), (278, 4, 1, h), (279, 4, 1, len(data))]
+    bps = struct.pack('<' + 'H' * spp, *[16] * spp)
+    ifd = struct.pack('<H', len(entries))
+    for tag, typ, count, value in entries:
+        v = struct.pack('<HH', value, 0) if typ == 3 and count == 1 else struct.pack('<I', value)
+        ifd += struct.pack('<HHI', tag, typ, count) + v
+    path.write_bytes(b'II*\x00' + struct.pack('<I', bps_off + len(bps)) + data + bps + ifd + struct.pack('<I', 0))
+    return path
+
+
+def read_both(path: Path) -> np.ndarray:
+    """What demo.py and a dataset read from path (asserted equal): uint8 (H, W, 3)."""
+    demo_rgb = read_image(path).rgb
+    ds = datasets.make({'name': 'image-folder', 'args': {'root_path': str(path.parent)}})
+    got = (ds[[Path(p).name for p in ds.store.paths].index(path.name)] * 255).round().byte().permute(1, 2, 0).numpy()
+    assert np.array_equal(got, demo_rgb)
+    return demo_rgb
+
+
+def test_16_bit_colour_is_read_whole_as_16_bit_grey_is(tmp_path):
+    """Before: 16-bit RGB kept only the high byte (v >> 8) while 16-bit grey was v / 257 rounded."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 65536, (9, 7, 4)).astype(np.uint16)
+    want = np.round(a / 257).astype(np.uint8)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    assert np.array_equal(read_both(png16(folder / 'rgb.png', a[..., :3])), want[..., :3])
+    rgba = read_image(png16(folder / 'rgba.png', a))
+    assert np.array_equal(rgba.rgb, want[..., :3]) and np.array_equal(rgba.alpha, want[..., 3])
+    la = read_image(png16(folder / 'la.png', a[..., :2]))
+    assert la.gray and np.array_equal(la.rgb[..., 0], want[..., 0]) and np.array_equal(la.alpha, want[..., 1])
+    for compress in (False, True):
+        assert np.array_equal(read_both(tiff16(folder / f'rgb{compress:d}.tif', a[..., :3], compress)), want[..., :3])
+    Image.fromarray(a[..., 0]).save(folder / 'gray.png')
+    assert np.array_equal(read_both(folder / 'gray.png')[..., 0], want[..., 0])
+
+
+def test_float_and_32_bit_images_are_read_by_their_range(tmp_path):
+    """Before: a float TIFF in [0, 1] and an int32 TIFF of 8-bit values came out black."""
+    rng = np.random.default_rng(1)
+    u8 = rng.integers(0, 256, (9, 7)).astype(np.uint8)
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    cases = {'unit.tif': (u8 / 255).astype(np.float32), 'f255.tif': u8.astype(np.float32),
+             'i8.tif': u8.astype(np.int32), 'i16.tif': u8.astype(np.int32) * 257}
+    for name, arr in cases.items():
+        Image.fromarray(arr).save(folder / name)
+        assert np.array_equal(read_both(folder / name)[..., 0], u8), name
+    from utils.images import split_channels
+    assert np.array_equal(split_channels(Image.fromarray(u8.astype(np.int32))).rgb[..., 0], u8)  # a PIL 'I' image
+    for name, arr, expect in (('neg.tif', np.full((3, 3), -1, np.float32), 'negative values'),
+                              ('big.tif', np.full((3, 3), 300, np.float32), 'values up to 300'),
+                              ('nan.tif', np.full((3, 3), np.nan, np.float32), 'NaN'),
+                              ('i32.tif', np.full((3, 3), 70000, np.int32), 'beyond 16 bits')):
+        Image.fromarray(arr).save(tmp_path / name)
+        with pytest.raises(UserError, match=expect) as e:
+            read_image(tmp_path / name)
+        assert name in str(e.value)

@@ -2,11 +2,18 @@
 
 Reading (demo.py, and the datasets behind training and test.py, through the same function): the
 header is checked first (a size budget, PIL's decompression-bomb limit), then EXIF orientation is
-applied, then the image is split into 8-bit RGB (what the model
-sees) and an optional 8-bit alpha. Grayscale ('1', 'L', 'LA', 16/32-bit 'I', float 'F') is
-repeated to three channels and remembered, so the result is saved as grayscale again. 16-bit
-images are scaled to 8 bits (value / 257, rounded); outputs are always 8 bits per channel.
-Palette images become RGB, or RGBA when they carry transparency.
+applied, then the image is split into 8-bit RGB (what the model sees) and an optional 8-bit
+alpha. Grayscale ('1', 'L', 'LA', 16/32-bit 'I', float 'F') is repeated to three channels and
+remembered, so the result is saved as grayscale again. Palette images become RGB, or RGBA when
+they carry transparency. Outputs are always 8 bits per channel. One rule per mode (utils/pixels.py):
+
+| mode | read as |
+|---|---|
+| '1' | 0 or 255 |
+| 'L', 'P', 'RGB', 'RGBA', 'CMYK', 'YCbCr', ... (8 bits) | the values (PIL's conversion to RGB) |
+| 16 bits per channel: 'I;16*' grey, 16-bit RGB, RGBA, grey + alpha (PNG, TIFF) | value / 257, rounded (all 16 bits read) |
+| 'I' (32-bit integers) | by range: 0..255 as 8-bit values, 0..65535 / 257; otherwise refused |
+| 'F' (32-bit floats) | by range: 0..1 x 255, 0..255 as 8-bit values; negative, larger or NaN refused |
 
 Writing: the format comes from the file extension. A format that cannot hold the image's mode
 (JPEG and alpha, say) gets the nearest mode it can hold — alpha dropped — with a note. The file
@@ -25,6 +32,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 from .files import atomic_write
+from .pixels import by_range, deep_to_image, from_16bit, sixteen_bit_channels
 
 # Files the datasets and demo.py treat as images (by extension).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -53,18 +61,18 @@ class EmptyImage(UserError):
     """An image of zero width or height."""
 
 
-def _to_uint8(img: Image.Image) -> np.ndarray:
-    """A single-channel image of any depth -> (H, W) uint8; 16/32-bit integers scaled by 1/257."""
+def _to_uint8(img: Image.Image, what: str) -> np.ndarray:
+    """A single-channel image of any depth -> (H, W) uint8 by the rule of its mode (module doc)."""
     if img.mode in ('1', 'L'):
         return np.asarray(img.convert('L'))
-    if img.mode == 'F':
-        return np.asarray(img.convert('L'))  # values taken as 0..255, clipped
-    a = np.asarray(img).astype(np.float64)
-    return np.clip(np.round(a / 257), 0, 255).astype(np.uint8)
+    if img.mode in ('I', 'F'):
+        return by_range(np.asarray(img), img.mode, what)
+    return from_16bit(np.asarray(img))  # 'I;16', 'I;16L', 'I;16B', 'I;16N'
 
 
-def split_channels(img: Image.Image) -> LoadedImage:
-    """A PIL image (already EXIF-transposed) -> LoadedImage. Raises UserError when it is empty."""
+def split_channels(img: Image.Image, what: str = 'the image') -> LoadedImage:
+    """A PIL image (already EXIF-transposed) -> LoadedImage by the rules of the module doc. Raises
+    UserError when it is empty or its values fit no rule (naming `what`)."""
     w, h = img.size
     if w == 0 or h == 0:
         raise EmptyImage(f'the image is empty ({w}x{h} pixels)')
@@ -80,7 +88,7 @@ def split_channels(img: Image.Image) -> LoadedImage:
         alpha = np.asarray(img.getchannel('A'))
         img = img.convert('L' if img.mode == 'LA' else 'RGB')
     if img.mode in _GRAY_MODES:
-        gray = _to_uint8(img)
+        gray = _to_uint8(img, what)
         return LoadedImage(np.repeat(gray[:, :, None], 3, axis=2), alpha, True, mode)
     return LoadedImage(np.array(img if img.mode == 'RGB' else img.convert('RGB')), alpha, False, mode)
 
@@ -108,9 +116,12 @@ def read_image(path, allow_huge: bool = False, max_megapixels: Optional[float] =
                 if max_megapixels is not None and w * h > max_megapixels * 1e6:
                     raise UserError(f'{what} {path} is {w}x{h} pixels ({w * h / 1e6:,.1f} megapixels), '
                                     f'over the {max_megapixels:g}-megapixel budget{hint}')
+                deep = sixteen_bit_channels(img, lambda: Image.open(path))
+                if deep is not None:
+                    return split_channels(deep_to_image(deep, img.getexif().get(0x0112)), f'{what} {path}')
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return split_channels(img)
+                return split_channels(img, f'{what} {path}')
     except UnidentifiedImageError:
         raise UserError(f'cannot read {what} {path}: not an image PIL can read (or an empty/corrupt '
                         'one)') from None
