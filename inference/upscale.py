@@ -25,6 +25,7 @@ from utils.checkpoints import PathLike, load_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError
 from utils.files import check_output
+from utils.pixels import array_to_uint8
 from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
@@ -57,19 +58,25 @@ def output_size(in_hw: Sequence[int], scale: Union[float, Sequence[float], None]
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
-    """An array (uint8, or float in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)), a (3, H, W) tensor or a
-    PIL image -> the LoadedImage demo.py gets from a file (8-bit RGB, alpha, grayscale)."""
+    """An array ((H, W), (H, W, 3) or (H, W, 4): uint8, uint16 (/ 257), bool, or float in [0, 1]),
+    a tensor of the same types ((H, W) or (3|4, H, W)) or a PIL image (any mode, read by the rules
+    of utils/images.py) -> the LoadedImage demo.py gets from a file. Values outside the range of
+    their type, NaN, inf and other types are refused (utils/pixels.py), never clipped."""
     if isinstance(image, Image.Image):
-        return split_channels(image)
+        return split_channels(image, 'the PIL image')
+    what = 'the image array'
     if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().permute(1, 2, 0).numpy() if image.dim() == 3 else image.detach().cpu().numpy()
-    a = np.asarray(image)
+        what, t = 'the image tensor', image.detach().cpu()
+        if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+            t = t.float()  # numpy has no bfloat16
+        image = t.permute(1, 2, 0).numpy() if t.dim() == 3 else t.numpy()
+    elif not isinstance(image, np.ndarray):
+        raise UserError(f'expected an image: a numpy array, a tensor or a PIL image, got {type(image).__name__}')
+    a = image
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise UserError(f'expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}')
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.floating):
-            raise UserError(f'expected uint8 or float pixels in [0, 1], got {a.dtype}')
-        a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+        raise UserError(f'{what}: expected shape (H, W), (H, W, 3) or (H, W, 4) (tensors (3|4, H, W)), '
+                        f'got {tuple(a.shape)}')
+    a = array_to_uint8(a, what)
     mode = 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA')
     return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
 

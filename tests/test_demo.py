@@ -399,7 +399,7 @@ def test_library_upscales_arrays_pil_images_and_files(tmp_path, ckpt):
     assert gray.shape == (12, 10)
     with pytest.raises(UserError, match='exactly one of scale and resolution'):
         up(img)
-    with pytest.raises(UserError, match='expected an image array'):
+    with pytest.raises(UserError, match='the image array: expected shape'):
         up(np.zeros((4, 4, 2), np.uint8), scale=2)
 
 

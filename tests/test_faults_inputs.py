@@ -376,3 +376,28 @@ def test_float_and_32_bit_images_are_read_by_their_range(tmp_path):
         with pytest.raises(UserError, match=expect) as e:
             read_image(tmp_path / name)
         assert name in str(e.value)
+@pytest.mark.parametrize('image, expect', [
+    (np.full((6, 5, 3), 200.0), 'outside \\[0, 1\\]'),
+    (np.full((6, 5), -0.5, np.float32), 'outside \\[0, 1\\]'),
+    (np.full((6, 5, 3), np.nan), 'NaN or inf'),
+    (np.full((6, 5, 3), 7, np.int64), 'unsupported pixel type int64'),
+    (np.full((6, 5, 3), 7, np.int16), 'unsupported pixel type int16'),
+    ('in.png', 'expected an image'),
+    (np.zeros((6, 5, 2)), 'expected shape'),
+])
+def test_the_library_refuses_pixels_it_would_clip(tiny_ckpt, image, expect):
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    with pytest.raises(UserError, match=expect):
+        up(image, scale=2)
+
+
+def test_the_library_reads_uint16_bool_and_half_tensors_by_the_rules(tiny_ckpt):
+    import torch
+    from inference.upscale import as_loaded
+    rng = np.random.default_rng(2)
+    u8 = rng.integers(0, 256, (6, 5, 3)).astype(np.uint8)
+    assert np.array_equal(as_loaded((u8.astype(np.uint16) * 257)).rgb, u8)
+    assert np.array_equal(as_loaded(np.eye(4, dtype=bool)).rgb[..., 0], np.eye(4, dtype=np.uint8) * 255)
+    t = torch.from_numpy(u8).permute(2, 0, 1).to(torch.bfloat16) / 255
+    assert np.abs(as_loaded(t).rgb.astype(int) - u8).max() <= 1
