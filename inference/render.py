@@ -18,6 +18,7 @@ from utils.errors import UserError
 from utils.precision import autocast
 
 from .norm import DataNorm
+from .options import check_bsize
 from .tiling import encode_tiled
 from .window import mirror_pad, window_frame
 
@@ -128,6 +129,7 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
     with ETA) once a render takes over a second."""
     if img.dim() != 4 or img.shape[0] != 1:
         raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(img.shape)}')
+    check_bsize(bsize, 'render')
     h, w = out_hw
     if out is None:
         out = np.empty((h, w, 3), dtype=np.uint8)

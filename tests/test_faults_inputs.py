@@ -401,3 +401,65 @@ def test_the_library_reads_uint16_bool_and_half_tensors_by_the_rules(tiny_ckpt):
     assert np.array_equal(as_loaded(np.eye(4, dtype=bool)).rgb[..., 0], np.eye(4, dtype=np.uint8) * 255)
     t = torch.from_numpy(u8).permute(2, 0, 1).to(torch.bfloat16) / 255
     assert np.abs(as_loaded(t).rgb.astype(int) - u8).max() <= 1
+
+
+# ---------------------------------------------------------------- the library validates its options (round 3)
+
+@pytest.mark.parametrize('options, expect', [
+    ({'bsize': -1}, 'Upscaler: bsize: expected an integer >= 1'),
+    ({'bsize': 0}, 'Upscaler: bsize: expected an integer >= 1'),
+    ({'bsize': 2.5}, 'Upscaler: bsize: expected an integer'),
+    ({'bsize': True}, 'Upscaler: bsize: expected an integer'),
+    ({'bsize': 10 ** 12}, 'Upscaler: bsize: expected an integer <='),
+    ({'tile': 1}, 'Upscaler: tile: expected 0 .* at least 9 pixels'),
+    ({'tile': -5}, 'Upscaler: tile: expected an integer >= 0'),
+    ({'window': 8}, 'has no attention window'),
+    ({'window': 10 ** 8}, 'an integer from 1 to 256'),
+    ({'precision': 'fp8'}, 'precision must be one of'),
+    ({'progress': 'no'}, 'Upscaler: progress: expected true or false'),
+])
+def test_upscaler_options_are_validated(tiny_ckpt, options, expect):
+    from inference.upscale import Upscaler
+    with pytest.raises(UserError, match=expect):
+        Upscaler.load(tiny_ckpt, 'cpu', **options)
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    for key, value in options.items():
+        setattr(up, key, value)  # changed after construction: checked by the next render
+    with pytest.raises(UserError, match=expect):
+        up(np.zeros((6, 5, 3), np.uint8), scale=2)
+
+
+@pytest.mark.parametrize('kwargs, expect', [
+    ({'scale': 'x2'}, "scale: expected a number, got 'x2'"),
+    ({'scale': np.array([2.0, 3.0])}, 'scale: expected a number'),
+    ({'scale': float('nan')}, 'scale: expected a finite number'),
+    ({'scale': -2}, 'scale: expected a number > 0'),
+    ({'scale': 1e300}, 'stores at most'),
+    ({'scale': (2, 3, 4)}, 'expected a number or two'),
+    ({'resolution': (float('nan'), 5)}, r'resolution\[0\]: expected an integer'),
+    ({'resolution': (10 ** 6, 10 ** 6)}, 'over the 500-megapixel limit'),
+    ({'resolution': (0, 5)}, r'resolution\[0\]: expected an integer >= 1'),
+    ({'resolution': 12}, 'resolution: expected \\(H, W\\)'),
+])
+def test_upscale_arguments_are_validated(tiny_ckpt, kwargs, expect):
+    import torch
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    with pytest.raises(UserError, match=expect):
+        up(np.zeros((6, 5, 3), np.uint8), **kwargs)
+    if isinstance(kwargs.get('scale'), str):
+        with pytest.raises(UserError, match='scale: expected a number'):
+            up(np.zeros((6, 5, 3), np.uint8), scale=torch.tensor(2.0))
+
+
+def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt, monkeypatch):
+    import torch
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, torch.device('cpu'))
+    img = np.zeros((6, 5, 3), np.uint8)
+    assert up(img, scale=np.float32(2)).shape == up(img, scale=np.int64(2)).shape == (12, 10, 3)
+    assert up(img, resolution=(np.int64(7), 9)).shape == (7, 9, 3)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for device in ('cuda', 'cuda:0', '0'):
+        with pytest.raises(UserError, match=r"^device .* asks for CUDA, .* \(use device='cpu'\)$"):
+            Upscaler.load(tiny_ckpt, device)

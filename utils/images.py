@@ -171,18 +171,18 @@ def physical_memory() -> Optional[int]:
         return None
 
 
-def check_output_size(out_hw, fmt: str, max_megapixels: float, force: bool) -> None:
+def check_output_size(out_hw, fmt: Optional[str], max_megapixels: float, force: bool) -> None:
     """Before rendering: UserError for an output size `fmt` cannot store or this machine cannot
     hold (even with force), or over `max_megapixels` without force."""
     h, w = out_hw
     limit = FORMAT_MAX_SIDE.get(fmt, MAX_SIDE)
     if max(h, w) > limit:
-        raise UserError(f'output {h:,}x{w:,} (HxW): {fmt} stores at most {limit:,} pixels per side; '
-                        'choose a smaller size or another format')
+        raise UserError(f'output {h:,}x{w:,} (HxW): {fmt or "an image"} stores at most {limit:,} pixels per '
+                        'side; choose a smaller size' + (' or another format' if fmt else ''))
     megapixels = h * w / 1e6
     if megapixels > max_megapixels and not force:
         raise UserError(f'output {h}x{w} (HxW) is {megapixels:,.0f} megapixels, over the '
-                        f'{max_megapixels:g}-megapixel limit; pass --force to render it')
+                        f'{max_megapixels:g}-megapixel limit; pass --force (force=True) to render it')
     memory = physical_memory()
     if memory is not None and h * w * 3 > memory:
         raise UserError(f'output {h:,}x{w:,} (HxW) needs {h * w * 3 / 1e9:,.1f} GB for its 8-bit pixels '
