@@ -386,3 +386,31 @@ def test_run_names_stay_in_the_save_root_and_overwrite_moves_only_a_run(data, tm
     code, err = cli(['--config', str(cfg), '--name', 'a', '--overwrite'], capsys)
     assert code == 0, err  # a plain run folder is still moved aside
     assert len(list((tmp_path / 'save').glob('a.old-*'))) == 1
+
+
+# ---------------------------------------------------------------- the data stream ignores num_workers (round 3)
+
+def test_the_data_stream_is_the_same_for_any_number_of_workers(data):
+    from training.data import EpochLoaders, make_dataset
+    from training.distributed import DistEnv
+    cfg = check_train_config(tiny_raw(data), 'c')
+    streams = {}
+    for workers in (0, 2):
+        for key in ('train_dataset', 'val_dataset'):
+            loaders = EpochLoaders(make_dataset(cfg[key], key, 'c'), 2, DistEnv(), cfg['seed'], workers, False,
+                                   train=key == 'train_dataset')
+            streams[workers, key] = [b for epoch in (1, 2) for b in loaders(epoch)]
+    for key in ('train_dataset', 'val_dataset'):
+        a, b = streams[0, key], streams[2, key]
+        assert len(a) == len(b) > 1
+        for x, y in zip(a, b):
+            assert all(torch.equal(x[k], y[k]) for k in x), key
+    assert not torch.equal(streams[0, 'train_dataset'][0]['inp'], streams[0, 'train_dataset'][len(a) // 2]['inp'])
+
+
+def test_training_with_and_without_workers_gives_the_same_weights(data, tmp_path):
+    runs = {w: trainer.train(check_train_config(tiny_raw(data, epoch_max=1, num_workers=w), 'c'), tmp_path / str(w))
+            for w in (0, 2)}
+    assert runs[0]['val_psnr'] == runs[2]['val_psnr'] and runs[0]['train_loss'] == runs[2]['train_loss']
+    a, b = (load_checkpoint(tmp_path / str(w) / 'epoch-last.pth')['model']['sd'] for w in (0, 2))
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from datasets.seeding import seed_all
+from datasets.seeding import derive_seed, seed_all
 from inference.norm import DataNorm
 from utils.checkpoints import check_finite, load_state_dict_strict
 from utils.errors import UserError
@@ -26,12 +26,6 @@ from utils.errors import UserError
 from .config import OPTIMIZERS
 
 RANK_STREAM = 2  # derive_seed key of each rank's global generators (its augmentation draws)
-
-
-def derive_seed(*keys: int) -> int:
-    """An independent 63-bit seed for a tuple of non-negative ints, e.g. (seed, rank, epoch)."""
-    state = np.random.SeedSequence(list(keys)).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
 
 
 def rng_state() -> dict:

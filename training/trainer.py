@@ -13,7 +13,7 @@ import torch.nn as nn
 
 import models
 from datasets import spec_inputs
-from datasets.seeding import seed_all
+from datasets.seeding import derive_seed, seed_all
 from inference.eval_config import with_protocol_scale
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
@@ -29,7 +29,7 @@ from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .probe import probe
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
-from .state import (RANK_STREAM, check_resumable, derive_seed, forked_rng, init_weights, make_checkpoint,
+from .state import (RANK_STREAM, check_resumable, forked_rng, init_weights, make_checkpoint,
                     parameters_finite, restore, rng_state)
 
 
