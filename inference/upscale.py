@@ -27,7 +27,7 @@ from utils.config import Checker
 from utils.errors import UserError
 from utils.files import check_output
 from utils.pixels import array_to_uint8
-from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
+from utils.images import (LoadedImage, check_format, check_output_size, compose, output_format, read_image, split_channels,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
@@ -159,6 +159,7 @@ class Upscaler:
         c.number(max_output_megapixels, 'max_output_megapixels', positive=True)
         window, _ = self.check_options()
         fmt = output_format(dst)
+        check_format(fmt, dst)
         check_output(dst, {'input': src, 'model checkpoint': self.source, **(protect or {})}, 'output')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
@@ -170,7 +171,7 @@ class Upscaler:
                                 f'{max_input_megapixels:g}-megapixel budget; pass --force to render it anyway')
         out_hw = output_size(image.rgb.shape[:2], scale, resolution)
         check_output_size(out_hw, fmt, max_output_megapixels, force)
-        mode, note = storable_mode(fmt, image.mode)
+        mode, note = storable_mode(fmt, image.mode, dst)
         img = self.render_loaded(image, out_hw)
         if mode != img.mode:
             img = img.convert(mode)

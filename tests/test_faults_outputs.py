@@ -243,3 +243,39 @@ def test_upscale_file_never_overwrites_its_input_or_model(tmp_path, tiny_ckpt):
     assert copy.read_bytes() == tiny_ckpt.read_bytes()
     with pytest.raises(UserError, match='unknown image extension'):
         up.upscale_file(tmp_path / 'missing.png', tmp_path / 'out.xyz', scale=2)  # before reading
+
+
+# ---------------------------------------------------------------- output formats hold the image (round 3)
+
+@pytest.mark.parametrize('name, expect', [
+    ('out.icns', 'ICNS keeps sizes of its own'),
+    ('out.pbm', 'holds black-and-white images only'),
+    ('out.pgm', 'holds grey images only, and this one is RGB'),
+    ('out.pdf', 'cannot be read back'),
+])
+def test_output_formats_that_cannot_hold_the_image_are_refused(tmp_path, tiny_ckpt, capsys, name, expect):
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '2', '--model', str(tiny_ckpt),
+                                            '--output', str(tmp_path / name)]), capsys)
+    assert expect in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in.png']
+
+
+@pytest.mark.parametrize('mode, name, want_mode', [
+    ('L', 'out.pgm', 'L'), ('L', 'out.ppm', 'RGB'), ('RGB', 'out.ppm', 'RGB'),
+    ('RGBA', 'out.bmp', 'RGB'), ('RGBA', 'out.ppm', 'RGB'), ('LA', 'out.pgm', 'L'),
+])
+def test_outputs_are_what_their_extension_means(tmp_path, tiny_ckpt, mode, name, want_mode):
+    """.pgm holds grey, .ppm colour; a format that drops alpha says so (BMP and PPM used to drop it silently)."""
+    n = len(mode)
+    a = np.random.default_rng(0).integers(0, 256, (6, 5, n), dtype=np.uint8)
+    inp = tmp_path / 'in.png'
+    Image.fromarray(a[..., 0] if n == 1 else a, mode).save(inp)
+    from inference.upscale import Upscaler
+    (h, w), note = Upscaler.load(tiny_ckpt, 'cpu').upscale_file(inp, tmp_path / name, scale=2)
+    out = Image.open(tmp_path / name)
+    assert out.mode == want_mode and out.size == (w, h)
+    assert (note is not None) == (mode != want_mode)
+    if name.endswith(('.pgm', '.ppm')):
+        assert (tmp_path / name).read_bytes()[:2] == {'L': b'P5', 'RGB': b'P6'}[want_mode]

@@ -20,6 +20,7 @@ Writing: the format comes from the file extension. A format that cannot hold the
 is written to a temporary name in the same folder and renamed over the target, so a failure
 never leaves a half-written file at the output path.
 """
+import functools
 import io
 import os
 import warnings
@@ -189,18 +190,76 @@ def check_output_size(out_hw, fmt: Optional[str], max_megapixels: float, force: 
                         f'alone, more than the {memory / 1e9:,.1f} GB of memory of this machine')
 
 
-def storable_mode(fmt: str, mode: str) -> tuple[str, Optional[str]]:
-    """The first mode, of `mode` and its fallbacks, that PIL can save as `fmt` (probed on a 1x1
-    image) and a note if it differs; UserError if none works."""
+# PNM extensions name what a file holds; PIL writes P6 (colour) or P5 (grey) by mode, whatever it says.
+_PNM_MODES = {'.pbm': (), '.pgm': ('L',), '.ppm': ('RGB',)}
+_GREY = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(fmt: str, mode: str) -> Optional[str]:
+    """Save a small image of `mode` (3x2, varied pixels) as `fmt` and read it back: None when the
+    file holds it (its size, its colour, its alpha; values may be lossy), 'mode' when this mode
+    cannot be saved or comes back without its colour or alpha, else why the format holds no image
+    of a chosen size at all."""
+    n = len(mode)
+    a = (np.arange(6 * n).reshape(2, 3, n) * 37 % 256).astype(np.uint8)
+    img = Image.fromarray(a[..., 0] if n == 1 else a, mode)
+    buf = io.BytesIO()
+    try:
+        img.save(buf, format=fmt, **({'sizes': [img.size]} if fmt == 'ICO' else {}))
+    except (OSError, KeyError, ValueError, TypeError):
+        return 'mode'
+    buf.seek(0)
+    try:
+        with Image.open(buf) as back:
+            back.load()
+            size, back_mode, info = back.size, back.mode, back.info
+    except Exception:  # noqa: BLE001  (PIL fails in many ways on formats it writes but cannot read)
+        return f'{fmt} files cannot be read back here to check that they hold the image'
+    if size != img.size:
+        return f'{fmt} keeps sizes of its own (a {img.size[0]}x{img.size[1]} image came back {size[0]}x{size[1]})'
+    if 'A' in mode and not ('A' in back_mode or 'transparency' in info):
+        return 'mode'
+    if mode.startswith('RGB') and back_mode in _GREY:
+        return 'mode'
+    return None
+
+
+def check_format(fmt: str, path) -> None:
+    """Before any work: a UserError when the `fmt` file `path` cannot hold a rendered image of any
+    mode (see storable_mode): fixed sizes, not readable back, a `.pbm` extension."""
+    if Path(path).suffix.lower() == '.pbm':
+        raise UserError(f'output {path}: a .pbm file holds black-and-white images only; use .ppm (colour), '
+                        '.pgm (grey) or .png')
+    for mode in ('RGB', 'L'):
+        problem = _probe(fmt, mode)
+        if problem not in (None, 'mode'):
+            raise UserError(f'output {path}: {problem}; choose .png, .jpg, .webp, .tif or .bmp')
+
+
+def storable_mode(fmt: str, mode: str, path=None) -> tuple[str, Optional[str]]:
+    """The first mode, of `mode` and its fallbacks, that a `fmt` file holds (probed by saving and
+    reading back a small image: its size, colour and alpha survive), and a note if it differs. A
+    format that holds no image of the size asked for (ICNS's fixed icon sizes), cannot be read
+    back, or whose extension names a kind the image is not (`.pgm` grey, `.pbm` black and white,
+    `.ppm` colour: PIL would write another kind under that name) is a UserError."""
+    ext = Path(path).suffix.lower() if path is not None else ''
     for m in _FALLBACKS[mode]:
-        try:
-            Image.new(m, (1, 1)).save(io.BytesIO(), format=fmt)
-        except (OSError, KeyError, ValueError, TypeError):
+        if ext in _PNM_MODES and m not in _PNM_MODES[ext]:
             continue
+        problem = _probe(fmt, m)
+        if problem == 'mode':
+            continue
+        if problem is not None:
+            raise UserError(f'output {path or fmt}: {problem}; choose .png, .jpg, .webp, .tif or .bmp')
         if m == mode:
             return m, None
         lost = 'transparency dropped' if 'A' in mode and 'A' not in m else 'stored as ' + m
         return m, f'{fmt} cannot store {mode} images: {lost}'
+    if ext in _PNM_MODES:
+        holds = {'.pbm': 'black-and-white', '.pgm': 'grey', '.ppm': 'colour'}[ext]
+        raise UserError(f'output {path}: a {ext} file holds {holds} images only, and this one is {mode}; '
+                        'use .ppm (colour), .pgm (grey) or .png')
     raise UserError(f'cannot write {mode} images as {fmt}; choose another output extension')
 
 
