@@ -46,7 +46,7 @@ from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
-from utils.config import load_yaml
+from utils.config import check_value_graph, load_yaml
 from utils.errors import UserError, run_cli
 
 
@@ -83,6 +83,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
         if not isinstance(ckpt.get('config'), dict):
             raise UserError(f'{args.resume} carries no training config: give --config too')
         raw, where = ckpt['config'], f'{args.resume} (its config)'
+        check_value_graph(raw, where)  # a pickle can share lists: bounded as a YAML config is
     else:
         raise UserError('give --config FILE to start a run, or --resume CKPT to continue one')
     overrides = {'seed': args.seed, 'precision': args.precision, 'num_workers': args.workers,

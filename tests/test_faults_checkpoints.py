@@ -155,3 +155,41 @@ def test_the_fused_kernels_still_run_for_a_sound_model():
     finally:
         MLP.overflow_free = real
     assert calls and all(calls)
+
+
+# ---------------------------------------------------------------- bounded memory before loading (round 3)
+
+def test_a_zip_bomb_checkpoint_is_refused_from_its_directory(tmp_path, tiny_ckpt, monkeypatch):
+    import zipfile
+    bomb = tmp_path / 'bomb.pth'
+    with zipfile.ZipFile(tiny_ckpt) as src, zipfile.ZipFile(bomb, 'w', zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+        prefix = src.infolist()[0].filename.split('/')[0]
+        with dst.open(f'{prefix}/data/999', 'w') as f:  # 256 MB of zeros, deflated to a few hundred KB
+            for _ in range(256):
+                f.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 2 << 20
+    monkeypatch.setattr(torch, 'load', lambda *a, **k: pytest.fail('loaded before the check'))
+    with pytest.raises(UserError, match='refused as a zip bomb'):
+        load_checkpoint(bomb)
+
+
+@pytest.mark.parametrize('hidden, expect', [([20000, 20000], 'more than the'), ([1500, 1500], 'lacks parameters')])
+def test_args_implying_a_larger_model_are_refused_before_allocating(tmp_path, monkeypatch, hidden, expect):
+    import torch.nn as nn
+    from models.loading import build_model
+    spec = {'name': 'liif', 'args': {**TINY_LIIF['args'], 'imnet_spec': {'name': 'mlp', 'args': {
+        'out_dim': 3, 'hidden_list': hidden}}}}
+    ckpt = {'model': {**spec, 'sd': models.make(TINY_LIIF).state_dict()}}
+    big = []
+    real = nn.Module.register_parameter
+
+    def watch(self, name, param):
+        if param is not None and param.device.type != 'meta' and param.numel() > 10 ** 6:
+            big.append(name)
+        return real(self, name, param)
+    monkeypatch.setattr(nn.Module, 'register_parameter', watch)
+    with pytest.raises(UserError, match=expect):
+        build_model(ckpt, 'hostile.pth')
+    assert big == []

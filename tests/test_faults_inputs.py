@@ -463,3 +463,29 @@ def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt,
     for device in ('cuda', 'cuda:0', '0'):
         with pytest.raises(UserError, match=r"^device .* asks for CUDA, .* \(use device='cpu'\)$"):
             Upscaler.load(tiny_ckpt, device)
+
+
+# ---------------------------------------------------------------- windows and tiles are bounded (round 3)
+
+@pytest.mark.parametrize('flags, expect', [
+    (['--window', '200'], 'has no attention window'),
+    (['--window', '100000000'], 'an integer from 1 to 256'),
+    (['--tile', '1'], 'tile: expected 0 (never tile) or at least'),
+])
+def test_window_and_tile_are_bounded(tmp_path, tiny_ckpt, capsys, flags, expect):
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((64, 96, 3), np.uint8)).save(inp)
+    err = one_line_error(lambda: demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2',
+                                            '--output', str(tmp_path / 'o.png'), *flags]), capsys)
+    assert expect in err and not (tmp_path / 'o.png').exists()
+
+
+def test_the_window_padded_input_counts_against_the_budget(tmp_path, tiny_ckpt):
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    up.model.encoder.window_size = 64  # as a window encoder has: 6x5 pads to 64x64
+    inp = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+    with pytest.raises(UserError, match='padded to the window 64 is 64x64 pixels, over the 0.001-megapixel budget'):
+        up.upscale_file(inp, tmp_path / 'o.png', scale=2, max_input_megapixels=0.001)
+    assert up.upscale_file(inp, tmp_path / 'o.png', scale=2, max_input_megapixels=0.01)[0] == (12, 10)

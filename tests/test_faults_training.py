@@ -414,3 +414,59 @@ def test_training_with_and_without_workers_gives_the_same_weights(data, tmp_path
     assert runs[0]['val_psnr'] == runs[2]['val_psnr'] and runs[0]['train_loss'] == runs[2]['train_loss']
     a, b = (load_checkpoint(tmp_path / str(w) / 'epoch-last.pth')['model']['sd'] for w in (0, 2))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- hostile resume state (round 3)
+
+def _shared_list_bomb() -> list:
+    """A list whose expanded size is 2^40 though it holds 40 objects (pickle keeps the sharing)."""
+    v = ['x']
+    for _ in range(40):
+        v = [v, v]
+    return v
+
+
+def _self_referencing() -> dict:
+    d = {'a': 1}
+    d['self'] = d
+    return d
+
+
+def _bad_state_shape(ckpt: dict) -> None:
+    st = ckpt['optimizer']['sd']['state']
+    k = next(iter(st))
+    st[k]['exp_avg'] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize('attack, expect', [
+    (lambda c: c['config'].update(model={**c['config']['model'], 'junk': _shared_list_bomb()}), 'expands to more than'),
+    (lambda c: c['config'].update(junk=_self_referencing()), 'contains itself'),
+    (lambda c: c.update(best_val='abc'), 'best_val'),
+    (lambda c: c.update(best_val=float('nan')), 'best_val'),
+    (lambda c: c['optimizer'].update(sd={}), 'optimizer'),
+    (lambda c: c['optimizer'].update(sd={'state': {}, 'param_groups': 'x'}), 'optimizer'),
+    (_bad_state_shape, 'optimizer'),
+    (lambda c: c.update(rng=[{'python': 'x'}]), 'random state'),
+    (lambda c: c.update(rng=[{'python': [3, [1] * 625, None], 'numpy': {}, 'torch': torch.zeros(3), 'cuda': []}]),
+     'random state'),
+    (lambda c: c.update(scheduler={'milestones': 'abc'}), 'scheduler'),
+    (lambda c: c.update(scheduler={**c['scheduler'], 'last_epoch': 'x'}), 'scheduler'),
+    (lambda c: c.update(scheduler={**c['scheduler'], 'base_lrs': [1.0, 2.0, 3.0]}), 'scheduler'),
+    (lambda c: c['model']['sd'].update({'imnet.layers.0.bias': [1, 2]}), 'expected a tensor'),
+])
+def test_hostile_resume_state_is_one_line_before_any_step(data, tmp_path, capsys, monkeypatch, attack, expect):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_raw(data, epoch_max=1, val_dataset=None, epoch_val=None,
+                   multi_step_lr={'milestones': [1], 'gamma': 0.5})
+    trainer.train(check_train_config(raw, 'c'), tmp_path / 'save' / 'r')
+    ckpt = load_checkpoint(tmp_path / 'save/r/epoch-last.pth')
+    ckpt['config']['epoch_max'] = 2
+    attack(ckpt)
+    torch.save(ckpt, tmp_path / 'bad.pth')
+    cfg = write_config(tmp_path / 'c.yaml', {**raw, 'epoch_max': 2})
+    steps = []
+    monkeypatch.setattr(trainer, 'train_epoch', lambda *a, **k: steps.append(1) or 0.0)
+    for argv in (['--resume', 'bad.pth', '--name', 'n'], ['--config', str(cfg), '--resume', 'bad.pth', '--name', 'n']):
+        code, err = cli(argv, capsys)
+        assert code == 2 and err.count('\n') == 1 and expect in err, (argv, err)
+        assert steps == [] and not (tmp_path / 'save' / 'n').exists()

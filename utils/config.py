@@ -61,6 +61,38 @@ def check_node_graph(root: yaml.Node) -> None:
                 stack.append((child, depth + 1, False))
 
 
+def check_value_graph(root: Any, where: str, max_values: int = MAX_YAML_VALUES, max_depth: int = MAX_YAML_DEPTH) -> None:
+    """The limits of check_node_graph on plain Python data (a checkpoint's stored config, which
+    unpickling may have built with shared or self-referencing lists): UserError, naming `where`,
+    when it contains itself, nests deeper than max_depth or expands (shared values counted at
+    every use) to more than max_values values. Linear in the number of distinct containers."""
+    size, on_path = {}, set()
+    stack = [(root, 0, False)]
+
+    def children(v):
+        return list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, (list, tuple)) else []
+    while stack:
+        value, depth, done = stack.pop()
+        if done:
+            on_path.discard(id(value))
+            size[id(value)] = 1 + sum(size.get(id(c), 1) for c in children(value))
+            if size[id(value)] > max_values:
+                raise UserError(f'{where}: expands to more than {max_values:,} values (shared values counted at '
+                                'every use); refused')
+            continue
+        if id(value) in size or not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth > max_depth:
+            raise UserError(f'{where}: nested deeper than {max_depth} levels; refused')
+        on_path.add(id(value))
+        stack.append((value, depth, True))
+        for child in children(value):
+            if id(child) in on_path:
+                raise UserError(f'{where}: holds a value that contains itself; refused')
+            if isinstance(child, (dict, list, tuple)) and id(child) not in size:
+                stack.append((child, depth + 1, False))
+
+
 class ConfigLoader(yaml.SafeLoader):
     """yaml.SafeLoader (plain types only, no tags that build objects) that also refuses duplicate
     keys and documents failing check_node_graph."""
