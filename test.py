@@ -18,13 +18,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from inference.eval_config import item_names, make_loader, read_test_config, target_names
+from inference.eval_config import MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
 from datasets import spec_inputs
 from inference.norm import DataNorm
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
+from utils.config import Checker
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.files import atomic_write_text, check_output
@@ -90,6 +91,7 @@ def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
     device = resolve_device(args.gpu)

@@ -73,8 +73,12 @@ def item_names(dataset: Dataset) -> Optional[list[str]]:
     return per_item(dataset, 'describe')
 
 
+MAX_WORKERS = 256
+
+
 def make_loader(spec: dict, workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """The in-order loader of a checked test_dataset spec."""
+    """The in-order loader of a checked test_dataset spec, with 0 .. MAX_WORKERS workers."""
+    Checker('test loader').integer(workers, 'workers', minimum=0, maximum=MAX_WORKERS)
     dataset = datasets.make(spec['wrapper'], args={'dataset': datasets.make(spec['dataset'])})
     return DataLoader(dataset, batch_size=spec.get('batch_size', 1), shuffle=False,
                       num_workers=workers, pin_memory=pin_memory)

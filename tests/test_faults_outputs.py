@@ -279,3 +279,35 @@ def test_outputs_are_what_their_extension_means(tmp_path, tiny_ckpt, mode, name,
     assert (note is not None) == (mode != want_mode)
     if name.endswith(('.pgm', '.ppm')):
         assert (tmp_path / name).read_bytes()[:2] == {'L': b'P5', 'RGB': b'P6'}[want_mode]
+
+
+# ---------------------------------------------------------------- numeric options of the scripts (round 3)
+
+def test_test_py_workers_are_validated(eval_setup, capsys):
+    for value, expect in (('-1', '--workers: expected an integer >= 0'), ('100000', '--workers: expected an integer <=')):
+        assert expect in one_line_error(lambda: run_test_py(eval_setup, '--workers', value), capsys)
+
+
+@pytest.mark.parametrize('flags, expect', [
+    (['--zoom', '1000000'], 'megapixel limit'),
+    (['--crop', '0,0,100000,100000'], 'megapixel limit'),
+    (['--scale', '1000000'], 'too small to shrink by --scale 1e+06'),
+    (['--scale', 'inf'], '--scale: expected a finite number'),
+    (['--scale', 'nan'], '--scale: expected a finite number'),
+    (['--out-ext', '.xyz'], 'unknown image extension'),
+    (['--out-ext', '.icns'], 'ICNS keeps sizes of its own'),
+])
+def test_compare_crop_checks_before_rendering(tmp_path, tiny_ckpt, capsys, monkeypatch, flags, expect):
+    from script_loader import load_script
+    from inference.upscale import Upscaler
+    compare = load_script('scripts/compare_crop.py', 'compare_crop_faults')
+    monkeypatch.setattr(Upscaler, 'load', lambda *a, **k: pytest.fail('the model was loaded before the checks'))
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(tmp_path / 'hr.png')
+    ext = flags[1] if flags[0] == '--out-ext' else '.png'
+    flags = [] if flags[0] == '--out-ext' else flags
+    base = {'--scale': '2', '--crop': '0,0,8,8'}
+    for k, v in zip(flags[::2], flags[1::2]):
+        base[k] = v
+    argv = ['--model', str(tiny_ckpt), '--hr', str(tmp_path / 'hr.png'), '--out', str(tmp_path / f'fig{ext}'),
+            *[x for kv in base.items() for x in kv], *[x for x in flags if x not in base and x not in base.values()]]
+    assert expect in one_line_error(lambda: compare.main(argv), capsys)

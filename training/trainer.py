@@ -82,8 +82,9 @@ def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.O
     spec = config['optimizer']
     try:
         return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
+    except Exception as e:  # noqa: BLE001  (betas: [0.9] fails with an IndexError inside torch)
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({msg})") from None
 
 
 def build_training(config: dict, where: str, device: torch.device):

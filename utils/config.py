@@ -269,7 +269,8 @@ class Checker:
         if value < minimum:
             self.fail(key, f'expected an integer >= {minimum}, got {value}')
         if maximum is not None and value > maximum:
-            self.fail(key, f'expected an integer <= {maximum} ({maximum.bit_length()} bits), got {value}')
+            bits = f' ({maximum.bit_length()} bits)' if maximum >= 2 ** 32 else ''
+            self.fail(key, f'expected an integer <= {maximum}{bits}, got {value}')
         return value
 
     def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False,
