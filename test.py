@@ -27,7 +27,7 @@ from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
 from utils.config import Checker
 from utils.device import resolve_device
-from utils.errors import UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 from utils.files import atomic_write_text, check_output
 from utils.precision import PRECISIONS, check_precision
 
@@ -46,7 +46,7 @@ def model_norm(ckpt: dict, model_path: str, config_norm: DataNorm, config: str) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='a test config (configs/test/*.yaml)')
     p.add_argument('--model', required=True, help=f"a checkpoint, or '{BICUBIC}' for the bicubic baseline")
     p.add_argument('--gpu', default=None, help="GPU index, or 'cpu' (default: CUDA if present)")

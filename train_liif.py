@@ -11,7 +11,7 @@ Config (checked on load by training/config.py; an unknown, missing or mistyped k
 line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4):
   train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
-  val_dataset:      same shape, optional; validated every `epoch_val` epochs.
+  val_dataset:      same shape, optional; validated every `epoch_val` epochs (then required).
   data_norm:        {inp: {sub: [..], div: [..]}, gt: {sub: [..], div: [..]}}, 1 or 3 numbers
                     each (default sub 0, div 1). The loss is L1 in normalised units.
   eval_type:        validation PSNR protocol (div2k-S, benchmark-S, rgb-S; default all pixels).
@@ -47,11 +47,11 @@ from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
 from utils.config import check_value_graph, load_yaml
-from utils.errors import UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description='Train LIIF from a YAML config (schema: top of this file).')
+    p = ArgumentParser(description='Train LIIF from a YAML config (schema: top of this file).')
     p.add_argument('--config', help='training config (YAML); optional with --resume')
     p.add_argument('--name', help='run folder save/NAME (default save/_<config stem>[_TAG])')
     p.add_argument('--tag', help='suffix of the default run folder name')

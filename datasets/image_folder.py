@@ -113,6 +113,10 @@ class ImageFolder(Dataset):
         """The file behind item idx, for error messages."""
         return self.store.paths[idx % len(self.store)]
 
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of each distinct image (items 0 .. len / repeat - 1), from the headers."""
+        return [self.store.size(i) for i in range(len(self.store))]
+
     def target_path(self, idx: int) -> str:
         """The image a super-resolved item idx is compared with: its own file."""
         return self.describe(idx)
@@ -152,6 +156,10 @@ class PairedImageFolders(Dataset):
     def __getitem__(self, idx: int) -> tuple[Tensor, Tensor]:
         i = idx % len(self.store_1)
         return to_tensor(self.store_1.get(i)), to_tensor(self.store_2.get(i))
+
+    def item_sizes(self) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """((H, W) of folder 1's image, (H, W) of folder 2's) of each distinct pair, from the headers."""
+        return [(self.store_1.size(i), self.store_2.size(i)) for i in range(len(self.store_1))]
 
     def describe(self, idx: int) -> str:
         """The pair of files behind item idx, for error messages."""

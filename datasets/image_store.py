@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.files import atomic_write, clean_stale_temps
-from utils.images import IMAGE_EXTENSIONS, read_rgb
+from utils.images import IMAGE_EXTENSIONS, image_size, is_image_name, read_rgb
 
 CACHE_MODES = ('none', 'bin', 'in_memory')
 # {file name: {'stamp': [size, mtime_ns, ctime_ns, inode], 'sha256': hex, 'reader': READER}} of the
@@ -51,7 +51,7 @@ def list_images(root: str) -> list[str]:
     if not os.path.isdir(root):
         raise UserError(f'image folder not found: {root}')
     names = sorted(n for n in os.listdir(root)
-                   if not n.startswith('.') and n.lower().endswith(IMAGE_EXTENSIONS)
+                   if is_image_name(n)
                    and os.path.isfile(os.path.join(root, n)))
     if not names:
         raise UserError(f'no images in folder {root} (expected files ending in '
@@ -116,6 +116,12 @@ class ImageStore:
         if self.cache == 'bin':
             return load_bin(self.bin_paths[i])
         return read_image(self.paths[i])
+
+    def size(self, i: int) -> tuple[int, int]:
+        """(H, W) of image i, without decoding it (the cached array's shape, or the file's header)."""
+        if self.arrays is not None:
+            return self.arrays[i].shape[:2]
+        return image_size(self.paths[i])
 
     def nbytes(self) -> int:
         """Bytes held in memory by the decoded images (0 unless cache is 'in_memory')."""

@@ -123,6 +123,19 @@ class SRImplicitDownsampled(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def check_items(self) -> None:
+        """Before training: every image is large enough for every scale this wrapper can draw
+        (from the headers); a UserError naming the first that is not."""
+        sizes = self.dataset.item_sizes() if hasattr(self.dataset, 'item_sizes') else []
+        for i, (h, w) in enumerate(sizes):
+            if self.inp_size is not None and min(h, w) < round(self.inp_size * self.scale_max):
+                side = round(self.inp_size * self.scale_max)
+                raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, smaller than the {side}x{side} HR crop '
+                                f'for inp_size {self.inp_size} at scale_max {self.scale_max:g}')
+            if self.inp_size is None and min(h, w) < self.scale_max:
+                raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, too small to downsample by '
+                                f'scale_max {self.scale_max:g}')
+
     def __getitem__(self, idx: int) -> dict:
         img = self.dataset[idx]
         s = random.uniform(self.scale_min, self.scale_max)
@@ -202,6 +215,16 @@ class SRImplicitPaired(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    def check_items(self) -> None:
+        """Before training: every pair is at the scale (paired_scale) and its LR holds the inp_size
+        crop (from the headers); a UserError naming the first pair that is not."""
+        sizes = self.dataset.item_sizes() if hasattr(self.dataset, 'item_sizes') else []
+        for i, (lr_hw, hr_hw) in enumerate(sizes):
+            _, (h, w) = paired_scale(lr_hw, hr_hw, self.scale, describe(self.dataset, i))
+            if self.inp_size is not None and min(h, w) < self.inp_size:
+                raise UserError(f'LR image of {describe(self.dataset, i)} is {h}x{w}, smaller than the '
+                                f'{self.inp_size}x{self.inp_size} crop (inp_size)')
 
     def __getitem__(self, idx: int) -> dict:
         img_lr, img_hr = self.dataset[idx]

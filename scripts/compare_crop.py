@@ -9,7 +9,6 @@ bicubic (the data pipeline's resize). The model renders the whole image at the H
 checkpoint's normalisation, window padding for SwinIR); --crop TOP,LEFT,H,W (height first, HR
 pixels) is then cut from each result and enlarged --zoom times with nearest neighbours.
 """
-import argparse
 import math
 import os
 import sys
@@ -20,7 +19,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
 from utils.config import Checker  # noqa: E402
 from utils.images import check_format, check_output_size, output_format, read_image, write_image  # noqa: E402
@@ -79,7 +78,7 @@ def compare(up: Upscaler, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, 
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--model', help='checkpoint (default: the bundled demo model)')
     p.add_argument('--hr', required=True, help='the ground-truth image')
     p.add_argument('--lr', help='the LR input (default: the HR image shrunk by --scale)')

@@ -3,7 +3,6 @@ a LIIF model (right), side by side.
 
     python scripts/make_figure.py [--model CKPT] [--out docs/x30-bicubic-vs-liif.jpg]
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -13,7 +12,7 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import demo  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import ArgumentParser, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
 from utils.images import write_image  # noqa: E402
 
@@ -23,7 +22,7 @@ GAP = 12
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--input', default=os.path.join(REPO, 'examples', 'coffee_lr.png'))
     p.add_argument('--model', default=None, help='checkpoint (default: the bundled model)')
     p.add_argument('--out', default=os.path.join(REPO, 'docs', 'x30-bicubic-vs-liif.jpg'))

@@ -213,3 +213,22 @@ def test_malformed_checkpoints_are_one_line_everywhere(eval_setup, tmp_path, cap
         proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
         assert 'bad.pth' in proc.stderr
+
+
+def test_an_image_too_small_for_the_crop_anywhere_in_the_set_is_refused_before_the_folder(data, tmp_path, capsys,
+                                                                                         monkeypatch):
+    import shutil
+    from PIL import Image
+    import numpy as np
+    train = tmp_path / 'train'
+    shutil.copytree(data / 'train', train)
+    Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(train / 'zz_small.png')  # sorted last
+    raw = tiny_raw(data)
+    raw['train_dataset']['dataset']['args']['root_path'] = str(train)
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert 'train_dataset' in err and 'zz_small.png is 50x70, smaller than the 64x64 HR crop' in err, err
+
+
+def test_a_validation_set_without_epoch_val_is_refused(data, tmp_path, capsys, monkeypatch):
+    err = refused(with_args(tiny_raw(data), 'epoch_val', None), tmp_path, capsys, monkeypatch)
+    assert 'epoch_val: missing: val_dataset is given but would never be validated' in err, err

@@ -489,3 +489,27 @@ def test_the_window_padded_input_counts_against_the_budget(tmp_path, tiny_ckpt):
     with pytest.raises(UserError, match='padded to the window 64 is 64x64 pixels, over the 0.001-megapixel budget'):
         up.upscale_file(inp, tmp_path / 'o.png', scale=2, max_input_megapixels=0.001)
     assert up.upscale_file(inp, tmp_path / 'o.png', scale=2, max_input_megapixels=0.01)[0] == (12, 10)
+
+
+# ---------------------------------------------------------------- careless inputs (round 3)
+
+def test_demo_skips_hidden_files_of_a_folder_as_datasets_do(tmp_path, tiny_ckpt):
+    (tmp_path / 'photos').mkdir()
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'photos' / 'a.png')
+    (tmp_path / 'photos' / '._a.png').write_bytes(b'\x00\x05\x16\x07 macOS resource fork')
+    (tmp_path / 'photos' / '.hidden.png').write_bytes(b'junk')
+    outs = demo.main(['--input', str(tmp_path / 'photos'), '--model', str(tiny_ckpt), '--scale', '2',
+                      '--output', str(tmp_path / 'out') + '/'])
+    assert [p.name for p in outs] == ['a_x2.png']
+
+
+def test_a_corrupt_exif_block_reads_without_a_warning(tmp_path):
+    import warnings
+    path = tmp_path / 'bad_exif.jpg'
+    Image.fromarray(np.full((4, 4, 3), 90, np.uint8)).save(
+        path, 'JPEG', exif=b'Exif\x00\x00II*\x00\x08\x00\x00\x00\x09\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00')
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter('always')
+        img = read_image(path)
+        images.image_size(path)
+    assert img.rgb.shape == (4, 4, 3) and seen == []

@@ -311,3 +311,78 @@ def test_compare_crop_checks_before_rendering(tmp_path, tiny_ckpt, capsys, monke
     argv = ['--model', str(tiny_ckpt), '--hr', str(tmp_path / 'hr.png'), '--out', str(tmp_path / f'fig{ext}'),
             *[x for kv in base.items() for x in kv], *[x for x in flags if x not in base and x not in base.values()]]
     assert expect in one_line_error(lambda: compare.main(argv), capsys)
+
+
+# ---------------------------------------------------------------- scripts and temporary files (round 3)
+
+def _bash(args, tmp_path, **env):
+    proc = subprocess.run(['bash', *args], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **{k: str(v) for k, v in env.items()}})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_eval_scripts_check_precision_out_dir_and_lock_before_moving_anything(tmp_path):
+    import fcntl
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'old.json').write_text('{}')
+    code, _, err = _bash(['scripts/test-benchmark.sh', 'bicubic'], tmp_path, OUT_DIR=out, PRECISION='fp33',
+                         DATA_ROOT=tmp_path / 'none')
+    assert code == 2 and err == "error: PRECISION must be fp32, bf16 or fp16, got 'fp33'\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out'] and (out / 'old.json').exists()
+    (tmp_path / 'file').write_text('x')
+    code, _, err = _bash(['scripts/test-div2k.sh', 'bicubic'], tmp_path, OUT_DIR=tmp_path / 'file')
+    assert code == 2 and err.startswith('error: OUT_DIR') and err.count('\n') == 1, err
+    code, _, err = _bash(['scripts/test-div2k.sh', 'bicubic'], tmp_path, OUT_DIR=tmp_path / 'file' / 'sub')
+    assert code == 2 and err.startswith('error: cannot create the folder of OUT_DIR') and err.count('\n') == 1, err
+    with open(tmp_path / '.out.lock', 'w') as lock:  # another evaluation into the same folder
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, _, err = _bash(['scripts/test-benchmark.sh', 'bicubic'], tmp_path, OUT_DIR=out)
+    assert code == 2 and 'is in use by another evaluation script' in err, err
+    assert (out / 'old.json').exists() and not list(tmp_path.glob('out.old-*'))
+
+
+def test_eval_scripts_take_model_paths_starting_with_a_dash(tmp_path):
+    (tmp_path / '-m.pth').write_bytes(b'x')
+    proc = subprocess.run(['bash', '-c', f'source {REPO}/scripts/eval_common.sh && eval_setup benchmark -m.pth '
+                                         '&& echo "OUT=$OUT_DIR"'], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, 'DATA_ROOT': 'load/sample'})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == 'OUT=save/test/-m/benchmark-sample'
+    assert test_cli.parse_args(['--config', 'c.yaml', '--model=-m.pth']).model == '-m.pth'
+
+
+def test_download_script_refuses_an_unknown_set(tmp_path):
+    code, out, err = _bash(['scripts/download_data.sh', 'divk2'], tmp_path)
+    assert code == 2 and 'done' not in out and err == "error: unknown data set 'divk2'; expected div2k, benchmark or all\n"
+
+
+def test_a_second_writer_never_removes_the_first_ones_temporary_file(tmp_path, tiny_ckpt):
+    """Each temporary file names its writer's pid: one of a running process is left alone."""
+    sleeper = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        live = tmp_path / f'.out.png.{sleeper.pid}-ab12cd34.tmp'
+        dead = tmp_path / '.out.png.999999999-ab12cd34.tmp'
+        for p in (live, dead):
+            p.write_bytes(b'half')
+            os.utime(p, (0, 0))
+        inp = tmp_path / 'in.png'
+        Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(inp)
+        demo.main(['--input', str(inp), '--model', str(tiny_ckpt), '--scale', '2', '--output', str(tmp_path / 'out.png')])
+        assert live.exists() and not dead.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize('entry', ['test.py', 'train_liif.py', 'demo.py', 'scripts/export_model.py',
+                                   'scripts/compare_crop.py', 'scripts/results_table.py'])
+def test_usage_errors_are_one_line_without_the_usage_block(entry):
+    proc = subprocess.run([sys.executable, str(REPO / entry), '--no-such-flag'], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
+
+
+def test_a_huge_name_is_shortened_in_the_error_line(tmp_path, capsys):
+    err = one_line_error(lambda: demo.main(['--input', 'x' * 4_000_000, '--scale', '2']), capsys)
+    assert len(err) < 1000 and '4,000,000 characters' in err, err[:300]

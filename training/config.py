@@ -103,6 +103,9 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     _check_dataset(c, out['train_dataset'], 'train_dataset')
     if out['val_dataset'] is not None:
         _check_dataset(c, out['val_dataset'], 'val_dataset')
+        if out['epoch_val'] is None:
+            c.fail('epoch_val', 'missing: val_dataset is given but would never be validated; set epoch_val '
+                                '(validate every so many epochs, e.g. 1) or remove val_dataset')
     if out['data_norm'] is not None:
         _check_data_norm(c, out['data_norm'])
     if out['eval_type'] is not None:

@@ -15,8 +15,10 @@ from .errors import UserError
 
 PathLike = Union[str, os.PathLike]
 
-# mkstemp(prefix='.<name>.', suffix='.tmp') names: 8 characters of [a-z0-9_] in between.
-_TEMP_NAME = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp')
+# mkstemp(prefix='.<name>.<pid>-', suffix='.tmp') names: the writer's process id, then 8 characters
+# of [a-z0-9_] (older writers left no pid).
+_TEMP_SUFFIX = r'\.(?:(\d+)-)?[a-z0-9_]{8}\.tmp'
+_TEMP_NAME = re.compile(r'\..+' + _TEMP_SUFFIX)
 # A temporary file last modified before this process started is no write of ours in flight.
 _PROCESS_START = time.time()
 
@@ -42,7 +44,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
     (mkstemp makes 0600) and rename it over `path`. On any failure the temporary file is removed
     and the exception propagates; `path` is untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}-', suffix='.tmp', dir=path.parent)
     try:
         with os.fdopen(fd, 'wb') as f:
             write(f)
@@ -63,23 +65,41 @@ def atomic_write_text(path: PathLike, text: str) -> None:
 
 def is_temp_name(name: str, target: Optional[str] = None) -> bool:
     """Whether `name` is one of atomic_write's temporary files (of the file `target`, if given)."""
+    return _temp_match(name, target) is not None
+
+
+def _temp_match(name: str, target: Optional[str] = None) -> Optional[re.Match]:
+    """The match of atomic_write's temporary-name pattern (group 1: the writer's pid, if named)."""
     if target is None:
-        return bool(_TEMP_NAME.fullmatch(name))
-    return bool(re.fullmatch(rf'\.{re.escape(target)}\.[a-z0-9_]{{8}}\.tmp', name))
+        return _TEMP_NAME.fullmatch(name)
+    return re.fullmatch(rf'\.{re.escape(target)}' + _TEMP_SUFFIX, name)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (a process of another user counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def clean_stale_temps(folder: PathLike, target: Optional[str] = None) -> list[Path]:
     """Remove the temporary files of atomic writes that were interrupted (a kill, a crash) in
     `folder` (only those of the file named `target`, if given): names of atomic_write's pattern,
-    last modified before this process started. Returns the removed paths; a file that cannot be
-    removed is left alone."""
+    last modified before this process started, whose writer (the pid in the name) no longer runs:
+    a second process writing the same output never removes the first one's file in flight.
+    Returns the removed paths; a file that cannot be removed is left alone."""
     removed = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        if not is_temp_name(entry.name, target):
+        match = _temp_match(entry.name, target)
+        if match is None or (match.group(1) and int(match.group(1)) != os.getpid() and _running(int(match.group(1)))):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < _PROCESS_START:
@@ -131,7 +151,7 @@ def check_writable(path: PathLike, what: str = 'output') -> None:
     if not folder.is_dir():
         raise UserError(f'{what} folder does not exist: {folder}')
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.{os.getpid()}-', suffix='.tmp', dir=folder)
         os.close(fd)
         os.remove(tmp)
     except OSError as e:

@@ -37,6 +37,12 @@ from .pixels import by_range, deep_to_image, from_16bit, sixteen_bit_channels
 
 # Files the datasets and demo.py treat as images (by extension).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a folder's datasets and demo.py take the file `name` as an image: an image
+    extension, and not hidden (`.DS_Store`, macOS's `._photo.png` resource forks)."""
+    return not name.startswith('.') and name.lower().endswith(IMAGE_EXTENSIONS)
 _GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F')
 _ALPHA_MODES = ('RGBA', 'RGBa', 'LA', 'La', 'PA')
 # Modes to try, in order, when a format cannot store the image's own mode.
@@ -94,6 +100,21 @@ def split_channels(img: Image.Image, what: str = 'the image') -> LoadedImage:
     return LoadedImage(np.array(img if img.mode == 'RGB' else img.convert('RGB')), alpha, False, mode)
 
 
+def image_size(path, what: str = 'image') -> tuple[int, int]:
+    """(H, W) of an image file as read_image returns it (EXIF orientation applied), from its header
+    alone; a UserError naming the file when it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore')
+            with Image.open(path) as img:
+                w, h = img.size
+                orientation = img.getexif().get(0x0112)
+    except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as e:
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f'cannot read {what} {path} ({msg})') from None
+    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)
+
+
 def read_image(path, allow_huge: bool = False, max_megapixels: Optional[float] = None,
                what: str = 'input', hint: str = '') -> LoadedImage:
     """Open, decode and split an image file (see LoadedImage): the one reader of demo.py, test.py
@@ -112,6 +133,9 @@ def read_image(path, allow_huge: bool = False, max_megapixels: Optional[float] =
             Image.MAX_IMAGE_PIXELS = None
         with warnings.catch_warnings():
             warnings.simplefilter('error', Image.DecompressionBombWarning)
+            # A damaged EXIF block is read as far as it goes (no orientation): PIL's warning about
+            # it would be a second, unasked-for line on stderr.
+            warnings.filterwarnings('ignore', category=UserWarning, module=r'PIL\.')
             with Image.open(path) as img:  # lazy: only the header is read so far
                 w, h = img.size
                 if max_megapixels is not None and w * h > max_megapixels * 1e6:
