@@ -31,9 +31,9 @@ from tqdm import tqdm
 from inference.upscale import BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.checkpoints import checkpoint_label
-from utils.errors import UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 from utils.files import check_output, refuse_existing
-from utils.images import IMAGE_EXTENSIONS
+from utils.images import IMAGE_EXTENSIONS, is_image_name
 from utils.precision import PRECISIONS
 
 DEFAULT_MODEL = BUNDLED_MODEL
@@ -45,15 +45,8 @@ MAX_INPUT_MEGAPIXELS = 4
 _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one-line UserErrors (exit 2 through run_cli)."""
-
-    def error(self, message: str):
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description='Render images at any scale with a LIIF-family model.')
+    p = ArgumentParser(description='Render images at any scale with a LIIF-family model.')
     p.add_argument('--input', required=True, nargs='+',
                    help='images to upscale: files, folders (their images) or glob patterns')
     size = p.add_mutually_exclusive_group(required=True)
@@ -129,7 +122,7 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            images = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p.name))
             if not images:
                 raise UserError(f'input folder {path} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
             found += images
@@ -192,10 +185,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         raise UserError(f'--png-compression must be from 0 to 9, got {args.png_compression}')
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, fill_model_name(args.output, args.model), scale, resolution)
+    protected = {}
     for inp, out in zip(inputs, outputs):  # every output checked before any is rendered
-        protected = {'input': inp, 'model checkpoint': args.model,
-                     **{f'input {other}': other for other in inputs if other != inp}}
-        check_output(out, protected, 'output')
+        protected[out] = {f'input {other}': other for other in inputs if other != inp}
+        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
         if not args.overwrite:
             refuse_existing(out, 'output', 'pass --overwrite to replace it, or name another --output; '
                                            "'{model}' in --output adds the model's name")
@@ -211,7 +204,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         try:
             out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
                                                  MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression,
-                                                 overwrite=args.overwrite)
+                                                 overwrite=args.overwrite, protect=protected[out])
         except UserError as e:
             if len(inputs) == 1:
                 raise

@@ -13,7 +13,6 @@ normalisation, window padding for SwinIR); its panel is captioned NAME (default:
 name, utils.checkpoints.checkpoint_label). --crop TOP,LEFT,H,W (height first, HR pixels) is then
 cut from each result and enlarged --zoom times with nearest neighbours.
 """
-import argparse
 import math
 import os
 import sys
@@ -25,11 +24,13 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
 from utils.checkpoints import checkpoint_label  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
-from utils.images import read_image, write_image  # noqa: E402
+from utils.config import Checker  # noqa: E402
+from utils.images import check_format, check_output_size, output_format, read_image, write_image  # noqa: E402
 
 CAPTION = 14  # pixels of caption under each panel
+MAX_FIGURE_MEGAPIXELS = 100
 GAP = 4
 
 
@@ -91,7 +92,7 @@ def compare(models: dict, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, 
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--model', action='append', default=[],
                    help='checkpoint or NAME=CHECKPOINT, repeatable: one panel each, in order (default: the bundled '
                         'demo model)')
@@ -113,20 +114,32 @@ def main(argv=None) -> dict:
     if len(set(names)) < len(names) or 'bicubic' in names:
         raise UserError(f"--model names must differ from each other and from 'bicubic' (got {', '.join(names)}); "
                         'name them NAME=CHECKPOINT')
+    fmt = output_format(args.out)
+    check_format(fmt, args.out)
     check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr,
-                            **{f'--model {n}': path for n, path in named}}, '--out')
+                            **{f'--model {n}': path or BUNDLED_MODEL for n, path in named}}, '--out')
+    # The figure: a panel per model, bicubic and the ground truth, each the crop enlarged --zoom times
+    # and captioned, side by side.
+    panels = len(named) + 2
+    check_output_size((crop[2] * args.zoom + CAPTION, panels * crop[3] * args.zoom + (panels - 1) * GAP), fmt,
+                      MAX_FIGURE_MEGAPIXELS, False)
+    if args.scale is not None:
+        Checker('compare_crop.py').number(args.scale, '--scale', positive=True)
+        if not args.scale > 1:
+            raise UserError(f'--scale must be > 1, got {args.scale:g}')
     hr = read_image(args.hr, what='--hr image').rgb
     if args.lr is not None:
         lr = read_image(args.lr, what='--lr image').rgb
     else:
-        if not args.scale > 1:
-            raise UserError(f'--scale must be > 1, got {args.scale:g}')
         h, w = (math.floor(n / args.scale + 1e-9) for n in hr.shape[:2])
+        if h < 1 or w < 1:
+            raise UserError(f'--hr image {args.hr} is {hr.shape[0]}x{hr.shape[1]} (HxW): too small to shrink by '
+                            f'--scale {args.scale:g}')
         hr = hr[:round(h * args.scale), :round(w * args.scale)]
         lr = np.asarray(Image.fromarray(hr).resize((w, h), Image.BICUBIC))
     models = {n: Upscaler.load(path, args.gpu) for n, path in named}
     fig, psnrs = compare(models, hr, lr, crop, args.zoom)
-    write_image(fig, Path(args.out))
+    write_image(fig, Path(args.out), fmt)
     print(f'wrote {args.out}: ' + ', '.join(f'{k} {v:.2f} dB' for k, v in psnrs.items()) + ' on the crop')
     return psnrs
 

@@ -14,7 +14,8 @@
 # folder's name for load/ and its direct subfolders (load/sample -> sample), else the name plus 8
 # hex digits of its absolute path, so two data roots never share a folder; other test options
 # (--cell-scale-max, --set) are appended (benchmark-load+--cell-scale-max_4). A folder that already
-# holds results is moved aside to <folder>.old-<time> first; nothing is deleted. With several
+# holds results is moved aside to <folder>.old-<time> first; nothing is deleted; one script at a time
+# writes a folder (a lock; a second one stops, exit 2). With several
 # models the comparison goes to $RESULTS_ROOT/compare/<KIND>-<data root>-<time>/ (TABLE_DIR
 # overrides) as table.md, table.csv and table.json (scripts/results_table.py).
 #
@@ -90,34 +91,58 @@ print(name if real == load or os.path.dirname(real) == load
 PYEOF
 }
 
-# move_aside DIR: a folder holding results is renamed DIR.old-<time> (never deleted).
-move_aside() {
-    if [ -d "$1" ] && [ -n "$(ls -A "$1")" ]; then
+# claim_folder DIR FD NAME: DIR made empty for new results: refused (exit 2) when it is a file or
+# cannot be made, or when another evaluation script holds it (a lock on file descriptor FD, 8 or 9,
+# released when this script ends, however it ends); a folder holding results is renamed
+# DIR.old-<time> first (never deleted). NAME says where DIR came from in messages (OUT_DIR, ...).
+claim_folder() {
+    local dir=$1 fd=$2 name=$3
+    if [ -e "$dir" ] && [ ! -d "$dir" ]; then
+        echo "error: $name $dir exists and is not a folder; give a folder for the results" >&2
+        exit 2
+    fi
+    if ! mkdir -p -- "$(dirname -- "$dir")" 2>/dev/null; then
+        echo "error: cannot create the folder of $name $dir (a file in its path, or no permission)" >&2
+        exit 2
+    fi
+    if command -v flock >/dev/null; then
+        local lock
+        lock="$(dirname -- "$dir")/.$(basename -- "$dir").lock"
+        case $fd in 8) exec 8>"$lock" ;; 9) exec 9>"$lock" ;; esac
+        if ! flock -n "$fd"; then
+            echo "error: $dir is in use by another evaluation script; wait for it or set OUT_DIR/RESULTS_ROOT" >&2
+            exit 2
+        fi
+    fi
+    if [ -d "$dir" ] && [ -n "$(ls -A -- "$dir")" ]; then
         local aside
-        aside="$1.old-$(date +%Y%m%d-%H%M%S)"
+        aside="$dir.old-$(date +%Y%m%d-%H%M%S)"
         while [ -e "$aside" ]; do aside="$aside-1"; done
-        mv "$1" "$aside"
+        mv -- "$dir" "$aside"
         echo "moved the previous results to $aside"
+    fi
+    if ! mkdir -p -- "$dir" 2>/dev/null; then
+        echo "error: cannot create $name $dir" >&2
+        exit 2
     fi
 }
 
-# eval_model MODEL LABEL: OUT_DIR for this model (made, earlier results moved aside), ENTRIES reset.
+# eval_model MODEL LABEL: OUT_DIR for this model (claimed: made, locked, earlier results moved aside).
 eval_model() {
     MODEL=$1
     LABEL=$2
     if [ -z "${FIXED_OUT_DIR:-}" ]; then
         local stem parent
-        stem=$(basename "$MODEL"); stem=${stem%.*}
-        parent=$(basename "$(dirname "$MODEL")")
+        stem=$(basename -- "$MODEL"); stem=${stem%.*}
+        parent=$(basename -- "$(dirname -- "$MODEL")")
         if [ "$MODEL" = bicubic ]; then OUT_DIR=$RESULTS_ROOT/bicubic/$KIND-$WHERE
-        elif [ "$(dirname "$MODEL")" = . ]; then OUT_DIR=$RESULTS_ROOT/$stem/$KIND-$WHERE
+        elif [ "$(dirname -- "$MODEL")" = . ]; then OUT_DIR=$RESULTS_ROOT/$stem/$KIND-$WHERE
         else OUT_DIR=$RESULTS_ROOT/$parent/$stem/$KIND-$WHERE
         fi
     else
         OUT_DIR=$FIXED_OUT_DIR
     fi
-    move_aside "$OUT_DIR"
-    mkdir -p "$OUT_DIR" || exit 2
+    if [ -n "${FIXED_OUT_DIR:-}" ]; then claim_folder "$OUT_DIR" 9 OUT_DIR; else claim_folder "$OUT_DIR" 9 'results folder'; fi
     FOUND=0
     echo "model $MODEL${LABEL:+ ($LABEL)}, data root $DATA_ROOT, results in $OUT_DIR"
 }
@@ -132,7 +157,7 @@ eval_one() {
     local extra=()
     [ -n "$GPU" ] && extra+=(--gpu "$GPU")
     [ -n "$LABEL" ] && extra+=("--label=$LABEL")  # one word: a label may start with -
-    if "$PY" test.py --config "$config" --model "$MODEL" --data-root "$DATA_ROOT" --out "$out" \
+    if "$PY" test.py --config="$config" --model="$MODEL" --data-root="$DATA_ROOT" --out="$out" \
             --precision "$PRECISION" --quiet "${extra[@]}" "${TEST_ARGS[@]}" >"$log" 2>&1; then
         FOUND=$((FOUND + 1))
         local psnr ssim
@@ -176,6 +201,10 @@ eval_main() {
     pick_python
     DATA_ROOT=${DATA_ROOT:-load}
     PRECISION=${PRECISION:-fp32}
+    case "$PRECISION" in  # checked before anything is moved or made
+        fp32|bf16|fp16) ;;
+        *) echo "error: PRECISION must be fp32, bf16 or fp16, got '$PRECISION'" >&2; exit 2 ;;
+    esac
     RESULTS_ROOT=${RESULTS_ROOT:-save/test}
     FIXED_OUT_DIR=${OUT_DIR:-}
     WHERE=$(data_root_tag)
@@ -196,7 +225,7 @@ eval_main() {
                  "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
             exit 2
         fi
-        "$PY" scripts/results_table.py --title "${LABEL:-$MODEL}: $title" --out "$OUT_DIR/table.md" -- "$OUT_DIR" >/dev/null || exit 1
+        "$PY" scripts/results_table.py --title="${LABEL:-$MODEL}: $title" --out="$OUT_DIR/table.md" -- "$OUT_DIR" >/dev/null || exit 1
         RESULT_DIRS+=("${LABEL:+$LABEL=}$OUT_DIR")
         FIRST_MODEL=0
         echo
@@ -204,10 +233,9 @@ eval_main() {
     local table_dir=${TABLE_DIR:-}
     if [ ${#MODELS[@]} -gt 1 ]; then
         [ -n "$table_dir" ] || table_dir=$RESULTS_ROOT/compare/$KIND-$WHERE-$(date +%Y%m%d-%H%M%S)
-        move_aside "$table_dir"
-        mkdir -p "$table_dir" || exit 2
-        "$PY" scripts/results_table.py --title "$title" --out "$table_dir/table.md" --out "$table_dir/table.csv" \
-            --out "$table_dir/table.json" -- "${RESULT_DIRS[@]}" >/dev/null || exit 1
+        if [ -n "${TABLE_DIR:-}" ]; then claim_folder "$table_dir" 8 TABLE_DIR; else claim_folder "$table_dir" 8 'comparison folder'; fi
+        "$PY" scripts/results_table.py --title="$title" --out="$table_dir/table.md" --out="$table_dir/table.csv" \
+            --out="$table_dir/table.json" -- "${RESULT_DIRS[@]}" >/dev/null || exit 1
     else
         table_dir=$OUT_DIR
     fi

@@ -11,21 +11,20 @@ are skipped), a checkpoint (the results under --results-root that recorded its f
 glob of those; NAME=PATH names the row. --out FILE writes .md, .csv or .json (atomically; it may
 be given several times); without --out the markdown goes to stdout.
 """
-import argparse
 import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.results import Table, find_results  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import atomic_write_text, check_output  # noqa: E402
 
 FORMATS = {'.md': 'md', '.csv': 'csv', '.json': 'json'}
 
 
 def main(argv=None) -> Table:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('results', nargs='+', help='[NAME=]result file, folder, checkpoint or glob')
     p.add_argument('--title', default=None, help="the table's title (default 'PSNR (dB) / SSIM')")
     p.add_argument('--out', action='append', default=[], help='write the table here (.md, .csv or .json); repeatable')

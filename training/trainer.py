@@ -12,12 +12,15 @@ import torch
 import torch.nn as nn
 
 import models
-from datasets.seeding import seed_all
+from datasets import spec_inputs
+from datasets.seeding import derive_seed, seed_all
+from inference.eval_config import with_protocol_scale
+from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
-from utils.files import WriteError
+from utils.files import WriteError, refuse_inputs
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS, val_sets
@@ -28,7 +31,7 @@ from .loop import train_epoch, weights_digest
 from .probe import probe
 from .progress import StepReport, progress_lines
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
-from .state import (RANK_STREAM, check_resumable, derive_seed, init_record, init_weights, make_checkpoint,
+from .state import (RANK_STREAM, check_resumable, init_record, init_weights, make_checkpoint,
                     model_checkpoint, parameters_finite, restore, rng_state)
 from .val_images import panel_count, val_panels
 from .validation import ValSet, run_validation, val_text
@@ -85,8 +88,9 @@ def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.O
     spec = config['optimizer']
     try:
         return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
+    except Exception as e:  # noqa: BLE001  (betas: [0.9] fails with an IndexError inside torch)
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({msg})") from None
 
 
 def build_training(config: dict, where: str, device: torch.device):
@@ -113,6 +117,8 @@ def build_loaders(config: dict, where: str, env: DistEnv, device: torch.device):
         several = isinstance(config['val_dataset'], list)
         for i, (name, section, eval_type) in enumerate(val_sets(config)):
             key = f'val_dataset[{i}]' if several else 'val_dataset'
+            # A paired wrapper checks every pair against the set's protocol scale.
+            section = with_protocol_scale(section, parse_eval_type(eval_type), f'{where}: {key}')
             val_set = make_dataset(section, key, where)
             val_batch = max(1, section['batch_size'] // env.world_size)
             # Set i > 0 draws from its own seed (the first keeps the seed a single set always had).
@@ -146,6 +152,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     init_ckpt = load_checkpoint(init) if ckpt is None and init else None
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
+    # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
+    # a folder of the data, nor hold the --init checkpoint.
+    refuse_inputs(save_path, {'--init checkpoint': init, **spec_inputs(config['train_dataset']),
+                              **spec_inputs(config['val_dataset'] or {})}, 'run folder', folder=True)
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
     checked = folder_state(save_path)
 
@@ -268,8 +278,11 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             if vsets and epoch % config['epoch_val'] == 0:
                 run = lambda m: run_validation(m, vsets, epoch, norm, config['eval_bsize'], device,  # noqa: E731
                                                precision, env.is_main)
-                vals = run(model)
-                emas = run(ema.model) if ema is not None else None
+                try:
+                    vals = run(model)
+                    emas = run(ema.model) if ema is not None else None
+                except UserError as e:
+                    raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
                 for i, vs in enumerate(vsets):
                     log.scalar('psnr' if i == 0 else f'psnr/{vs.name}', vals[vs.name], epoch)
                     if emas is not None:

@@ -1,5 +1,5 @@
 """Where a config's values come from, lowest precedence first: the files named by `_base_`, the
-file itself, then `--set key.path=value` on the command line (docs/design.md §4.1).
+file itself, then `--set key.path=value` on the command line (docs/design.md §4.2).
 
     _base_: ../train_edsr-baseline-liif.yaml       # or a list, merged left to right
     model:
@@ -101,6 +101,8 @@ def parse_set(item: str, flag: str = '--set') -> tuple[list[str], Any]:
     except yaml.YAMLError as e:
         msg = ' '.join(str(getattr(e, 'problem', None) or e).split())
         raise UserError(f'{flag} {item!r}: the value is not valid YAML ({msg})') from None
+    except RecursionError:
+        raise UserError(f'{flag} {item!r}: the value is not valid YAML (nested too deeply)') from None
     return parts, value
 
 
