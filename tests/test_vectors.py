@@ -13,19 +13,31 @@ def test_all_vector_files_present():
     assert names == {'liif-seed0.pth', 'liif-no-ensemble-seed0.pth', 'liif-no-unfold-seed0.pth',
                      'liif-no-cell-seed0.pth', 'metasr-seed0.pth', 'rcan-liif-seed0.pth',
                      'rcan-upsample-seed0.pth', 'lte-seed0.pth', 'swinir-liif-seed0.pth',
-                     'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth'}
+                     'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth', 'srno-seed0.pth', 'hiif-seed0.pth',
+                     'swinir-hiif-seed0.pth'}
+
+
+def as_queries(v: dict) -> tuple:
+    """A vector's (coord, cell, expected) in this project's convention: (1, Q, 2), (1, Q, 2), (1, Q, 3).
+    The SRNO and HIIF vectors store the authors' image-shaped call: coord (1, H, W, 2), one cell
+    (1, 2) for the call, expected (1, 3, H, W); their queries are the same 1149 points."""
+    if v['coord'] is None or v['coord'].dim() == 3:
+        return v['coord'], v['cell'], v['expected']
+    coord = v['coord'].reshape(1, -1, 2)
+    return coord, v['cell'].unsqueeze(1).expand(1, coord.shape[1], 2), v['expected'].flatten(2).transpose(1, 2)
 
 
 @pytest.mark.parametrize('path', VECTORS, ids=lambda p: p.stem)
 def test_vector_reproduced(path):
     v = torch.load(path, weights_only=True)
     model = models.make(v['checkpoint']['model'], load_sd=True).eval()
+    coord, cell, expected = as_queries(v)
     with torch.no_grad():
         # A vector without queries (rcan-upsample) pins an encoder with its upsampling tail.
-        out = model(v['inp']) if v['coord'] is None else model(v['inp'], v['coord'], v['cell'])
-    assert out.shape == v['expected'].shape
-    assert v['coord'] is None or out.shape == (1, 1149, 3)
-    assert (out - v['expected']).abs().max().item() <= 1e-5
+        out = model(v['inp']) if coord is None else model(v['inp'], coord, cell)
+    assert out.shape == expected.shape
+    assert coord is None or out.shape == (1, 1149, 3)
+    assert (out - expected).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize('path', VECTORS, ids=lambda p: p.stem)
