@@ -9,7 +9,8 @@
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
-mirror padding for window encoders (SwinIR).
+mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from utils.images import (LoadedImage, check_output_size, compose, output_format
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
+from .groups import check_attention_rows
 from .norm import DataNorm
 from .render import render
 from .tiling import receptive_radius
@@ -85,12 +87,16 @@ class Upscaler:
     bsize: int = 30000
     progress: bool = False
     source: str = field(default='model', compare=False)
+    attention_rows: Optional[int] = None
+
+    def __post_init__(self):
+        check_attention_rows(self.attention_rows)
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
         """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
         ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
-        window, tile, bsize, progress (see the fields)."""
+        window, tile, bsize, progress, attention_rows (see the fields)."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
@@ -117,7 +123,7 @@ class Upscaler:
         x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
                      progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]),
-                     window=resolve_window(self.window, self.model))
+                     window=resolve_window(self.window, self.model), attention_rows=self.attention_rows)
         del x
         alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
         return compose(rgb, alpha, image.gray)

@@ -31,7 +31,7 @@ MAX_SEED = 2 ** 63 - 1
 
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
-    'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None,
+    'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None, 'attention_rows': None,
     'multi_step_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
     'seed': 0, 'precision': 'fp32', 'num_workers': None,
 }
@@ -90,8 +90,9 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
             parse_eval_type(c.string(out['eval_type'], 'eval_type'))
         except UserError as e:
             c.fail('eval_type', str(e))
-    if out['eval_bsize'] is not None:
-        c.integer(out['eval_bsize'], 'eval_bsize')
+    for key in ('eval_bsize', 'attention_rows'):
+        if out[key] is not None:
+            c.integer(out[key], key)
     c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names)
     _check_optimizer(c, out['optimizer'])
     c.integer(out['epoch_max'], 'epoch_max')

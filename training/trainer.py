@@ -213,7 +213,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                 # loader workers): the same samples every epoch, training's stream untouched.
                 with forked_rng(val_loaders.seed_for(epoch)):
                     val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                   device, precision, show=env.is_main)
+                                   device, precision, show=env.is_main, attention_rows=config['attention_rows'])
                 log.scalar('psnr', val, epoch)
                 msg += f', val: psnr={val:.4f}'
                 if val > best_val:
