@@ -148,6 +148,22 @@ class SRImplicitDownsampled(Dataset):
         return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
 
 
+@register('sr-implicit-downsampled-fast')
+class SRImplicitDownsampledFast(SRImplicitDownsampled):
+    """The SRNO and HIIF authors' wrapper: sr-implicit-downsampled whose training crops (inp_size
+    given) keep as many random HR pixels as the LR crop has, inp_size^2, drawn without replacement
+    in random order (their models attend over the queries of a sample, so the count is part of the
+    recipe); the cell is the HR crop's, the same for every query. Without inp_size, every pixel.
+    Args as sr-implicit-downsampled, without sample_q."""
+
+    def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
+                 scale_max: Optional[float] = None, augment: bool = False, resize: str = 'pil',
+                 rgb_permute: bool = False):
+        check_size(inp_size, 'inp_size')
+        super().__init__(dataset, inp_size, scale_min, scale_max, augment,
+                         None if inp_size is None else inp_size ** 2, resize, rgb_permute)
+
+
 @register('sr-implicit-paired')
 class SRImplicitPaired(Dataset):
     """(LR, HR) pairs from disk at the integer scale s = H_hr // H_lr: HR cropped to
