@@ -32,7 +32,7 @@ MAX_SEED = 2 ** 63 - 1
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
     'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None, 'attention_rows': None,
-    'multi_step_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
+    'multi_step_lr': None, 'warmup_cosine_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
     'seed': 0, 'precision': 'fp32', 'num_workers': None,
 }
 
@@ -64,6 +64,24 @@ def _check_multi_step_lr(c: Checker, value: Any) -> None:
     for i, m in enumerate(value['milestones']):
         c.integer(m, f'multi_step_lr.milestones[{i}]')
     c.number(value['gamma'], 'multi_step_lr.gamma', positive=True)
+
+
+WARMUP_COSINE_DEFAULTS = {'min_lr': 0.0, 'warmup_prefix': True}
+
+
+def _check_warmup_cosine_lr(c: Checker, value: Any) -> dict:
+    """warmup_cosine_lr checked; returns a copy with min_lr and warmup_prefix filled in."""
+    key = 'warmup_cosine_lr'
+    required = ('warmup_epochs', 'warmup_start_lr')
+    c.mapping(value, key, allowed=required + tuple(WARMUP_COSINE_DEFAULTS), required=required)
+    out = {**WARMUP_COSINE_DEFAULTS, **value}
+    c.integer(out['warmup_epochs'], f'{key}.warmup_epochs', minimum=0)
+    for name in ('warmup_start_lr', 'min_lr'):
+        if c.number(out[name], f'{key}.{name}', maximum=MAX_LR) < 0:
+            c.fail(f'{key}.{name}', f'expected a rate >= 0, got {out[name]}')
+    if not isinstance(out['warmup_prefix'], bool):
+        c.fail(f'{key}.warmup_prefix', f"expected true or false, got {c.got(out['warmup_prefix'])}")
+    return out
 
 
 def check_train_config(cfg: Any, where: str = 'config') -> dict:
@@ -98,6 +116,10 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     c.integer(out['epoch_max'], 'epoch_max')
     if out['multi_step_lr'] is not None:
         _check_multi_step_lr(c, out['multi_step_lr'])
+    if out['warmup_cosine_lr'] is not None:
+        if out['multi_step_lr'] is not None:
+            c.fail('warmup_cosine_lr', 'give one schedule: multi_step_lr or warmup_cosine_lr, not both')
+        out['warmup_cosine_lr'] = _check_warmup_cosine_lr(c, out['warmup_cosine_lr'])
     if out['resume'] is not None:
         c.string(out['resume'], 'resume')
     for key in ('epoch_val', 'epoch_save'):

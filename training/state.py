@@ -3,7 +3,7 @@
 
 A training checkpoint is the released format plus resume state:
 {'model': {name, args, sd}, 'optimizer': {name, args, sd}, 'epoch': completed epochs,
- 'scheduler': MultiStepLR state or None, 'scaler': GradScaler state or None,
+ 'scheduler': the schedule's state (training/schedule.py) or None, 'scaler': GradScaler state or None,
  'best_val': best validation PSNR so far (-inf: none yet), 'rng': one rng_state() per rank,
  'config': the run's config, 'data_norm': the normalisation the model needs (DataNorm.to_config)}.
 """
@@ -162,9 +162,10 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
         optimizer.load_state_dict(ckpt['optimizer']['sd'])
     except ValueError as e:
         raise UserError(f"{where}: its {ckpt['optimizer']['name']} state does not fit this run's optimizer ({e})") from None
-    if scheduler is not None and ckpt.get('scheduler') is not None:
+    if scheduler is not None and isinstance(ckpt.get('scheduler'), dict) \
+            and set(ckpt['scheduler']) == set(scheduler.state_dict()):
         load_scheduler_state(scheduler, ckpt['scheduler'])
-    elif scheduler is not None:  # e.g. a released checkpoint: position from the epoch, no steps
+    elif scheduler is not None:  # a released checkpoint, another kind of schedule: position from the epoch
         scheduler.last_epoch = ckpt['epoch']
     notes = [apply_schedule(optimizer, scheduler, wanted, ckpt['epoch'])]
     if scaler.is_enabled() and ckpt.get('scaler'):
@@ -180,35 +181,33 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
 
 
 def _schedule(optimizer: torch.optim.Optimizer, scheduler) -> tuple:
-    """(each group's hyperparameters with its base rate as 'lr', milestones, gamma): what decides
-    the learning rate of every epoch."""
+    """(each group's hyperparameters with its base rate as 'lr', the scheduler's args or None):
+    what decides the learning rate of every epoch."""
     groups = []
     for g in optimizer.param_groups:
         hyper = {k: v for k, v in g.items() if k not in ('params', 'initial_lr')}
         if scheduler is not None:
             hyper['lr'] = g.get('initial_lr')  # the rate before any decay; None if never scheduled
         groups.append(hyper)
-    if scheduler is None:
-        return groups, None, None
-    return groups, dict(Counter(scheduler.milestones)), scheduler.gamma
+    return groups, None if scheduler is None else scheduler.args()
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, scheduler, wanted: tuple, epoch: int) -> Optional[str]:
     """After loading a checkpoint's optimizer and scheduler state: if the run's config asks for
-    another learning rate, milestones, gamma or optimizer setting, the config wins (resuming with
-    a lower rate must lower it) and the rate is recomputed for `epoch` completed epochs; returns a
-    note saying so. An unchanged schedule is left exactly as loaded (a bit-identical resume)."""
+    another learning rate, schedule or optimizer setting, the config wins (resuming with a lower
+    rate must lower it) and the rate is recomputed for `epoch` completed epochs; returns a note
+    saying so. An unchanged schedule is left exactly as loaded (a bit-identical resume)."""
     if _schedule(optimizer, scheduler) == wanted:
         return None
-    groups, milestones, gamma = wanted
-    decay = 1.0 if scheduler is None else gamma ** sum(n for m, n in milestones.items() if m <= epoch)
+    groups, args = wanted
+    if scheduler is not None:
+        scheduler.set_args(args)
     for g, hyper in zip(optimizer.param_groups, groups):
         g.update(hyper)
-        g['lr'] = hyper['lr'] * decay
+        g['lr'] = hyper['lr'] if scheduler is None else scheduler.lr_at(hyper['lr'], epoch + 1)
         if scheduler is not None:
             g['initial_lr'] = hyper['lr']
     if scheduler is not None:
-        scheduler.milestones, scheduler.gamma = Counter(milestones), gamma
         scheduler.base_lrs = [hyper['lr'] for hyper in groups]
         scheduler._last_lr = [g['lr'] for g in optimizer.param_groups]
     return (f"the config's optimizer or schedule differs from the checkpoint's: continuing with the "
