@@ -157,6 +157,18 @@ def attention_bands(model: nn.Module, out_hw: Sequence[int], grid_hw: Sequence[i
             yield a, min(b, h), pred[0].float().view(b - a, grid_hw[1], 3)[:min(b, h) - a, :w]
 
 
+def output_bands(model: nn.Module, in_hw: Sequence[int], out_hw: Sequence[int], bsize: int, precision: str = 'fp32',
+                 device=None, window: Optional[int] = None, attention_rows: Optional[int] = None,
+                 band_rows: Optional[int] = None) -> Iterator[tuple[int, int, Tensor]]:
+    """After `encode` of an (h, w) = in_hw input (mirror-padded to `window`, if any): the (H, W) =
+    out_hw output as bands (r0, r1, pred (r1 - r0, W, 3)) in normalised units: query_bands, or
+    attention_bands for a model whose queries attend to each other (inference/groups.py)."""
+    if couples_queries(model):
+        grid_hw, grid_frame = padded_grid(out_hw, in_hw, window)
+        return attention_bands(model, out_hw, grid_hw, bsize, attention_rows, precision, device, grid_frame)
+    return query_bands(model, out_hw, bsize, band_rows, precision, device=device, frame=window_frame(in_hw, window)[1])
+
+
 @torch.no_grad()
 def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm, bsize: int = 30000,
            band_rows: Optional[int] = None, precision: str = 'fp32', progress: bool = False,
@@ -177,13 +189,10 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
         out = np.empty((h, w, 3), dtype=np.uint8)
     elif out.shape != (h, w, 3) or out.dtype != np.uint8:
         raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
-    (pad_h, pad_w), frame = window_frame(img.shape[-2:], window)
+    (pad_h, pad_w), _ = window_frame(img.shape[-2:], window)
     encode(model, mirror_pad(norm.inp(img), pad_h, pad_w), tile=tile, precision=precision, progress=progress)
-    if couples_queries(model):
-        grid_hw, grid_frame = padded_grid(out_hw, img.shape[-2:], window)
-        bands = attention_bands(model, out_hw, grid_hw, bsize, attention_rows, precision, img.device, grid_frame)
-    else:
-        bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame)
+    bands = output_bands(model, img.shape[-2:], out_hw, bsize, precision, img.device, window, attention_rows,
+                         band_rows)
     bad = 0
     with tqdm(total=h, unit='row', desc='render', delay=1.0, disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:
