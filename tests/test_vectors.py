@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import models
-from release_keys import DATA, header_counts, reference_keys
+from release_keys import DATA, as_queries, header_counts, reference_keys
 
 VECTORS = sorted((DATA / 'vectors').glob('*-seed0.pth'))
 
@@ -16,15 +16,6 @@ def test_all_vector_files_present():
                      'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth', 'srno-seed0.pth', 'hiif-seed0.pth',
                      'swinir-hiif-seed0.pth'}
 
-
-def as_queries(v: dict) -> tuple:
-    """A vector's (coord, cell, expected) in this project's convention: (1, Q, 2), (1, Q, 2), (1, Q, 3).
-    The SRNO and HIIF vectors store the authors' image-shaped call: coord (1, H, W, 2), one cell
-    (1, 2) for the call, expected (1, 3, H, W); their queries are the same 1149 points."""
-    if v['coord'] is None or v['coord'].dim() == 3:
-        return v['coord'], v['cell'], v['expected']
-    coord = v['coord'].reshape(1, -1, 2)
-    return coord, v['cell'].unsqueeze(1).expand(1, coord.shape[1], 2), v['expected'].flatten(2).transpose(1, 2)
 
 
 @pytest.mark.parametrize('path', VECTORS, ids=lambda p: p.stem)
