@@ -22,6 +22,12 @@ from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
 Chunks = Callable[[], Iterable[tuple[Tensor, Tensor]]]
 
 
+def check_heads(model: str, name: str, width: int, heads: int) -> None:
+    """A ValueError unless width (the argument `name`) splits into `heads` (the authors' `blocks`)."""
+    if width < 1 or heads < 1 or width % heads:
+        raise ValueError(f'{model}: {name} ({width}) must be a positive multiple of blocks, the number of heads ({heads})')
+
+
 def pointwise(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """A 1x1 convolution applied to query features x (B, Q, C_in) -> (B, Q, C_out)."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import to_latent_units
-from .galerkin import GalerkinBlock, GalerkinQueries, corner_features, split_heads
+from .galerkin import GalerkinBlock, GalerkinQueries, check_heads, corner_features, split_heads
 from .registry import make, register
 
 # The authors' fixed sizes: six hierarchical levels (one per MLP layer), each MLP 256 wide inside.
@@ -90,9 +90,7 @@ class HIIF(GalerkinQueries):
 
     def __init__(self, encoder_spec: dict, blocks: int = 16, hidden_dim: int = 256):
         super().__init__()
-        if hidden_dim < 1 or blocks < 1 or hidden_dim % blocks:
-            raise ValueError(f'hiif: hidden_dim ({hidden_dim}) must be a positive multiple of blocks, the number '
-                             f'of heads ({blocks})')
+        check_heads('hiif', 'hidden_dim', hidden_dim, blocks)
         self.encoder = make(encoder_spec)
         self.freq = nn.Conv2d(self.encoder.out_dim, hidden_dim, 3, padding=1)
         # Rung 0 reads the four codes, the cell and the level-0 bits; later rungs the previous rung and

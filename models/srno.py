@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import to_latent_units
-from .galerkin import GalerkinBlock, GalerkinQueries, corner_features, pointwise, split_heads
+from .galerkin import GalerkinBlock, GalerkinQueries, check_heads, corner_features, pointwise, split_heads
 from .registry import make, register
 
 # The authors' lifting layer takes (64 + 2) * 4 + 2 = 266 channels: the encoder must give 64.
@@ -73,9 +73,7 @@ class SRNO(GalerkinQueries):
 
     def __init__(self, encoder_spec: dict, width: int = 256, blocks: int = 16):
         super().__init__()
-        if width < 1 or blocks < 1 or width % blocks:
-            raise ValueError(f'sronet: width ({width}) must be a positive multiple of blocks, the number of '
-                             f'heads ({blocks})')
+        check_heads('sronet', 'width', width, blocks)
         self.encoder = make(encoder_spec)
         if self.encoder.out_dim != FEAT_DIM:
             raise ValueError(f'sronet: the encoder gives {self.encoder.out_dim} channels; SRNO\'s lifting layer '
