@@ -11,6 +11,9 @@ sha256 of the file, model family and encoder) and the protocol's parts. `--set K
 overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
 `cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+SRNO and HIIF attend over the queries of a call: by default each image is one group (computed in
+bounded memory), or blocks of N rows with `attention_rows: N` in the config or --attention-rows N
+(the authors' chunked prediction, their eval_bsize counted in rows).
 The bicubic baseline upsamples the LR input with PIL's bicubic on the
 8-bit image (datasets.resize.resize_fn 'pil', the same resize the data pipeline downsamples with).
 """
@@ -21,11 +24,12 @@ import statistics
 import sys
 from pathlib import Path
 
+from datasets import spec_inputs
 from inference.eval_config import DATA_ENV, MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
-from datasets import spec_inputs
+from inference.groups import WHOLE, couples_queries, group_note, parse_attention_rows
 from inference.norm import DataNorm
-from inference.provenance import checkpoint_record, dataset_name, protocol_record
+from inference.provenance import check_label, checkpoint_record, dataset_name, protocol_record
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
@@ -64,6 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--scale', type=float, default=None,
                    help="evaluate the config's HR images at this scale instead (any real S > 1: LR made "
                         "on the fly with the config's resize, the config's protocol at S, e.g. div2k-2.5)")
+    p.add_argument('--attention-rows', default=None,
+                   help="SRNO/HIIF: output rows that attend together, as the authors' chunked test (their eval_bsize "
+                        "in rows), or 'whole' for the whole image (default: the config's attention_rows, else whole)")
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
@@ -102,7 +109,10 @@ def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    if args.label is not None:
+        check_label(args.label)
     Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
+    attention_rows = parse_attention_rows(args.attention_rows)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     sets = args.set + ([f'cell_scale_max={args.cell_scale_max!r}'] if args.cell_scale_max is not None else [])
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale, sets)
@@ -120,7 +130,14 @@ def main(argv=None) -> dict:
         norm = model_norm(ckpt, args.model, norm, args.config)
         source = checkpoint_record(args.model, ckpt, args.label)
     window = resolve_window(args.window, model)
-    protocol = protocol_record(plan.spec, plan.protocol, plan.cell_scale_max if model is not None else None, window)
+    if args.attention_rows is None:
+        attention_rows = plan.attention_rows
+    note = model is not None and group_note(model, attention_rows)
+    if note:
+        print(f'note: {note}', file=sys.stderr)
+    attends = model is not None and couples_queries(model)  # SRNO, HIIF: the grouping is part of the protocol
+    protocol = protocol_record(plan.spec, plan.protocol, plan.cell_scale_max if model is not None else None, window,
+                               (attention_rows or WHOLE) if attends else None)
     print(protocol['text'])  # the protocol actually used, before the numbers
     writer = None
     if args.save_images:
@@ -128,7 +145,7 @@ def main(argv=None) -> dict:
         writer = PredictionWriter(folder, target_names(loader.dataset), len(loader.dataset))
     rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,
-                    window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)
+                    window=window, cell_scale_max=plan.cell_scale_max, on_image=writer, attention_rows=attention_rows)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
     summary = {
@@ -137,7 +154,8 @@ def main(argv=None) -> dict:
         'dataset_name': dataset_name(args.config, protocol['scale']), 'dataset': plan.spec, 'data_root': data_root,
         'protocol': protocol, 'eval_type': protocol['eval_type'], 'scale': protocol['scale'],
         'border': protocol['border'], 'luminance': protocol['luminance'], 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max, 'num_images': len(rows),
+        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max,
+        'attention_rows': attention_rows if attends else None, 'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

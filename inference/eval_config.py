@@ -15,6 +15,7 @@ from utils.config import Checker
 from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import UserError
 
+from .groups import check_attention_rows
 from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
 
@@ -127,16 +128,18 @@ def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
 @dataclass(frozen=True)
 class TestPlan:
     """What a test config asks for, checked: the dataset spec (paths under the data root), the
-    protocol, the query chunk (None: all at once), the normalisation and LTE's cell clip."""
+    protocol, the query chunk (None: all at once), the normalisation, LTE's cell clip and the rows
+    that attend together for SRNO/HIIF (None: the whole image; inference/groups.py)."""
     spec: dict
     protocol: Protocol
     bsize: Optional[int]
     norm: DataNorm
     cell_scale_max: Optional[float]
+    attention_rows: Optional[int] = None
 
 
 # The keys a test config may hold; anything else (a typo, a training key) is one line.
-TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max')
+TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max', 'attention_rows')
 
 
 def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None,
@@ -161,7 +164,8 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
                              or not (math.isfinite(clip) and clip >= 1)):
         raise UserError(f'{config}: cell_scale_max must be a finite number >= 1 (a scale) or absent, got {clip!r}')
-    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
+    rows = check_attention_rows(cfg.get('attention_rows'), f'{config}: attention_rows')
+    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip, rows)
 
 
 def target_names(dataset: Dataset) -> Optional[list[str]]:

@@ -1,13 +1,14 @@
 """What a result was computed from, recorded with it: which checkpoint (path, epoch, a short hash of
 its bytes, the model family) and which protocol was actually used (how the LR input was made, the
-border, luminance or RGB, the cell clip, the window). test.py prints the protocol in one line before
+border, luminance or RGB, the cell clip, the window, how attending queries were grouped). test.py prints the protocol in one line before
 its numbers and writes all of it into --out; scripts/results_table.py reads it back."""
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from models.loading import model_family
 from utils.checkpoints import PathLike, checkpoint_label, file_digest
+from utils.errors import UserError
 
 from .metrics import Protocol
 
@@ -21,7 +22,7 @@ def lr_source(spec: dict) -> dict:
     args = spec['wrapper'].get('args') or {}
     resize = args.get('resize', 'pil')
     how = RESIZE_NAMES.get(resize, str(resize))
-    if name == 'sr-implicit-downsampled':
+    if name in ('sr-implicit-downsampled', 'sr-implicit-downsampled-fast'):
         return {'source': 'on the fly', 'resize': resize, 'text': f'LR made on the fly ({how})'}
     if name == 'sr-implicit-paired':
         return {'source': 'files', 'resize': None, 'text': 'LR from files'}
@@ -42,9 +43,10 @@ def spec_scale(spec: dict, protocol: Protocol):
 
 
 def protocol_line(spec: dict, protocol: Protocol, cell_scale_max: Optional[float] = None,
-                  window: Optional[int] = None) -> str:
+                  window: Optional[int] = None, attention_rows: Union[int, str, None] = None) -> str:
     """One line, e.g. 'x2.5: LR made on the fly (PIL bicubic), border 3, Y' (+ ', cell clip at x4',
-    ', window 8' when they apply)."""
+    ', window 8', ', attention over blocks of 8 rows' / 'over the whole image' when they apply;
+    attention_rows: rows per group, 'whole', or None for models whose queries are independent)."""
     scale = spec_scale(spec, protocol)
     parts = [lr_source(spec)['text'], f'border {protocol.crop}' if protocol.crop else 'all pixels',
              'Y' if protocol.luminance else 'RGB']
@@ -52,15 +54,32 @@ def protocol_line(spec: dict, protocol: Protocol, cell_scale_max: Optional[float
         parts.append(f'cell clip at x{cell_scale_max:g}')
     if window:
         parts.append(f'window {window}')
+    if attention_rows is not None:
+        parts.append('attention over the whole image' if isinstance(attention_rows, str)
+                     else f'attention over blocks of {attention_rows} rows')
     return (f'x{scale:g}: ' if scale is not None else '') + ', '.join(parts)
 
 
-def protocol_record(spec: dict, protocol: Protocol, cell_scale_max: Optional[float], window: Optional[int]) -> dict:
+def protocol_record(spec: dict, protocol: Protocol, cell_scale_max: Optional[float], window: Optional[int],
+                    attention_rows: Union[int, str, None] = None) -> dict:
     """The protocol as a result file keeps it: the line, and each of its parts."""
-    return {'text': protocol_line(spec, protocol, cell_scale_max, window), 'eval_type': protocol.eval_type,
-            'scale': spec_scale(spec, protocol), 'lr': {k: v for k, v in lr_source(spec).items() if k != 'text'},
-            'border': protocol.crop, 'luminance': protocol.luminance, 'cell_scale_max': cell_scale_max,
-            'window': window}
+    return {'text': protocol_line(spec, protocol, cell_scale_max, window, attention_rows),
+            'eval_type': protocol.eval_type, 'scale': spec_scale(spec, protocol),
+            'lr': {k: v for k, v in lr_source(spec).items() if k != 'text'}, 'border': protocol.crop,
+            'luminance': protocol.luminance, 'cell_scale_max': cell_scale_max, 'window': window,
+            'attention_rows': attention_rows}
+
+
+MAX_LABEL = 100  # characters of a model's name in result files, tables and figure captions
+
+
+def check_label(label: str, what: str = '--label') -> str:
+    """label if it can name a row of a table or a panel of a figure: one line of printable
+    characters, 1 to MAX_LABEL of them; otherwise a UserError naming `what`."""
+    if not label or len(label) > MAX_LABEL or not label.isprintable():
+        shown = label if len(label) <= MAX_LABEL else label[:MAX_LABEL] + '...'
+        raise UserError(f'{what}: expected a name of 1 to {MAX_LABEL} printable characters on one line, got {shown!r}')
+    return label
 
 
 def checkpoint_record(path: PathLike, ckpt: dict, label: Optional[str] = None) -> dict:

@@ -17,7 +17,7 @@ from utils.checkpoints import file_digest
 from utils.errors import UserError
 
 from .metrics import parse_eval_type
-from .provenance import protocol_line
+from .provenance import check_label, protocol_line
 
 # Test sets in the papers' order, with their usual spelling; others follow, sorted by name.
 KNOWN_SETS = {'div2k': 'DIV2K', 'set5': 'Set5', 'set14': 'Set14', 'b100': 'B100', 'urban100': 'Urban100',
@@ -111,6 +111,8 @@ def find_results(items: Sequence[str], results_root='save/test') -> list[Result]
         label, sep, pattern = item.partition('=')
         if not sep or not label or '/' in label or Path(item).exists():
             label, pattern = None, item
+        else:
+            check_label(label, f'the name in {item!r}')
         paths = sorted(Path(p) for p in glob.glob(pattern)) if glob.has_magic(pattern) else [Path(pattern)]
         if not paths or not all(p.exists() for p in paths):
             raise UserError(f'no result file, folder or checkpoint at {pattern}')
@@ -210,7 +212,8 @@ class Table:
                  '| model | ' + ' | '.join(column_name(*c) for c in self.columns) + ' |',
                  '|---|' + '---|' * len(self.columns)]
         for row in self.rows:
-            lines.append(f'| {row} | ' + ' | '.join(cell(self.cells.get((row, c))) for c in self.columns) + ' |')
+            name = row.replace('|', '\\|')  # a '|' in a name would end its cell
+            lines.append(f'| {name} | ' + ' | '.join(cell(self.cells.get((row, c))) for c in self.columns) + ' |')
         return '\n'.join(lines + ['', 'Protocols:'] + self.notes()) + '\n'
 
     def csv(self) -> str:

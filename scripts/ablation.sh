@@ -24,7 +24,8 @@ SETS=()
 CONFIGS=()
 while [ $# -gt 0 ]; do
     case $1 in
-        --set) [ $# -ge 2 ] || { echo "error: --set needs KEY=VALUE" >&2; exit 2; }; SETS+=(--set "$2"); shift 2 ;;
+        --set) [ $# -ge 2 ] || { echo "error: --set needs KEY=VALUE" >&2; exit 2; }; SETS+=("--set=$2"); shift 2 ;;
+        --) shift; CONFIGS+=("$@"); break ;;
         -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) CONFIGS+=("$1"); shift ;;
     esac
@@ -38,8 +39,8 @@ if [ "$EVAL" != div2k ] && [ "$EVAL" != benchmark ]; then
     echo "error: EVAL must be div2k or benchmark, got '$EVAL'" >&2
     exit 2
 fi
-train_args=(--save-root "$SAVE_ROOT")
-[ -n "${TRAIN_DATA_ROOT:-}" ] && train_args+=(--data-root "$TRAIN_DATA_ROOT")
+train_args=("--save-root=$SAVE_ROOT")
+[ -n "${TRAIN_DATA_ROOT:-}" ] && train_args+=("--data-root=$TRAIN_DATA_ROOT")
 [ -n "${GPU:-}" ] && train_args+=(--gpu "$GPU")
 
 # Row names: the stems without their longest common prefix (train_edsr-baseline-liif-c -> -c).
@@ -63,10 +64,10 @@ for i in "${!CONFIGS[@]}"; do
     log=$(mktemp)
     if [ -f "$run/epoch-last.pth" ]; then
         echo "== $label: resuming $run"
-        "$PY" train_liif.py --config "$config" --resume "$run/epoch-last.pth" "${train_args[@]}" "${SETS[@]}" 2>"$log"
+        "$PY" train_liif.py --config="$config" --resume="$run/epoch-last.pth" "${train_args[@]}" "${SETS[@]}" 2>"$log"
     else
         echo "== $label: training $config into $run"
-        "$PY" train_liif.py --config "$config" "${train_args[@]}" "${SETS[@]}" 2>"$log"
+        "$PY" train_liif.py --config="$config" "${train_args[@]}" "${SETS[@]}" 2>"$log"
     fi
     status=$?
     if [ $status -ne 0 ] && ! grep -q '^error: nothing to train' "$log"; then
@@ -80,4 +81,4 @@ done
 echo
 gpu_args=()
 [ -n "${GPU:-}" ] && gpu_args=(--gpu "$GPU")
-exec bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" "${MODELS[@]}"
+exec bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" -- "${MODELS[@]}"

@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inference.provenance import check_label  # noqa: E402
 from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
 from utils.checkpoints import checkpoint_label  # noqa: E402
 from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
@@ -64,7 +65,7 @@ def split_model(item: str) -> tuple[str, str]:
     """'LTE=save/lte/epoch-best.pth' -> ('LTE', path); a bare path is named by checkpoint_label."""
     name, sep, path = item.partition('=')
     if sep and name and '/' not in name and not Path(item).exists():
-        return name, path
+        return check_label(name, f'--model {item}: NAME'), path
     return checkpoint_label(item), item
 
 

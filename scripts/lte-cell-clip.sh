@@ -19,19 +19,23 @@ pick_python
 MODEL_PATH=$1
 [ -f "$MODEL_PATH" ] || { echo "error: checkpoint not found: $MODEL_PATH" >&2; exit 2; }
 CLIP=${CLIP:-4}
+if ! [[ $CLIP =~ ^[1-9][0-9]*(\.[0-9]+)?$ ]]; then  # checked before anything is evaluated
+    echo "error: CLIP must be a scale (a number >= 1, e.g. 4), got '$CLIP'" >&2
+    exit 2
+fi
 EVAL=${EVAL:-div2k}
 if [ "$EVAL" != div2k ] && [ "$EVAL" != benchmark ]; then
     echo "error: EVAL must be div2k or benchmark, got '$EVAL'" >&2
     exit 2
 fi
 RESULTS_ROOT=${RESULTS_ROOT:-save/test}
-name=$(basename "$MODEL_PATH"); name=${name%.*}
-case $name in epoch-*|ema-*) name="$(basename "$(dirname "$MODEL_PATH")")-$name" ;; esac
+name=$(basename -- "$MODEL_PATH"); name=${name%.*}
+case $name in epoch-*|ema-*) name="$(basename -- "$(dirname -- "$MODEL_PATH")")-$name" ;; esac
 base=$RESULTS_ROOT/cell-clip/$name
 gpu_args=()
 [ -n "${GPU:-}" ] && gpu_args=(--gpu "$GPU")
-OUT_DIR=$base/$EVAL-as-trained bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" "$MODEL_PATH" || exit $?
-OUT_DIR=$base/$EVAL-clip-$CLIP bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" --cell-scale-max "$CLIP" "$MODEL_PATH" || exit $?
+OUT_DIR=$base/$EVAL-as-trained bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" -- "$MODEL_PATH" || exit $?
+OUT_DIR=$base/$EVAL-clip-$CLIP bash "scripts/test-$EVAL.sh" "${gpu_args[@]}" --cell-scale-max "$CLIP" -- "$MODEL_PATH" || exit $?
 "$PY" scripts/results_table.py --title "$name: the cell as trained and clipped at x$CLIP" \
     --out "$base/table.md" --out "$base/table.csv" --out "$base/table.json" \
     -- "$base/$EVAL-as-trained" "$base/$EVAL-clip-$CLIP" >/dev/null || exit 1

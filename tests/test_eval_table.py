@@ -16,6 +16,7 @@ from faults import run_test_py
 from utils.checkpoints import file_digest
 from utils.errors import UserError
 from script_loader import load_script
+from tiny import srno_spec, tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 results_table = load_script('scripts/results_table.py', 'results_table')
@@ -99,6 +100,16 @@ def test_bad_inputs_are_one_line(tmp_path):
         results_table.main([str(tmp_path / 'r1.json'), '--out', str(tmp_path / 't.txt')])
     with pytest.raises(UserError, match='is the result .* itself'):
         results_table.main([str(tmp_path / 'r1.json'), '--out', str(tmp_path / 'r1.json')])
+    with pytest.raises(UserError, match='expected a name of 1 to 100 printable characters on one line'):
+        results_table.main([f"two\nlines={tmp_path / 'r1.json'}"])
+
+
+def test_names_are_one_printable_line_and_a_bar_stays_in_its_cell(eval_setup, tmp_path, capsys):
+    for label in ('a\nb', 'x' * 101, ''):
+        with pytest.raises(UserError, match='--label: expected a name of 1 to 100 printable'):
+            run_test_py(eval_setup, '--label', label)
+    _result(tmp_path / 'r.json', 30.0, 0.9, label='a|b')
+    assert '| a\\|b | 30.00 / 0.9000 |' in results_table.main([str(tmp_path / 'r.json')]).markdown()
 
 
 def test_test_py_records_provenance_and_prints_the_protocol(eval_setup, tmp_path, capsys):
@@ -115,9 +126,27 @@ def test_test_py_records_provenance_and_prints_the_protocol(eval_setup, tmp_path
                                  'encoder': 'edsr-baseline', 'init': None}
     assert rec['protocol'] == {'text': out[0], 'eval_type': 'benchmark-2', 'scale': 2,
                                'lr': {'source': 'on the fly', 'resize': 'pil'}, 'border': 2, 'luminance': True,
-                               'cell_scale_max': 4.0, 'window': None}
+                               'cell_scale_max': 4.0, 'window': None, 'attention_rows': None}
     assert rec['sets'] == ['eval_type=benchmark-2'] and summary['label'] == 'tiny'
     assert results_table.main([str(tmp_path / 'r.json')]).rows == ['tiny, cell clip ×4']
+
+
+def test_the_attention_grouping_is_part_of_the_protocol(eval_setup, tmp_path, capsys):
+    """SRNO (queries that attend to each other): the grouping test.py used is printed with the
+    protocol and recorded; the config's attention_rows, overridden by --set and --attention-rows."""
+    ckpt = tmp_path / 'srno.pth'
+    tiny_checkpoint(ckpt, srno_spec())
+    setup = {**eval_setup, 'ckpt': ckpt}
+    lines = {}
+    for flags in ([], ['--set', 'attention_rows=4'], ['--set', 'attention_rows=4', '--attention-rows', 'whole']):
+        summary = run_test_py(setup, *flags)
+        lines[len(lines)] = (capsys.readouterr().out.splitlines()[0], summary['protocol']['attention_rows'],
+                             summary['attention_rows'])
+    assert lines == {0: ('x2: LR made on the fly (PIL bicubic), all pixels, RGB, attention over the whole image',
+                         'whole', None),
+                     1: ('x2: LR made on the fly (PIL bicubic), all pixels, RGB, attention over blocks of 4 rows', 4, 4),
+                     2: ('x2: LR made on the fly (PIL bicubic), all pixels, RGB, attention over the whole image',
+                         'whole', None)}
 
 
 @pytest.mark.slow
@@ -155,6 +184,41 @@ def test_benchmark_script_on_a_tiny_set(tmp_path, tiny_ckpt):
     (aside,) = out.parent.glob(out.name + '.old-*')
     assert {p.name: p.read_bytes() for p in aside.iterdir()} == before
     assert len(list(tmp_path.glob('cmp.old-*'))) == 1
+
+
+def _tiny_sample3(root: Path) -> Path:
+    """root/benchmark/Sample3: one 96x96 HR crop and its MATLAB-bicubic LR at x2 and x4."""
+    set_root = root / 'benchmark/Sample3'
+    hr = skdata.astronaut()[100:196, 180:276]  # (96, 96, 3)
+    (set_root / 'HR').mkdir(parents=True)
+    Image.fromarray(hr).save(set_root / 'HR/a.png')
+    for s in (2, 4):
+        (set_root / f'LR_bicubic/X{s}').mkdir(parents=True)
+        Image.fromarray(imresize_matlab_uint8(hr, scale=1 / s)).save(set_root / f'LR_bicubic/X{s}/ax{s}.png')
+    return root
+
+
+@pytest.mark.slow
+def test_cell_clip_script_writes_one_table_of_two_rows(tmp_path, tiny_ckpt):
+    """scripts/lte-cell-clip.sh: the model as trained and clipped at x2, one table; the clip changes
+    nothing up to x2 and the scores beyond."""
+    env = {**os.environ, 'DATA_ROOT': str(_tiny_sample3(tmp_path / 'data')), 'RESULTS_ROOT': str(tmp_path / 'res'),
+           'EVAL': 'benchmark', 'CLIP': '2', 'GPU': 'cpu'}
+    r = subprocess.run(['bash', 'scripts/lte-cell-clip.sh', str(tiny_ckpt)], cwd=ROOT, env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    table = json.loads((tmp_path / 'res/cell-clip/tiny/table.json').read_text())
+    assert table['rows'] == ['tiny', 'tiny, cell clip ×2']
+    cells = {(c['row'], c['scale']): c['psnr'] for c in table['cells']}
+    assert cells['tiny', 2] == cells['tiny, cell clip ×2', 2] and cells['tiny', 8] != cells['tiny, cell clip ×2', 8]
+
+
+@pytest.mark.parametrize('env, message', [({'CLIP': 'x'}, "CLIP must be a scale"), ({'CLIP': '0.5'}, 'CLIP must be a scale'),
+                                          ({'EVAL': 'set5'}, 'EVAL must be div2k or benchmark')])
+def test_cell_clip_script_checks_its_settings_first(tmp_path, tiny_ckpt, env, message):
+    code, out, err = _script(['scripts/lte-cell-clip.sh', str(tiny_ckpt)], tmp_path, RESULTS_ROOT=tmp_path / 'res', **env)
+    assert code == 2 and err.startswith('error: ' + message) and err.count('\n') == 1, err
+    assert not (tmp_path / 'res').exists()
 
 
 def data_tag(path: Path) -> str:

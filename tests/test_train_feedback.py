@@ -150,9 +150,18 @@ def decoder_families() -> list[str]:
             if 'encoder_spec' in inspect.signature(models.MODELS.get(n)).parameters]
 
 
+def tiny_configs() -> dict[str, Path]:
+    """{model name: file} of the shipped tiny configs (configs/train-sample/train_tiny-*.yaml)."""
+    return {load_train_config(p)['model']['name']: p
+            for p in sorted((REPO / 'configs/train-sample').glob('train_tiny-*.yaml'))}
+
+
 @pytest.mark.parametrize('family', decoder_families())
 def test_every_decoder_family_has_a_tiny_config(family):
-    cfg = load_train_config(REPO / f'configs/train-sample/train_tiny-{family}.yaml')
+    path = tiny_configs().get(family)
+    assert path is not None, f'no configs/train-sample/train_tiny-*.yaml for the registered family {family!r}'
+    cfg = load_train_config(path)
     model = models.make(cfg['model'])
-    assert cfg['model']['name'] == family and sum(p.numel() for p in model.parameters()) < 100_000
+    # Tiny: seconds on a CPU (SRNO's lifting layer needs a 64-feature encoder, the largest of them).
+    assert sum(p.numel() for p in model.parameters()) < 250_000
     assert cfg['epoch_max'] <= 2 and cfg['train_dataset']['wrapper']['args']['inp_size'] <= 16

@@ -78,7 +78,8 @@ def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, d
     `key`, under eval_type."""
     try:
         evaluate(model, [batch], norm, eval_type, config['eval_bsize'], device,
-                 config['precision'], progress=False, desc='val', with_ssim=False, key=key)
+                 config['precision'], progress=False, desc='val', with_ssim=False, key=key,
+                 attention_rows=config['attention_rows'])
     except UserError as e:
         what = f'eval_type {eval_type} on {key}' if eval_type else key
         raise UserError(f'{where}: {what}: {e}') from None

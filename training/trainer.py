@@ -30,6 +30,7 @@ from .ema import EMA
 from .loop import train_epoch, weights_digest
 from .probe import probe
 from .progress import StepReport, progress_lines
+from .schedule import build_scheduler
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
 from .state import (RANK_STREAM, check_resumable, init_record, init_weights, make_checkpoint,
                     model_checkpoint, parameters_finite, restore, rng_state)
@@ -99,8 +100,7 @@ def build_training(config: dict, where: str, device: torch.device):
     seed_all(config['seed'])
     model = build_model(config, where).to(device)
     optimizer = build_optimizer(config, model, where)
-    msl = config['multi_step_lr']
-    scheduler = None if msl is None else torch.optim.lr_scheduler.MultiStepLR(optimizer, msl['milestones'], msl['gamma'])
+    scheduler = build_scheduler(config, optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=config['precision'] == 'fp16')
     return model, optimizer, scheduler, scaler
 
@@ -184,7 +184,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     panels = panel_count(config, bool(vsets))
     if panels:  # a validation image that cannot be made is a config mistake, found before the folder
         try:
-            val_panels(model, vsets[0].loaders.dataset, norm, 1, device, precision)
+            val_panels(model, vsets[0].loaders.dataset, norm, 1, device, precision, config['attention_rows'])
         except Exception as e:
             why = ' '.join(str(e).split()) or type(e).__name__
             raise UserError(f'{where}: val_images: cannot show {vsets[0].key} as images ({why}); '
@@ -277,7 +277,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             names, ema_names, val, val_ema = ['epoch-last.pth'], ['ema-last.pth'] if ema else [], None, None
             if vsets and epoch % config['epoch_val'] == 0:
                 run = lambda m: run_validation(m, vsets, epoch, norm, config['eval_bsize'], device,  # noqa: E731
-                                               precision, env.is_main)
+                                               precision, env.is_main, config['attention_rows'])
                 try:
                     vals = run(model)
                     emas = run(ema.model) if ema is not None else None
@@ -299,7 +299,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                         ema_names.append('ema-best.pth')
                 if panels and env.is_main:
                     for i, strip in enumerate(val_panels(model, vsets[0].loaders.dataset, norm, panels, device,
-                                                         precision)):
+                                                         precision, config['attention_rows'])):
                         log.image(f'val_images/{i}', strip, epoch)  # bicubic | model | ground truth
             if config['epoch_save'] is not None and epoch % config['epoch_save'] == 0:
                 names.append(f'epoch-{epoch}.pth')

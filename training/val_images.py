@@ -52,9 +52,9 @@ def _pairs(val_set: Dataset, count: int) -> list[tuple[Tensor, Tensor]]:
 
 @torch.no_grad()
 def val_panels(model: nn.Module, val_set: Dataset, norm: DataNorm, count: int, device: torch.device,
-               precision: str) -> list[np.ndarray]:
-    """uint8 (H, 3W + 2 GAP, 3) strips, bicubic | model | ground truth, one per image; the model is
-    left in the mode it was in."""
+               precision: str, attention_rows: Optional[int] = None) -> list[np.ndarray]:
+    """uint8 (H, 3W + 2 GAP, 3) strips, bicubic | model | ground truth, one per image (SRNO and HIIF
+    attending as validation does, attention_rows); the model is left in the mode it was in."""
     if count < 1:
         return []
     was_training = model.training
@@ -65,7 +65,7 @@ def val_panels(model: nn.Module, val_set: Dataset, norm: DataNorm, count: int, d
             size = hr.shape[-2:]
             bicubic = to_uint8(bicubic_upsample(lr.unsqueeze(0), size)[0])
             pred = render(model, lr.unsqueeze(0).to(device), size, norm, precision=precision,
-                          window=model_window(model))
+                          window=model_window(model), attention_rows=attention_rows)
             gap = np.full((size[0], GAP, 3), 255, np.uint8)
             strips.append(np.concatenate([bicubic, gap, pred, gap, to_uint8(hr)], axis=1))
     finally:

@@ -24,13 +24,15 @@ class ValSet:
 
 
 def run_validation(model: nn.Module, sets: list[ValSet], epoch: int, norm: DataNorm, eval_bsize: Optional[int],
-                   device: torch.device, precision: str, show: bool) -> dict[str, float]:
-    """{set name: mean PSNR} of the (unwrapped) model on every set, in order."""
+                   device: torch.device, precision: str, show: bool,
+                   attention_rows: Optional[int] = None) -> dict[str, float]:
+    """{set name: mean PSNR} of the (unwrapped) model on every set, in order (SRNO and HIIF
+    attending over blocks of attention_rows rows, None: whole images)."""
     out = {}
     for vs in sets:
         with forked_rng(vs.loaders.seed_for(epoch)):
             out[vs.name] = validate(model, vs.loaders(epoch), norm, vs.eval_type, eval_bsize, device, precision,
-                                    show=show)
+                                    show=show, attention_rows=attention_rows)
     return out
 
 
