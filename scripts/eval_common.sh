@@ -221,8 +221,10 @@ eval_main() {
         eval_model "${MODELS[$i]}" "${LABELS[$i]}"
         run_sets
         if [ "$FOUND" -eq 0 ]; then
-            echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); download it" \
-                 "(scripts/download_data.sh) or set DATA_ROOT, e.g. DATA_ROOT=load/sample for the sample sets" >&2
+            echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); get them with" \
+                 "\`bash scripts/download_data.sh $KIND\` (it writes to load/), check them with" \
+                 "\`python -m datasets.layout $DATA_ROOT/$KIND $KIND\`; or set DATA_ROOT, e.g. DATA_ROOT=load/sample" \
+                 "for the sample sets (\`python scripts/prepare_sample_data.py\`)" >&2
             exit 2
         fi
         "$PY" scripts/results_table.py --title="${LABEL:-$MODEL}: $title" --out="$OUT_DIR/table.md" -- "$OUT_DIR" >/dev/null || exit 1

@@ -149,18 +149,23 @@ def test_the_attention_grouping_is_part_of_the_protocol(eval_setup, tmp_path, ca
                          'whole', None)}
 
 
-@pytest.mark.slow
-def test_benchmark_script_on_a_tiny_set(tmp_path, tiny_ckpt):
-    """The whole script, two models: sample set evaluated at every scale, a missing X3 folder
-    skipped, the paper's sets reported missing, each model's table, then one comparing them."""
-    set_root = tmp_path / 'data/benchmark/Sample3'
+def _tiny_sample3(root: Path) -> Path:
+    """root/benchmark/Sample3: one 96x96 HR crop and its MATLAB-bicubic LR at x2 and x4."""
+    set_root = root / 'benchmark/Sample3'
     hr = skdata.astronaut()[100:196, 180:276]  # (96, 96, 3)
     (set_root / 'HR').mkdir(parents=True)
     Image.fromarray(hr).save(set_root / 'HR/a.png')
     for s in (2, 4):
         (set_root / f'LR_bicubic/X{s}').mkdir(parents=True)
         Image.fromarray(imresize_matlab_uint8(hr, scale=1 / s)).save(set_root / f'LR_bicubic/X{s}/ax{s}.png')
-    env = {**os.environ, 'DATA_ROOT': str(tmp_path / 'data'), 'RESULTS_ROOT': str(tmp_path / 'res'),
+    return root
+
+
+@pytest.mark.slow
+def test_benchmark_script_on_a_tiny_set(tmp_path, tiny_ckpt):
+    """The whole script, two models: sample set evaluated at every scale, a missing X3 folder
+    skipped, the paper's sets reported missing, each model's table, then one comparing them."""
+    env = {**os.environ, 'DATA_ROOT': str(_tiny_sample3(tmp_path / 'data')), 'RESULTS_ROOT': str(tmp_path / 'res'),
            'TABLE_DIR': str(tmp_path / 'cmp')}
     args = ['bash', 'scripts/test-benchmark.sh', '--gpu', 'cpu', 'bicubic', f'tiny={tiny_ckpt}']
     r = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -184,18 +189,6 @@ def test_benchmark_script_on_a_tiny_set(tmp_path, tiny_ckpt):
     (aside,) = out.parent.glob(out.name + '.old-*')
     assert {p.name: p.read_bytes() for p in aside.iterdir()} == before
     assert len(list(tmp_path.glob('cmp.old-*'))) == 1
-
-
-def _tiny_sample3(root: Path) -> Path:
-    """root/benchmark/Sample3: one 96x96 HR crop and its MATLAB-bicubic LR at x2 and x4."""
-    set_root = root / 'benchmark/Sample3'
-    hr = skdata.astronaut()[100:196, 180:276]  # (96, 96, 3)
-    (set_root / 'HR').mkdir(parents=True)
-    Image.fromarray(hr).save(set_root / 'HR/a.png')
-    for s in (2, 4):
-        (set_root / f'LR_bicubic/X{s}').mkdir(parents=True)
-        Image.fromarray(imresize_matlab_uint8(hr, scale=1 / s)).save(set_root / f'LR_bicubic/X{s}/ax{s}.png')
-    return root
 
 
 @pytest.mark.slow
@@ -240,6 +233,9 @@ def test_no_test_set_is_one_line_and_exit_2(script, tmp_path):
                              DATA_ROOT=tmp_path / 'empty', OUT_DIR=tmp_path / 'out')
     assert code == 2, out + err
     assert err.count('\n') == 1 and err.startswith(f'error: no test set found under data root {tmp_path / "empty"}')
+    kind = script[len('test-'):-len('.sh')]
+    assert f'`bash scripts/download_data.sh {kind}`' in err
+    assert f'`python -m datasets.layout {tmp_path / "empty" / kind} {kind}`' in err
     assert 'DATA_ROOT=load/sample' in err and not (tmp_path / 'out/table.md').exists()
 
 

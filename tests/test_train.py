@@ -75,6 +75,19 @@ def tiny(data: Path, **overrides) -> dict:
     return check_train_config(tiny_raw(data, **overrides), 'tiny')
 
 
+def interrupt_at_step(monkeypatch, n: int) -> None:
+    """Make training's n-th train_step (counted from 1) raise KeyboardInterrupt, as Ctrl-C would;
+    monkeypatch.undo() puts the real step back."""
+    real_step, calls = training.loop.train_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(training.loop, 'train_step', interrupted)
+
+
 def write_config(path: Path, cfg: dict) -> Path:
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -170,16 +183,8 @@ def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
     full = trainer.train(cfg, tmp_path / 'full')
 
     # Ctrl-C in the middle of epoch 3 (its second step; 2 steps per epoch), after one update.
-    real_step, calls = training.loop.train_step, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
     cut = tmp_path / 'cut'
-    monkeypatch.setattr(training.loop, 'train_step', interrupted)
+    interrupt_at_step(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(cfg, cut)
     monkeypatch.undo()

@@ -10,10 +10,9 @@ import torch
 import torch.nn as nn
 
 import models
-import training.loop
 from inference.norm import DataNorm
 from models.loading import load_model
-from test_train import cli, data, one_thread, tiny, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
+from test_train import cli, data, interrupt_at_step, one_thread, tiny, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
 from tiny import liif_spec
 from training import trainer
 from training.config import load_train_config
@@ -91,14 +90,7 @@ def test_ema_is_validated_saved_and_resumed_exactly(data, tmp_path, monkeypatch)
                        last['ema']['sd']['imnet.layers.0.weight'])
 
     # Ctrl-C in epoch 3, resume: model and EMA weights equal the uninterrupted run's.
-    real_step, calls = training.loop.train_step, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-    monkeypatch.setattr(training.loop, 'train_step', interrupted)
+    interrupt_at_step(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(cfg, tmp_path / 'cut')
     monkeypatch.undo()
