@@ -7,8 +7,7 @@ so a region equals the same crop of the full render up to the float rounding of 
 (at most one level of 8 bits). The latent grid is encoded once per image and model, as demo.py
 encodes it (tiles for large inputs, mirror padding for window encoders), and kept: a region after
 that costs only its own queries. Bicubic regions are PIL's bicubic resize of the box of the input
-they cover, which equals the crop of PIL's full resize up to PIL's fixed-point rounding (rarely a
-level or two)."""
+they cover, equal to the crop of PIL's full resize within one level (bicubic_region)."""
 import math
 import numbers
 import threading
@@ -78,14 +77,18 @@ def check_region(region: Region, out_hw: Sequence[int], max_pixels: int = MAX_RE
 
 
 def bicubic_region(pixels: np.ndarray, out_hw: Sequence[int], region: Region) -> np.ndarray:
-    """uint8 (h, w) or (h, w, 3) -> the region of its PIL bicubic resize to out_hw, same layout:
-    PIL resizes just the box of the input that the region covers."""
+    """uint8 (h, w) or (h, w, 3) -> the region of its PIL bicubic resize to out_hw, same layout.
+    PIL resizes in two passes rounded to 8 bits in between, rows first for a whole image but in an
+    order of its own choosing for a box; the two passes are made here, in the whole image's order
+    (each input row to the region's columns, then those columns to its rows), so that the region
+    equals the crop of the full resize up to a rare 1-level flip (the box offsets' float rounding)."""
     in_h, in_w = pixels.shape[:2]
     h, w = out_hw
-    box = (region.left * in_w / w, region.top * in_h / h,
-           (region.left + region.width) * in_w / w, (region.top + region.height) * in_h / h)
     img = Image.fromarray(np.ascontiguousarray(pixels))
-    return np.asarray(img.resize((region.width, region.height), Image.BICUBIC, box=box))
+    rows = img.resize((region.width, in_h), Image.BICUBIC,
+                      box=(region.left * in_w / w, 0, (region.left + region.width) * in_w / w, in_h))
+    return np.asarray(rows.resize((region.width, region.height), Image.BICUBIC,
+                                  box=(0, region.top * in_h / h, region.width, (region.top + region.height) * in_h / h)))
 
 
 class BicubicRegions:
