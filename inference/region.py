@@ -6,8 +6,8 @@ queries are that block of the grid's pixel centres with the full grid's cell (re
 so a region equals the same crop of the full render up to the float rounding of its coordinates
 (at most one level of 8 bits). The latent grid is encoded once per image and model, as demo.py
 encodes it (tiles for large inputs, mirror padding for window encoders), and kept: a region after
-that costs only its own queries. Bicubic regions are PIL's bicubic resize of the box of the input
-they cover, equal to the crop of PIL's full resize within one level (bicubic_region)."""
+that costs only its own queries. Bicubic regions are PIL's bicubic resize computed for the region's
+pixels only: from x1 up, equal to the crop of PIL's full resize bit for bit."""
 import math
 import numbers
 import threading
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datasets.resize import pil_bicubic_region
 from utils.errors import UserError
 from utils.images import LoadedImage, compose
 from utils.precision import check_precision
@@ -77,18 +78,9 @@ def check_region(region: Region, out_hw: Sequence[int], max_pixels: int = MAX_RE
 
 
 def bicubic_region(pixels: np.ndarray, out_hw: Sequence[int], region: Region) -> np.ndarray:
-    """uint8 (h, w) or (h, w, 3) -> the region of its PIL bicubic resize to out_hw, same layout.
-    PIL resizes in two passes rounded to 8 bits in between, rows first for a whole image but in an
-    order of its own choosing for a box; the two passes are made here, in the whole image's order
-    (each input row to the region's columns, then those columns to its rows), so that the region
-    equals the crop of the full resize up to a rare 1-level flip (the box offsets' float rounding)."""
-    in_h, in_w = pixels.shape[:2]
-    h, w = out_hw
-    img = Image.fromarray(np.ascontiguousarray(pixels))
-    rows = img.resize((region.width, in_h), Image.BICUBIC,
-                      box=(region.left * in_w / w, 0, (region.left + region.width) * in_w / w, in_h))
-    return np.asarray(rows.resize((region.width, region.height), Image.BICUBIC,
-                                  box=(0, region.top * in_h / h, region.width, (region.top + region.height) * in_h / h)))
+    """uint8 (h, w) or (h, w, 3) -> the region of its PIL bicubic resize to out_hw, same layout,
+    computed for the region's pixels only (datasets.resize.pil_bicubic_region)."""
+    return pil_bicubic_region(pixels, out_hw, region.top, region.left, region.height, region.width)
 
 
 class BicubicRegions:

@@ -485,7 +485,7 @@
       S: V.view.S, ox: V.view.ox, oy: V.view.oy, grid: grid(), canvas: [V.canvasW, V.canvasH], dpr: V.dpr,
       mode: V.mode, precision: V.precision, idle: document.body.dataset.idle === '1',
       panes: V.panes.map(p => ({layers: p.layers.map(l => ({key: l.key, clip: l.clip, label: l.label.textContent}))})),
-      requested: layers().reduce((n, l) => n + (l.requested || 0), 0),
+      requested: layers().reduce((n, l) => n + (l.requested || 0), 0), inflight: V.active.size,
     }),
     panePNG: i => V.panes[i].canvas.toDataURL('image/png'),
     ready: null,
