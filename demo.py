@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from inference.upscale import BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
-from utils.errors import UserError, run_cli
+from utils.errors import CliParser, UserError, run_cli
 from utils.files import check_output
 from utils.images import IMAGE_EXTENSIONS
 from utils.precision import PRECISIONS
@@ -41,15 +41,8 @@ MAX_INPUT_MEGAPIXELS = 4
 _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one-line UserErrors (exit 2 through run_cli)."""
-
-    def error(self, message: str):
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description='Render images at any scale with a LIIF-family model.')
+    p = CliParser(description='Render images at any scale with a LIIF-family model.')
     p.add_argument('--input', required=True, nargs='+',
                    help='images to upscale: files, folders (their images) or glob patterns')
     size = p.add_mutually_exclusive_group(required=True)

@@ -29,6 +29,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -37,12 +38,12 @@ from urllib.parse import parse_qsl, urlsplit
 import torch
 from PIL import Image
 
-from demo import DEFAULT_MODEL, MAX_INPUT_MEGAPIXELS, _Parser
+from demo import DEFAULT_MODEL, MAX_INPUT_MEGAPIXELS
 from inference.region import MAX_REGION_PIXELS, MAX_SIDE, BicubicRegions, ModelRegions, Region
 from inference.render import Cancelled
 from inference.upscale import Upscaler
 from inference.window import resolve_window
-from utils.errors import UserError, run_cli
+from utils.errors import CliParser, UserError, run_cli
 from utils.images import LoadedImage, compose, read_image
 from utils.precision import PRECISIONS, native_bf16
 
@@ -111,6 +112,7 @@ class ViewerServer(ThreadingHTTPServer):
         self.default_precision, self.device, self.verbose = default_precision, device, verbose
         self.render_lock = threading.Lock()
         self.stopping = threading.Event()
+        self.address_family = socket.AF_INET6 if ':' in address[0] else socket.AF_INET
         super().__init__(address, ViewerHandler)
 
     def source(self, key: str) -> Source:
@@ -134,6 +136,8 @@ class ViewerServer(ThreadingHTTPServer):
         if not is_loopback(addr):
             return True
         names = {f'127.0.0.1:{port}', f'localhost:{port}', f'[::1]:{port}'}
+        if port == 80:
+            names |= {'127.0.0.1', 'localhost', '[::1]'}
         return host is not None and host.lower() in names
 
     def encode_all(self) -> None:
@@ -201,6 +205,9 @@ class ViewerHandler(BaseHTTPRequestHandler):
         except Cancelled:
             self.close_connection = True
             return
+        except Exception as e:  # noqa: BLE001 - a bug or a resource limit: one line to the page, the trace here
+            traceback.print_exc()
+            return self.send_text(500, f'error: the render failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""})')
         png = encode_png(img)
         self.send_bytes(200, png, 'image/png', {'X-Render-Seconds': f'{seconds:.4f}'})
 
@@ -243,7 +250,7 @@ def encode_png(img: Image.Image) -> bytes:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description='A continuous-zoom viewer: an image upscaled by each model and bicubic, in the browser.')
+    p = CliParser(description='A continuous-zoom viewer: an image upscaled by each model and bicubic, in the browser.')
     p.add_argument('--input', required=True, help='the image to look at')
     p.add_argument('--model', action='append', help='a checkpoint; repeat for several panes (default: '
                    f'{DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})')

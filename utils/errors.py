@@ -1,4 +1,5 @@
 """User-facing errors: one clear line, no traceback, exit status 2."""
+import argparse
 import re
 import sys
 from typing import Callable, Iterable, Iterator
@@ -6,6 +7,13 @@ from typing import Callable, Iterable, Iterator
 
 class UserError(Exception):
     """A mistake the user can fix (bad file, bad flag, bad config). Its message is one line."""
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line UserErrors (exit status 2 through run_cli)."""
+
+    def error(self, message: str):
+        raise UserError(message)
 
 
 # A DataLoader worker's exception comes back as "Caught X in DataLoader worker process N.\nOriginal

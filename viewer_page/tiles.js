@@ -145,12 +145,14 @@ const ViewerTiles = (() => {
       }
     }
 
-    /** Pieces of one source and precision (every scale), in the order to draw them: other
-     *  scales first, the farthest from S first, then those at S. Marks them used. */
+    /** Pieces of one source (every scale and precision), in the order to draw them: the farthest
+     *  in scale first, another precision before this one, the exact ones (S and precision) last.
+     *  Marks them used. */
     forDrawing(key, precision, S) {
-      const mine = this.pieces.filter(p => p.key === key && p.precision === precision);
-      const far = p => (p.S === S ? -1 : Math.abs(Math.log(p.S / S)));
-      mine.sort((a, b) => far(b) - far(a));
+      const mine = this.pieces.filter(p => p.key === key);
+      const rank = p => (p.S === S && p.precision === precision ? -1
+        : Math.abs(Math.log(p.S / S)) + (p.precision === precision ? 0 : 1e-3));
+      mine.sort((a, b) => rank(b) - rank(a));
       for (const p of mine) p.used = ++this.clock;
       return mine;
     }

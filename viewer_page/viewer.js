@@ -196,7 +196,7 @@
         ctx.drawImage(V.input, -ox, -oy, W, H);  // instant: the input, smoothed by the browser
         const precision = precisionOf(layer.key);
         for (const p of V.store.forDrawing(layer.key, precision, S)) {
-          if (p.S === S) {  // exact: one output pixel on one device pixel
+          if (p.S === S) {  // this scale: one output pixel on one device pixel
             ctx.imageSmoothingEnabled = false;
             ctx.drawImage(p.bitmap, p.rect.x - ox, p.rect.y - oy);
           } else {          // another scale: a preview, stretched
