@@ -25,7 +25,7 @@ from utils.precision import check_precision
 
 from .render import count_nonfinite, encode, frame_cell, query_chunks, refuse_nonfinite, region_coord
 from .upscale import Upscaler, output_size
-from .window import mirror_pad, window_frame
+from .window import cell_clip, mirror_pad, window_frame
 
 # Output sides beyond this are refused: float32 coordinates then still resolve a pixel to 1/16 of
 # itself (the spacing 2 / 2^20 is 16 float32 steps at 1).
@@ -83,6 +83,18 @@ def bicubic_region(pixels: np.ndarray, out_hw: Sequence[int], region: Region) ->
     return pil_bicubic_region(pixels, out_hw, region.top, region.left, region.height, region.width)
 
 
+def coupled_queries(model: torch.nn.Module) -> Optional[str]:
+    """Why a region of this model cannot equal the crop of its full render, or None when its
+    queries are independent (LIIF, Meta-SR, A-LIIF, LTE): a model that renders the whole output grid
+    in one call (attribute `whole_grid_queries`: LMF with CMSR) or couples the queries of a call
+    (method `query_context`: the Galerkin attention of SRNO and HIIF)."""
+    if getattr(model, 'whole_grid_queries', False):
+        return 'renders the whole output grid in one call (CMSR)'
+    if hasattr(model, 'query_context'):
+        return 'couples the queries of a call (attention over the queried pixels)'
+    return None
+
+
 class BicubicRegions:
     """Regions of an image's bicubic upscaling (PIL's, as test.py's bicubic baseline)."""
 
@@ -112,10 +124,18 @@ class ModelRegions:
 
     def __init__(self, upscaler: Upscaler, image: LoadedImage, name: str = 'model'):
         self.upscaler, self.image, self.name = upscaler, image, name
+        self.check_independent()
         self.in_hw = image.rgb.shape[:2]
         self.pads, self.frame = window_frame(self.in_hw, upscaler.window_size())
         self._lock = threading.Lock()
         self._feat = None  # what encode() left on the model; another encode of it replaces it
+
+    def check_independent(self) -> None:
+        """A UserError when the model's regions could not equal its full render (coupled_queries)."""
+        reason = coupled_queries(self.upscaler.model)
+        if reason:
+            raise UserError(f'{self.name}: this model {reason}, so a region of it would not equal its full '
+                            'render; the viewer shows models whose queries are independent (render it with demo.py)')
 
     def encode(self) -> None:
         """Encode the image (once; again only if the model was used for another image since)."""
@@ -137,13 +157,17 @@ class ModelRegions:
         model predicts NaN or inf is a UserError, as a full render is."""
         up = self.upscaler
         check_precision(precision, up.device)
+        self.check_independent()
         out_hw = region_output_size(self.in_hw, scale)
         check_region(region, out_hw, max_pixels)
+        # The cell clip a model may declare (LMF: the cell of x4 beyond it), as render applies it.
+        clip = cell_clip(out_hw[0] / self.in_hw[0], getattr(up.model, 'cell_scale_max', None))
         with self._lock:
             self._encode()
             coord = region_coord(out_hw, region.top, region.left, region.height, region.width,
                                  device=up.device, frame=self.frame).unsqueeze(0)  # (1, Q, 2)
-            pred = query_chunks(up.model, coord, frame_cell(out_hw, coord, self.frame), up.bsize, precision, cancelled)
+            cell = frame_cell(out_hw, coord, self.frame) * clip
+            pred = query_chunks(up.model, coord, cell, up.bsize, precision, cancelled)
         refuse_nonfinite(count_nonfinite(pred), region.height * region.width, precision)
         rgb = up.norm.pred_to_uint8(pred.view(region.height, region.width, 3))
         alpha = self.image.alpha

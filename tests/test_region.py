@@ -234,3 +234,38 @@ def test_scales_past_the_side_budget_are_refused():
         region_output_size((10, 10), MAX_SIDE / 10 + 1)
     with pytest.raises(UserError, match='fp16 needs a CUDA device'):
         BicubicRegions(read_image_from(photo(4, 4))).render(2, Region(0, 0, 1, 1), precision='fp16')
+
+
+def test_models_whose_queries_are_coupled_are_refused_in_one_line(tmp_path):
+    """A model that renders the whole grid at once (LMF's CMSR) or couples the queries of a call
+    (SRNO, HIIF: Galerkin attention) cannot give regions equal to its full render."""
+    ckpt = tmp_path / 'model.pth'
+    tiny_checkpoint(ckpt, SPECS['liif'])
+    image = read_image_from(photo(6, 8))
+    up = Upscaler.load(ckpt, 'cpu')
+    up.model.whole_grid_queries = True
+    with pytest.raises(UserError, match=r'^lmf: this model renders the whole output grid in one call \(CMSR\)'):
+        ModelRegions(up, image, 'lmf')
+    up = Upscaler.load(ckpt, 'cpu')
+    up.model.query_context = lambda chunks: None
+    with pytest.raises(UserError, match='couples the queries of a call') as e:
+        ModelRegions(up, image, 'srno')
+    assert '\n' not in str(e.value)
+
+
+def test_a_declared_cell_clip_is_applied_as_render_applies_it(tmp_path):
+    """A model declaring cell_scale_max (LMF: 4) sees, beyond that scale, the cell of that scale."""
+    ckpt = tmp_path / 'model.pth'
+    tiny_checkpoint(ckpt, SPECS['liif'])
+    up = Upscaler.load(ckpt, 'cpu')
+    cells = []
+    query = up.model.query_rgb
+    up.model.query_rgb = lambda coord, cell: cells.append(cell) or query(coord, cell)
+    source = ModelRegions(up, read_image_from(photo(6, 8)))
+    source.render(12, Region(0, 0, 3, 3))
+    up.model.cell_scale_max = 4
+    source.render(12, Region(0, 0, 3, 3))
+    source.render(3, Region(0, 0, 3, 3))
+    assert torch.allclose(cells[0][0, 0], torch.tensor([2 / 72, 2 / 96]))
+    assert torch.allclose(cells[1][0, 0], torch.tensor([2 / 72 * 3, 2 / 96 * 3]))  # the cell of x4
+    assert torch.allclose(cells[2][0, 0], torch.tensor([2 / 18, 2 / 24]))          # below x4: unchanged
