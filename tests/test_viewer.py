@@ -8,22 +8,22 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from skimage import data as skdata
 
+import faults
 import viewer
 from inference.region import Region
+from script_loader import load_script
 from tiny import liif_spec, tiny_checkpoint
-from utils.errors import UserError, run_cli
+from utils.errors import UserError
 
-REPO = Path(__file__).resolve().parents[1]
+browser = load_script('scripts/browser.py', 'browser')
 
 
 @pytest.fixture(scope='module')
@@ -170,13 +170,11 @@ def test_a_render_the_page_gave_up_is_skipped(server, monkeypatch):
 
 
 def start_viewer(files, *extra) -> tuple[subprocess.Popen, int]:
-    """viewer.py in its own process on a free port; returns it and the port once it listens."""
-    proc = subprocess.Popen([sys.executable, str(REPO / 'viewer.py'), '--input', str(files['input']), '--model',
-                             str(files['ckpt']), '--port', '0', *extra], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    assert line.startswith('viewer: http://127.0.0.1:'), (line, proc.stderr.read() if proc.poll() is not None else '')
-    return proc, int(line.split('127.0.0.1:')[1].split('/')[0])
+    """viewer.py in its own process on a free port; returns it and the port once it listens,
+    checking that it listens on 127.0.0.1."""
+    proc, url = browser.start_viewer(['--input', str(files['input']), '--model', str(files['ckpt']), *extra])
+    assert url.startswith('http://127.0.0.1:'), url
+    return proc, int(url.split('127.0.0.1:')[1].rstrip('/'))
 
 
 @pytest.mark.parametrize('sig', [signal.SIGINT, signal.SIGTERM])
@@ -196,12 +194,8 @@ def test_ctrl_c_stops_cleanly_and_frees_the_port(files, sig):
 
 
 def one_line_error(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as e:
-        run_cli(lambda: viewer.main([str(a) for a in argv]))
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith('error: ') and '\n' not in err, err
-    return err
+    """viewer.main(argv) through run_cli: exit 2 and one line `error: ...` (returned)."""
+    return faults.one_line_error(lambda: viewer.main([str(a) for a in argv]), capsys)
 
 
 def test_mistakes_are_one_line_before_listening(files, tmp_path, capsys):
