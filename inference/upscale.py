@@ -119,10 +119,19 @@ class Upscaler:
             return None
         return tile
 
+    def input_tensor(self, image: LoadedImage) -> torch.Tensor:
+        """The RGB pixels of a LoadedImage as the model's input: (1, 3, h, w) float in [0, 1], on
+        the upscaler's device (not yet normalised)."""
+        return torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)
+
+    def window_size(self) -> Optional[int]:
+        """The window the input is mirror-padded to (resolve_window of the `window` option), or None."""
+        return resolve_window(self.window, self.model)
+
     def render_loaded(self, image: LoadedImage, out_hw: Sequence[int]) -> Image.Image:
         """A LoadedImage rendered at out_hw -> PIL image (L, LA, RGB or RGBA, as the input)."""
         window, _ = self.check_options()
-        x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
+        x = self.input_tensor(image)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
                      progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window,
                      attention_rows=self.attention_rows)
