@@ -106,7 +106,8 @@ class SRImplicitDownsampled(Dataset):
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
                  scale_max: Optional[float] = None, augment: bool = False,
                  sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
-        self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
+        self.dataset, self.inp_size, self.sample_q = dataset, inp_size, sample_q
+        self.augment = check_switch(augment, 'augment')
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
@@ -126,39 +127,53 @@ class SRImplicitDownsampled(Dataset):
     def __getitem__(self, idx: int) -> dict:
         img = self.dataset[idx]
         s = random.uniform(self.scale_min, self.scale_max)
+        crop_hr, lr_size = self.crop(img, s, idx)
+        crop_lr = self.make_lr(crop_hr, lr_size)
+        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
+        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+
+    def crop(self, img: Tensor, s: float, idx: int) -> tuple[Tensor, tuple[int, int]]:
+        """The HR crop of item idx at scale s, and the LR size (h, w) it is made into."""
         if self.inp_size is None:
             h_lr = math.floor(img.shape[-2] / s + 1e-9)
             w_lr = math.floor(img.shape[-1] / s + 1e-9)
             if h_lr < 1 or w_lr < 1:
                 raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
                                 f'too small to downsample by {s:.3f}')
-            crop_hr = img[:, :round(h_lr * s), :round(w_lr * s)]
-            crop_lr = resize_fn(crop_hr, (h_lr, w_lr), self.resize)
-        else:
-            w_hr = round(self.inp_size * s)
-            if img.shape[-2] < w_hr or img.shape[-1] < w_hr:
-                raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
-                                f'smaller than the {w_hr}x{w_hr} HR crop for inp_size {self.inp_size} '
-                                f'at scale {s:.3f} (crops reach {round(self.inp_size * self.scale_max)})')
-            x0 = random.randint(0, img.shape[-2] - w_hr)
-            y0 = random.randint(0, img.shape[-1] - w_hr)
-            crop_hr = img[:, x0:x0 + w_hr, y0:y0 + w_hr]
-            crop_lr = resize_fn(crop_hr, self.inp_size, self.resize)
-        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
-        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+            return img[:, :round(h_lr * s), :round(w_lr * s)], (h_lr, w_lr)
+        w_hr = round(self.inp_size * s)
+        if img.shape[-2] < w_hr or img.shape[-1] < w_hr:
+            raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
+                            f'smaller than the {w_hr}x{w_hr} HR crop for inp_size {self.inp_size} '
+                            f'at scale {s:.3f} (crops reach {round(self.inp_size * self.scale_max)})')
+        x0 = random.randint(0, img.shape[-2] - w_hr)
+        y0 = random.randint(0, img.shape[-1] - w_hr)
+        return img[:, x0:x0 + w_hr, y0:y0 + w_hr], (self.inp_size, self.inp_size)
+
+    def make_lr(self, crop_hr: Tensor, lr_size: tuple[int, int]) -> Tensor:
+        """The LR input (3, *lr_size) made from an HR crop: bicubic by `resize`."""
+        return resize_fn(crop_hr, lr_size, self.resize)
 
 
 @register('sr-implicit-paired')
 class SRImplicitPaired(Dataset):
-    """(LR, HR) pairs from disk at the integer scale s = H_hr // H_lr: HR cropped to
-    s * (h_lr, w_lr); with inp_size, aligned random crops (inp_size and s * inp_size)."""
+    """(LR, HR) pairs from disk at the integer scale s = H_hr // H_lr (or `scale`): HR cropped to
+    s * (h_lr, w_lr); with inp_size, aligned random crops (inp_size and s * inp_size). A
+    non-integer `scale` (LR made by scripts/make_degraded_testset.py) crops HR to
+    round(h_lr * s) x round(w_lr * s), as sr-implicit-downsampled does."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,
-                 sample_q: Optional[int] = None, rgb_permute: bool = False):
+                 sample_q: Optional[int] = None, rgb_permute: bool = False, scale: Optional[float] = None):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         check_sample_q(sample_q)
+        if scale is not None:
+            if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not math.isfinite(scale) or scale < 1:
+                raise UserError(f'scale must be a finite number >= 1, got {scale!r}')
+            if inp_size is not None and not float(scale).is_integer():
+                raise UserError(f'inp_size needs an integer scale (aligned crops), got scale {scale}')
+        self.scale = scale
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -166,10 +181,13 @@ class SRImplicitPaired(Dataset):
     def __getitem__(self, idx: int) -> dict:
         img_lr, img_hr = self.dataset[idx]
         h_lr, w_lr = img_lr.shape[-2:]
-        s = img_hr.shape[-2] // h_lr
-        if s < 1 or img_hr.shape[-1] < w_lr * s:
+        if self.scale is not None and not float(self.scale).is_integer():
+            return self.non_integer_item(img_lr, img_hr, idx)
+        s = int(self.scale) if self.scale is not None else img_hr.shape[-2] // h_lr
+        if s < 1 or img_hr.shape[-2] < h_lr * s or img_hr.shape[-1] < w_lr * s:
             raise UserError(f'pair {describe(self.dataset, idx)}: HR {img_hr.shape[-2]}x{img_hr.shape[-1]} '
-                            f'is not an integer multiple (>= 1) of LR {h_lr}x{w_lr}')
+                            f'is not an integer multiple (>= 1) of LR {h_lr}x{w_lr}'
+                            + (f' at scale {s}' if self.scale is not None else ''))
         if self.inp_size is None:
             crop_lr, crop_hr = img_lr, img_hr[:, :h_lr * s, :w_lr * s]
         else:
@@ -182,6 +200,17 @@ class SRImplicitPaired(Dataset):
             crop_lr = img_lr[:, x0:x0 + n, y0:y0 + n]
             crop_hr = img_hr[:, x0 * s:(x0 + n) * s, y0 * s:(y0 + n) * s]
         crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
+        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+
+    def non_integer_item(self, img_lr: Tensor, img_hr: Tensor, idx: int) -> dict:
+        """A whole pair at a non-integer `scale` s: HR cropped at the top left to round(h_lr * s) x
+        round(w_lr * s), the size sr-implicit-downsampled gives at s."""
+        h_lr, w_lr = img_lr.shape[-2:]
+        h_hr, w_hr = round(h_lr * self.scale), round(w_lr * self.scale)
+        if img_hr.shape[-2] < h_hr or img_hr.shape[-1] < w_hr:
+            raise UserError(f'pair {describe(self.dataset, idx)}: HR {img_hr.shape[-2]}x{img_hr.shape[-1]} is '
+                            f'smaller than LR {h_lr}x{w_lr} at scale {self.scale:g} ({h_hr}x{w_hr})')
+        crop_lr, crop_hr = augment_pair(img_lr, img_hr[:, :h_hr, :w_hr], self.augment, self.rgb_permute)
         return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
 
 
