@@ -17,7 +17,7 @@ import datasets
 from datasets.degradations import Noise, add_noise, degrade_seeded, jpeg, sample_plan, seeded
 from datasets.image_store import to_tensor, to_uint8
 from datasets.kernels import filter2d, gaussian_kernel, make_kernel, plateau_kernel, sinc_kernel
-from datasets.recipe import ROUND_DEFAULTS, make_recipe
+from datasets.recipe import ROUND_DEFAULTS, make_recipe, recipe_keys
 from utils.errors import UserError
 
 DEFAULT = make_recipe({})
@@ -284,3 +284,11 @@ def test_wrapper_refuses_bad_arguments(photo_folder):
         wrap(photo_folder, inp_size=48, degradation=[1])
     with pytest.raises(UserError, match='need 0 < scale_min <= scale_max'):
         wrap(photo_folder, inp_size=48, scale_min=3, scale_max=2)
+
+
+def test_config_listing_the_options_spells_out_the_defaults():
+    from training.config import load_train_config
+    cfg = load_train_config('configs/train-div2k/train_edsr-baseline-liif-real.yaml')
+    options = cfg['train_dataset']['wrapper']['args']['degradation']
+    assert set(options) == set(recipe_keys())
+    assert make_recipe(options) == DEFAULT
