@@ -9,6 +9,7 @@ Every kernel is a square, odd-sized float64 array summing to 1, centred on its m
   pixel), omega_c * J1(omega_c r) / (2 pi r), which rings like an over-sharpened or band-limited image.
 Isotropic kernels have sig_y = sig_x and theta = 0. `filter2d` convolves an image with a kernel.
 """
+import functools
 import math
 
 import numpy as np
@@ -19,11 +20,15 @@ from torch import Tensor
 KERNEL_TYPES = ('iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso')
 
 
+@functools.lru_cache(maxsize=64)
 def kernel_grid(size: int) -> np.ndarray:
-    """(size, size, 2) float64 tap offsets (x, y) from the centre, for an odd size."""
+    """(size, size, 2) float64 tap offsets (x, y) from the centre, for an odd size (read-only,
+    cached: every kernel of a size shares it)."""
     ax = np.arange(size, dtype=np.float64) - size // 2
     xx, yy = np.meshgrid(ax, ax)  # rows are y, columns x
-    return np.stack([xx, yy], axis=-1)
+    grid = np.stack([xx, yy], axis=-1)
+    grid.flags.writeable = False
+    return grid
 
 
 def quadratic_form(size: int, sig_x: float, sig_y: float, theta: float) -> np.ndarray:
@@ -32,8 +37,8 @@ def quadratic_form(size: int, sig_x: float, sig_y: float, theta: float) -> np.nd
     c, s = math.cos(theta), math.sin(theta)
     rot = np.array([[c, -s], [s, c]])
     inv_cov = rot @ np.diag([1 / sig_x ** 2, 1 / sig_y ** 2]) @ rot.T
-    d = kernel_grid(size)
-    return np.einsum('hwi,ij,hwj->hw', d, inv_cov, d)
+    x, y = kernel_grid(size)[..., 0], kernel_grid(size)[..., 1]
+    return inv_cov[0, 0] * x * x + 2 * inv_cov[0, 1] * x * y + inv_cov[1, 1] * y * y
 
 
 def normalised(k: np.ndarray) -> np.ndarray:
