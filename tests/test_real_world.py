@@ -151,3 +151,10 @@ def test_bundled_names(tmp_path, monkeypatch):
     monkeypatch.setattr(upscale, 'REAL_MODEL', tmp_path / 'none.pth')
     with pytest.raises(UserError, match="the bundled 'real' model .*none.pth is missing"):
         upscale.Upscaler.load('real', 'cpu')
+
+
+def test_bundled_real_model_loads_and_upscales():
+    up = upscale.Upscaler.load('real', 'cpu')
+    assert up.source == str(upscale.REAL_MODEL)
+    out = up(skdata.astronaut()[:24, :20], scale=2)
+    assert out.shape == (48, 40, 3) and out.dtype == np.uint8
