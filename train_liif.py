@@ -48,6 +48,8 @@ records the resolved config (utils/config_sources.py):
   tensorboard_every: the loss to TensorBoard every so many iterations (default 100; 0 off).
   val_images:       validation images shown in TensorBoard per validation, bicubic | model |
                     ground truth (default 2; 0 off).
+  loss:             {name, args}, a registered loss (training/losses.py); default l1, the only one
+                    shipped (the hook for perceptual / GAN terms).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
 tensorboard/ (loss per epoch and per iteration, lr, val PSNR, validation images), epoch-last.pth (after every epoch, and the
@@ -65,7 +67,7 @@ from typing import Optional, Sequence
 
 from inference.eval_config import DATA_ENV, rewrite_data_root
 from training.config import check_train_config
-from training.distributed import dist_env, init_distributed, shutdown
+from training.distributed import barrier, dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
@@ -139,6 +141,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         train(config, save_path, where=where, resume=config['resume'], overwrite=args.overwrite,
               env=env, device=device, gpu_ids=gpu_ids, init=args.init)
+        # Every rank leaves the process group together: a rank tearing gloo down while another is
+        # still writing its last files was aborted in C++ ("terminate called without an active
+        # exception") on a CI machine. Not after an error: the other ranks may be gone.
+        barrier()
     finally:
         shutdown()
 

@@ -1,4 +1,4 @@
-# Shared by scripts/test-div2k.sh and scripts/test-benchmark.sh (sourced, not run).
+# Shared by scripts/test-div2k.sh, scripts/test-benchmark.sh and scripts/test-real.sh (sourced, not run).
 #
 # eval_main KIND TITLE ARGS...  parses ARGS (options, then models), runs the script's run_sets for
 #                               each model, writes each model's table and, for several models,
@@ -22,6 +22,7 @@
 # Environment: DATA_ROOT (folder replacing ./load in the configs, default load), OUT_DIR (one model's
 # results folder, overriding the rule above), RESULTS_ROOT, TABLE_DIR, PRECISION (fp32 | bf16 | fp16,
 # default fp32), PYTHON (default: the active virtualenv's python, else .venv/bin/python, else python3).
+# A script may set MISSING_HINT: what to do when none of its test sets is found.
 
 pick_python() {
     if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
@@ -221,10 +222,14 @@ eval_main() {
         eval_model "${MODELS[$i]}" "${LABELS[$i]}"
         run_sets
         if [ "$FOUND" -eq 0 ]; then
-            echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); get them with" \
-                 "\`bash scripts/download_data.sh $KIND\` (it writes to load/), check them with" \
-                 "\`python -m datasets.layout $DATA_ROOT/$KIND $KIND\`; or set DATA_ROOT, e.g. DATA_ROOT=load/sample" \
-                 "for the sample sets (\`python scripts/prepare_sample_data.py\`)" >&2
+            if [ -n "${MISSING_HINT:-}" ]; then
+                echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); $MISSING_HINT" >&2
+            else
+                echo "error: no test set found under data root $DATA_ROOT (looked for ${LOOKED[*]}); get them with" \
+                     "\`bash scripts/download_data.sh $KIND\` (it writes to load/), check them with" \
+                     "\`python -m datasets.layout $DATA_ROOT/$KIND $KIND\`; or set DATA_ROOT, e.g. DATA_ROOT=load/sample" \
+                     "for the sample sets (\`python scripts/prepare_sample_data.py\`)" >&2
+            fi
             exit 2
         fi
         "$PY" scripts/results_table.py --title="${LABEL:-$MODEL}: $title" --out="$OUT_DIR/table.md" -- "$OUT_DIR" >/dev/null || exit 1

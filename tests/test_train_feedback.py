@@ -17,6 +17,7 @@ from tiny import liif_spec
 from training import trainer
 from training.config import load_train_config
 from training.ema import EMA
+from training.losses import make_loss
 from training.loop import train_step
 from training.progress import StepReport, clock_text
 from utils.checkpoints import load_checkpoint
@@ -50,8 +51,10 @@ def test_progress_lines_in_a_run_whose_stdout_is_not_a_terminal(data, tmp_path, 
         ['epoch 1/1, iteration 1/2']  # 2 iterations: a line after the first; the epoch's own line ends it
 
 
-def test_gradient_norm_is_clipped():
-    """With SGD at lr 1, the update is the (clipped) gradient: its global norm is the clip."""
+@pytest.mark.parametrize('loss_fn', [None, lambda pred, gt, batch: 1000 * (pred - gt).abs().mean()])
+def test_gradient_norm_is_clipped(loss_fn):
+    """With SGD at lr 1, the update is the (clipped) gradient: its global norm is the clip, with the
+    default loss and with a config's loss (training/losses.py), whose value train_step returns."""
     torch.manual_seed(0)
     net = models.make(liif_spec(n_feats=4, hidden=(8,)))
     norm = DataNorm()
@@ -60,7 +63,11 @@ def test_gradient_norm_is_clipped():
     before = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.SGD(net.parameters(), lr=1.0)
     scaler = torch.amp.GradScaler('cpu', enabled=False)
-    train_step(net, batch, norm, opt, scaler, torch.device('cpu'), 'fp32', grad_clip=1.0e-3)
+    with torch.no_grad():
+        expected = (loss_fn or make_loss(None))(net(norm.inp(batch['inp']), batch['coord'], batch['cell']),
+                                                norm.gt(batch['gt']), batch)
+    loss = train_step(net, batch, norm, opt, scaler, torch.device('cpu'), 'fp32', grad_clip=1.0e-3, loss_fn=loss_fn)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     moved = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(net.parameters(), before)))
     assert moved.item() == pytest.approx(1.0e-3, rel=1e-4)
 
@@ -77,7 +84,7 @@ def test_ema_follows_the_definition():
 
 
 def test_ema_is_validated_saved_and_resumed_exactly(data, tmp_path, monkeypatch):
-    cfg = tiny(data, epoch_max=3, ema=0.5)
+    cfg = tiny(data, epoch_max=3, ema=0.5, loss={'name': 'l1'})  # with the loss hook named
     full = trainer.train(cfg, tmp_path / 'full')
     assert all(math.isfinite(v) for v in full['val_psnr_ema']) and full['val_psnr_ema'] != full['val_psnr']
     log = (tmp_path / 'full/log.txt').read_text()

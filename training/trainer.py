@@ -28,6 +28,7 @@ from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .ema import EMA
 from .loop import train_epoch, weights_digest
+from .losses import make_loss
 from .probe import probe
 from .progress import StepReport, progress_lines
 from .schedule import build_scheduler
@@ -161,6 +162,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
     model, optimizer, scheduler, scaler = build_training(config, where, device)
+    try:
+        loss_fn = make_loss(config['loss'])
+    except UserError as e:
+        raise UserError(f'{where}: loss: {e}') from None
     start_epoch, best_val, best_ema, note, source = 0, -math.inf, -math.inf, None, None
     if ckpt is not None:
         start_epoch, best_val, note = restore(ckpt, resume, model, optimizer, scheduler, scaler, env)
@@ -265,7 +270,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             try:
                 loss = train_epoch(net, loader, norm, optimizer, scaler, device, precision,
                                    show=env.is_main, desc=f'epoch {epoch}', grad_clip=config['grad_clip'],
-                                   after_step=after_step(report))
+                                   loss_fn=loss_fn, after_step=after_step(report))
             except FloatingPointError as e:
                 raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
                                        f'{last_good(good)} with a lower learning rate, or check the data') from None

@@ -1,5 +1,5 @@
 """Where a config's values come from, lowest precedence first: the files named by `_base_`, the
-file itself, then `--set key.path=value` on the command line (docs/design.md §4.2).
+file itself, then `--set key.path=value` on the command line (docs/design.md §4.3).
 
     _base_: ../train_edsr-baseline-liif.yaml       # or a list, merged left to right
     model:
