@@ -123,16 +123,17 @@ def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, wei
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
+def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T],
+                      extra: tuple = ()) -> T:
     """compute() (a projection of feat by params, alone or with facts about it), reused while
     rendering chunk after chunk of one image: kept only when gradients are off and while feat,
-    params and autocast are unchanged."""
+    params, autocast and `extra` (hashable facts compute() also depends on) are unchanged."""
     if torch.is_grad_enabled():
         return compute()
     dev = feat.device.type
     key = (feat.data_ptr(), feat.shape, tensor_version(feat), torch.is_autocast_enabled(dev),
            torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
-           tuple((p.data_ptr(), tensor_version(p)) for p in params))
+           tuple((p.data_ptr(), tensor_version(p)) for p in params), extra)
     hit = getattr(model, '_fast_cache', None)
     if hit is not None and hit[0] is feat and hit[1] == key:
         return hit[2]

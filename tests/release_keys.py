@@ -1,5 +1,6 @@
 """Read the released checkpoints' state-dict listings in tests/data (state-dict-keys*.txt): a
-'## section ...: N tensors, M parameters|numbers' header, then one 'key (shape)' line per tensor."""
+'## section ...: N tensors, M parameters|numbers' header, then one 'key (shape)' line per tensor;
+and list the test vectors."""
 import re
 from pathlib import Path
 
@@ -23,3 +24,15 @@ def header_counts(filename: str, section: str) -> tuple[int, int]:
     text = (DATA / filename).read_text()
     match = re.search(rf'^## {re.escape(section)}\b.*?: (\d+) tensors, (\d+) (?:parameters|numbers)$', text, re.M)
     return int(match.group(1)), int(match.group(2))
+
+
+def all_vectors() -> list[Path]:
+    """Every vector file in tests/data/vectors."""
+    return sorted((DATA / 'vectors').glob('*-seed0.pth'))
+
+
+def release_vectors() -> list[Path]:
+    """The vectors in the release format: make(checkpoint['model'], load_sd=True)(inp, coord, cell)
+    == expected. CMSR's (tests/test_lmf.py) also need its tables; OpenMMLab's (tests/test_mmagic.py)
+    hold an mmagic checkpoint."""
+    return [p for p in all_vectors() if '-cmsr-' not in p.name and not p.name.startswith('mmagic-')]
