@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml)')
     p.add_argument('--force', action='store_true', help=f'allow inputs over {MAX_INPUT_MEGAPIXELS} and outputs '
                    f'over {MAX_MEGAPIXELS} megapixels')
     return p
@@ -176,13 +179,13 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, scale, resolution)
     for inp, out in zip(inputs, outputs):
-        protected = {'input': inp, 'model checkpoint': args.model,
+        protected = {'input': inp, 'model checkpoint': args.model, 'CMSR tables': args.cmsr,
                      **{f'input {other}': other for other in inputs if other != inp}}
         check_output(out, protected, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
                              tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
-                             progress=len(inputs) == 1)
+                             progress=len(inputs) == 1, cmsr=args.cmsr)
     written, failed = [], []
     bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)
     for inp, out in bar:

@@ -7,7 +7,9 @@ The last line printed is `result: <mean PSNR>` (the paper's script prints the sa
 benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per-image and
 mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
-`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S;
+without it, a model's own clip applies (LMF: 4, as its authors evaluate). `--cmsr TABLES.yaml`
+renders an LMF model with CMSR, its authors' approximation beyond x4 (configs/cmsr/).
 The bicubic baseline upsamples the LR input with PIL's bicubic on the
 8-bit image (datasets.resize.resize_fn 'pil', the same resize the data pipeline downsamples with).
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
 from inference.norm import DataNorm
+from inference.render import resolve_cell_scale_max
 from inference.window import resolve_window
+from models.cmsr import enable_cmsr
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
 from utils.device import resolve_device
@@ -62,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth')
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml, scripts/build_cmsr_tables.py)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -94,13 +101,17 @@ def main(argv=None) -> dict:
     check_precision(args.precision, device)
     if args.out:
         prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
-                               '--config file': args.config})
+                               '--config file': args.config, '--cmsr tables': args.cmsr})
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm = None, plan.norm
     if args.model != BICUBIC:
         ckpt = load_checkpoint(args.model)
         model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
         norm = model_norm(ckpt, args.model, norm, args.config)
+        if args.cmsr:
+            enable_cmsr(model, args.cmsr)
+    elif args.cmsr:
+        raise UserError('--cmsr is an option of LMF models, not of the bicubic baseline')
     window = resolve_window(args.window, model)
     writer = None
     if args.save_images:
@@ -116,7 +127,8 @@ def main(argv=None) -> dict:
         'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
         'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
         'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max, 'num_images': len(rows),
+        'eval_bsize': plan.bsize, 'window': window, 'cmsr': args.cmsr,
+        'cell_scale_max': resolve_cell_scale_max(model, plan.cell_scale_max), 'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

@@ -26,7 +26,7 @@ from utils.precision import autocast
 
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
-from .render import band_coord, batched_predict, frame_cell
+from .render import band_coord, batched_predict, frame_cell, resolve_cell_scale_max, whole_grid
 from .window import cell_clip, mirror_pad, window_frame
 
 
@@ -70,7 +70,8 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
     """One batch -> (pred, gt) in [0, 1], both (B, 3, H, W) for hw = (H, W), or both (B, 3, 1, Q)
     strips for hw None; model None means bicubic (whole images only). With `window`, whole images
     are rendered mirror-padded to the window (inference/window.py; strips are queried as given);
-    with `cell_scale_max`, LTE's cell clip for scales beyond it."""
+    with `cell_scale_max` (or, without it, the model's own: render.resolve_cell_scale_max), the cell clip
+    for scales beyond it. A model that needs whole grids (render.whole_grid) gets them in one call."""
     inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
     if model is None:
         if hw is None:
@@ -82,8 +83,11 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
         x = mirror_pad(x, pad_h, pad_w)
         coord = band_coord(hw, 0, hw[0], device, frame).unsqueeze(0).expand(inp.shape[0], -1, -1)  # (B, Q, 2)
         cell = frame_cell(hw, coord, frame)
-    if cell_scale_max is not None:
-        cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
+    clip = resolve_cell_scale_max(model, cell_scale_max)
+    if clip is not None:
+        cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], clip)
+    if whole_grid(model):
+        bsize = None
     with autocast(device, precision):
         pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
     return as_images(norm.pred_to_rgb(pred.float()), hw), as_images(gt, hw)

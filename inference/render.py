@@ -19,10 +19,24 @@ from utils.precision import autocast
 
 from .norm import DataNorm
 from .tiling import encode_tiled
-from .window import mirror_pad, window_frame
+from .window import cell_clip, mirror_pad, window_frame
 
 # A band holds about this many output pixels: 12 MB of float predictions.
 BAND_PIXELS = 1 << 20
+
+
+def whole_grid(model: nn.Module) -> bool:
+    """Whether the model asks to be queried with the whole output grid in one call (its attribute
+    `whole_grid_queries`): a query's colour then depends on the others queried with it (LMF with
+    CMSR renders levels of the grid). Bands and chunks are then the whole image (docs/design.md §5)."""
+    return bool(getattr(model, 'whole_grid_queries', False))
+
+
+def resolve_cell_scale_max(model: Optional[nn.Module], configured: Optional[float] = None) -> Optional[float]:
+    """The cell clip's scale: the configured one (a test config's cell_scale_max), else the one the
+    model declares (its attribute `cell_scale_max`: LMF's 4, as its authors' test.py and demo.py
+    clip), else None (no clip)."""
+    return configured if configured is not None else getattr(model, 'cell_scale_max', None)
 
 
 @torch.no_grad()
@@ -98,16 +112,16 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
 
 @torch.no_grad()
 def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
-                precision: str = 'fp32', device=None,
-                frame: Sequence[float] = (1.0, 1.0)) -> Iterator[tuple[int, int, Tensor]]:
+                precision: str = 'fp32', device=None, frame: Sequence[float] = (1.0, 1.0),
+                cell_factor: float = 1.0) -> Iterator[tuple[int, int, Tensor]]:
     """After `encode`: yields (r0, r1, pred (r1 - r0, W, 3) float32) band by band, in the model's
     normalised output space, querying `bsize` pixels at a time with cell = (2 / H, 2 / W) (both
-    scaled into a window frame, if given)."""
+    scaled into a window frame, if given; the cell times `cell_factor`, the cell clip)."""
     h, w = out_hw
     band_rows = band_rows or default_band_rows(out_hw)
     for r0, r1 in band_spans(h, band_rows):
         coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)  # (1, Q, 2)
-        cell = frame_cell(out_hw, coord, frame)
+        cell = frame_cell(out_hw, coord, frame) * cell_factor
         pred = torch.empty(coord.shape[1], 3, device=device)  # (Q, 3)
         with autocast(coord.device, precision):
             for i in range(0, coord.shape[1], bsize):
@@ -135,8 +149,11 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
         raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
     (pad_h, pad_w), frame = window_frame(img.shape[-2:], window)
     encode(model, mirror_pad(norm.inp(img), pad_h, pad_w), tile=tile, precision=precision, progress=progress)
+    if whole_grid(model):
+        band_rows, bsize = h, h * w
     band_rows = band_rows or default_band_rows(out_hw)
-    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame)
+    clip = cell_clip(h / img.shape[-2], resolve_cell_scale_max(model))
+    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame, cell_factor=clip)
     bad = 0
     with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
               disable=not progress, leave=False) as bar:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
+from models.cmsr import enable_cmsr
 from models.loading import build_model, require_implicit
 from utils.checkpoints import PathLike, load_checkpoint
 from utils.device import resolve_device
@@ -84,13 +85,18 @@ class Upscaler:
     tile: Optional[int] = 512
     bsize: int = 30000
     progress: bool = False
+    cmsr: Optional[str] = None
     source: str = field(default='model', compare=False)
+
+    def __post_init__(self):
+        if self.cmsr is not None:
+            enable_cmsr(self.model, self.cmsr)
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
         """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
         ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
-        window, tile, bsize, progress (see the fields)."""
+        window, tile, bsize, progress, cmsr (a CMSR table file, LMF models; see the fields)."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 import torch
+import torch.nn as nn
 from torch import Tensor
 
+from utils.config import load_yaml
 from utils.coords import make_cell, make_coord, resampled_centres, sample_bilinear, sample_nearest
 from utils.errors import UserError
 
@@ -54,6 +56,23 @@ def check_tables(tables, where: str = 'cmsr tables') -> tuple:
         rows = sorted((_number(k, 'decode scale', where), _number(v, 'threshold', where, zero_ok=True)) for k, v in table.items())
         out.append((s, tuple(rows)))
     return tuple(sorted(out))
+
+
+def read_tables(path) -> dict:
+    """The tables of a CMSR file (YAML {target scale: {decode scale: threshold}}, as the LMF
+    release's configs/cmsr/result files and scripts/build_cmsr_tables.py write them), checked."""
+    tables = load_yaml(path)
+    check_tables(tables, str(path))
+    return tables
+
+
+def enable_cmsr(model: nn.Module, path) -> None:
+    """Switch CMSR on for a loaded model with the tables of file `path` (test.py's and demo.py's
+    --cmsr, Upscaler's cmsr=); a UserError for a model without CMSR (only LMF's have it)."""
+    if not callable(getattr(model, 'set_cmsr', None)):
+        raise UserError(f'--cmsr {path}: CMSR is an option of LMF models (lmliif, lmlte); this model is '
+                        f'{type(model).__name__}')
+    model.set_cmsr(read_tables(path))
 
 
 @dataclass(frozen=True)
