@@ -1,5 +1,6 @@
-"""The model families beyond the paper's two encoders (RCAN, SwinIR, LTE) train on the tiny sample
-config: one short epoch each, a finite loss and validation PSNR, and an epoch-last checkpoint."""
+"""The model families beyond the paper's two encoders (RCAN, SwinIR, LTE, LMF) train on the tiny
+sample config: one short epoch each, a finite loss and validation PSNR, and an epoch-last checkpoint.
+LMF's models are those of its own tiny configs (configs/train-sample/train_tiny-lm*.yaml)."""
 import math
 
 import numpy as np
@@ -19,6 +20,7 @@ FAMILIES = {
     'edsr-lte': {'name': 'lte', 'args': {'encoder_spec': edsr_spec(), 'imnet_spec': mlp_spec((16,)), 'hidden_dim': 8}},
     'swinir-lte': {'name': 'lte', 'args': {'encoder_spec': swinir_spec(), 'imnet_spec': mlp_spec((16,)), 'hidden_dim': 8}},
     'swinir-metasr': {'name': 'metasr', 'args': {'encoder_spec': swinir_spec()}},
+    **{name: load_yaml(ROOT / f'configs/train-sample/train_tiny-{name}.yaml')['model'] for name in ('lmliif', 'lmlte')},
 }
 
 
