@@ -26,8 +26,7 @@ from inference.norm import DataNorm
 from inference.render import resolve_cell_scale_max
 from inference.window import resolve_window
 from models.cmsr import enable_cmsr
-from models.loading import build_model, require_implicit
-from utils.checkpoints import load_checkpoint
+from models.loading import load_model_checkpoint
 from utils.device import resolve_device
 from utils.errors import UserError, run_cli
 from utils.files import atomic_write_text, check_output
@@ -105,8 +104,7 @@ def main(argv=None) -> dict:
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm = None, plan.norm
     if args.model != BICUBIC:
-        ckpt = load_checkpoint(args.model)
-        model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
+        ckpt, model = load_model_checkpoint(args.model, device)
         norm = model_norm(ckpt, args.model, norm, args.config)
         if args.cmsr:
             enable_cmsr(model, args.cmsr)

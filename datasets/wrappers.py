@@ -97,17 +97,28 @@ def check_sample_q(sample_q: Optional[int]) -> None:
     check_size(sample_q, 'sample_q')
 
 
+def mod_crop(img: Tensor, multiple: Optional[int]) -> Tensor:
+    """img (..., H, W) cropped at the top left to multiples of `multiple` (MATLAB's modcrop, which
+    made MMEditing's GTmod12 benchmark images); unchanged for None."""
+    if multiple is None:
+        return img
+    return img[..., :img.shape[-2] - img.shape[-2] % multiple, :img.shape[-1] - img.shape[-1] % multiple]
+
+
 @register('sr-implicit-downsampled')
 class SRImplicitDownsampled(Dataset):
     """HR images -> (LR, HR samples) at a random scale s ~ U(scale_min, scale_max) per item.
     With inp_size: a random square HR crop of side round(inp_size * s) resized to inp_size.
-    Without: HR cropped at the top left to round(h_lr * s) x round(w_lr * s), h_lr = floor(H / s)."""
+    Without: HR cropped at the top left to round(h_lr * s) x round(w_lr * s), h_lr = floor(H / s).
+    With gt_mod, the HR image is first cropped to multiples of it (MMEditing's GTmod12: gt_mod 12)."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
                  scale_max: Optional[float] = None, augment: bool = False,
-                 sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
+                 sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False,
+                 gt_mod: Optional[int] = None):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.gt_mod = check_size(gt_mod, 'gt_mod')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
@@ -124,7 +135,7 @@ class SRImplicitDownsampled(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, idx: int) -> dict:
-        img = self.dataset[idx]
+        img = mod_crop(self.dataset[idx], self.gt_mod)
         s = random.uniform(self.scale_min, self.scale_max)
         if self.inp_size is None:
             h_lr = math.floor(img.shape[-2] / s + 1e-9)

@@ -21,8 +21,8 @@ import torch.nn as nn
 from PIL import Image
 
 from models.cmsr import enable_cmsr
-from models.loading import build_model, require_implicit
-from utils.checkpoints import PathLike, load_checkpoint
+from models.loading import load_model_checkpoint
+from utils.checkpoints import PathLike
 from utils.device import resolve_device
 from utils.errors import UserError
 from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
@@ -103,8 +103,7 @@ class Upscaler:
                             "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
         dev = resolve_device(device)
         check_precision(options.get('precision', 'fp32'), dev)
-        ckpt = load_checkpoint(path)
-        model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
+        ckpt, model = load_model_checkpoint(path, dev)
         return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
 
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:

@@ -52,8 +52,10 @@ def check_tables(tables, where: str = 'cmsr tables') -> tuple:
     for scale, table in tables.items():
         s = _number(scale, 'target scale', where)
         if not isinstance(table, dict) or not table:
-            raise UserError(f'{where}: the table of scale {scale} must be a non-empty mapping {{decode scale: threshold}}')
-        rows = sorted((_number(k, 'decode scale', where), _number(v, 'threshold', where, zero_ok=True)) for k, v in table.items())
+            raise UserError(f'{where}: the table of scale {scale} must be a non-empty mapping '
+                            '{decode scale: threshold}')
+        rows = sorted((_number(k, 'decode scale', where), _number(v, 'threshold', where, zero_ok=True))
+                      for k, v in table.items())
         out.append((s, tuple(rows)))
     return tuple(sorted(out))
 

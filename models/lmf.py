@@ -1,4 +1,5 @@
-"""LMF: latent modulated functions (He and Jin, CVPR 2024), docs/design.md §2.5: `lmliif` and `lmlte`.
+"""LMF: latent modulated functions (He and Jin, CVPR 2024), docs/design.md §2.5: what LM-LIIF
+(models/lmliif.py) and LM-LTE (models/lmlte.py) share.
 
 LIIF and LTE run a wide decoder once per query and corner. LMF moves the wide part to the latent
 grid: a latent MLP (`hypernet`) runs once per latent cell and predicts a scale and a shift for
@@ -12,6 +13,7 @@ query, so it takes one cell per image: the first query's. The release takes, for
 the cell of query p; the two agree whenever an image's queries share one cell, as in every
 training sample, test protocol and render (§2.5).
 """
+import math
 from typing import Optional
 
 import torch
@@ -19,14 +21,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.coords import (latent_centres, make_coord, sample_bilinear, sample_nearest, shift_coord,
-                          to_latent_units, unfold3x3)
-from .cmsr import CMSR, mean_abs_shift
-from .fast_query import (TRAIN_ROW_CHUNK, all_finite, cached_projection, cell_rows, encoder_input, flat_index,
-                         gather_rows, nearest_index, project_feat, use_fast)
+from utils.coords import (latent_centres, make_cell, make_coord, sample_bilinear, sample_nearest, shift_coord,
+                          to_latent_units)
+from .cmsr import CMSR, CMSR_QUERY_CHUNK, Table, candidate_means, mean_abs_shift, update_table
+from .fast_query import (TRAIN_ROW_CHUNK, all_finite, cached_projection, encoder_input, flat_index, gather_rows,
+                         nearest_index, use_fast)
 from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
-from .lte import decoder_input
-from .registry import make, register
+from .registry import make
 
 # Rows of the render MLP run at a time without gradients (its activations are only 16 wide).
 LMF_ROW_CHUNK = 16384
@@ -204,6 +205,30 @@ class LatentModulated(nn.Module):
         return torch.cat(outs)
 
     keep_matching_grid = False  # CMSR's last-level rule, see CMSR.render
+    cmsr_candidates = candidate_means(1)  # the measures CMSR's calibration tries (LM-LTE: up to 0.5)
+
+    @torch.no_grad()
+    def calibrate_cmsr(self, table: Table, coord: Tensor, cell: Tensor, threshold: float) -> Table:
+        """After gen_feat of one image: CMSR's calibration step for its target grid coord (1, Q, 2)
+        with cell (1, Q, 2) (clipped as for rendering): the exact render, each cell's measure at
+        the grid's points, and each decode scale's plain grid render upsampled onto them
+        (cmsr.update_table). Returns the updated table {decode scale: threshold}."""
+        rows, mm, _ = self.fast_table(cell)
+        h, w = self.feat.shape[-2:]
+
+        def render(c: Tensor, s: Tensor) -> Tensor:
+            return torch.cat([self.query_table(rows, c[:, i:i + CMSR_QUERY_CHUNK], s[:, i:i + CMSR_QUERY_CHUNK],
+                                               self.inp) for i in range(0, c.shape[1], CMSR_QUERY_CHUNK)], 1)
+
+        def level(s: float) -> Tensor:
+            size = (int(h * s), int(w * s))
+            grid = make_coord(size, device=coord.device).unsqueeze(0)  # (1, qh*qw, 2)
+            img = render(grid, make_cell(size, grid)).view(1, *size, 3).permute(0, 3, 1, 2)  # (1, 3, qh, qw)
+            return sample_bilinear(img, coord)[0]  # (Q, 3)
+        exact = render(coord, cell)[0]  # (Q, 3)
+        scale = math.sqrt(coord.shape[1] / h / w)
+        return update_table(table, scale, exact, sample_nearest(mm, coord)[0, :, 0], level, threshold,
+                            self.cmsr_candidates)
 
     def residual(self, out: Tensor, coord: Tensor, inp: Tensor) -> Tensor:
         """What is added to the blended prediction (B, Q, 3): nothing (LM-LTE: the LR skip)."""
@@ -213,161 +238,3 @@ class LatentModulated(nn.Module):
         """inp (B, 3, h, w), coord and cell (B, Q, 2) -> rgb (B, Q, 3)."""
         self.gen_feat(inp)
         return self.query_rgb(coord, cell)
-
-
-@register('lmliif')
-class LMLIIF(LatentModulated):
-    """LM-LIIF: LIIF with a latent modulated render MLP (docs/design.md §2.5).
-
-    Config args (names and defaults as in the LMF release; its configs set mod_input true):
-        encoder_spec (dict): model spec of the encoder (edsr-baseline, rdn, swinir, ... with
-            no_upsampling).
-        imnet_spec (dict): the render MLP, an `lmmlp` spec (hidden_dim d, hidden_depth L,
-            mod_scale, mod_shift); its in_dim is derived: d (mod_input) or C, + 2 + 2 (cell).
-        hypernet_spec (dict): the latent MLP, an `mlp` spec; its in_dim (9C or C, + 2 with
-            cell_decode) and out_dim (mod_dim, + d with mod_input) are derived.
-        local_ensemble (bool, default true): blend the four nearest cells by opposite areas.
-        feat_unfold (bool, default true): the latent MLP reads each cell's 3x3 neighbourhood.
-        cell_decode (bool, default true): both MLPs read the output pixel's size.
-        mod_input (bool, default false): the render MLP reads a d-wide code the latent MLP
-            predicts instead of the encoder's feature.
-        cmsr_spec (dict or None): CMSR's threshold tables, {'s2m_tables': {scale: {decode scale:
-            threshold}}} (other keys ignored); test.py and demo.py set it with --cmsr.
-    """
-
-    def __init__(self, encoder_spec: dict, imnet_spec: Optional[dict] = None, hypernet_spec: Optional[dict] = None,
-                 local_ensemble: bool = True, feat_unfold: bool = True, cell_decode: bool = True,
-                 mod_input: bool = False, cmsr_spec: Optional[dict] = None):
-        super().__init__()
-        self.setup(encoder_spec, hypernet_spec, imnet_spec, local_ensemble, cell_decode, mod_input, cmsr_spec)
-        self.feat_unfold = feat_unfold
-        c = self.encoder.out_dim
-        d, n_mod = mod_layout(imnet_spec)
-        latent_in = c * (9 if feat_unfold else 1) + (2 if cell_decode else 0)
-        self.hypernet = make(hypernet_spec, args={'in_dim': latent_in, 'out_dim': n_mod + (d if mod_input else 0)})
-        render_in = (d if mod_input else c) + 2 + (2 if cell_decode else 0)
-        self.imnet = make(imnet_spec, args={'in_dim': render_in, 'mod_up_merge': False})
-
-    def latent_input(self, rel_cell: Optional[Tensor]) -> Tensor:
-        """(B, h*w, 9C (or C) [+ 2]): each cell's (unfolded) feature and the image's cell."""
-        feat = unfold3x3(self.feat) if self.feat_unfold else self.feat
-        b, c, h, w = feat.shape
-        x = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
-        if rel_cell is None:
-            return x
-        return torch.cat([x, rel_cell.unsqueeze(1).expand(b, h * w, 2)], -1)
-
-    def latent_first(self, rel_cell: Optional[Tensor]) -> Tensor:
-        """The latent MLP's first Linear on every cell (B*h*w, H1) without unfolding: its feature
-        columns as a 3x3 (or 1x1) convolution of the grid, its cell columns once per image."""
-        weight, bias = self.hypernet.first_layer()  # (H1, Din), (H1,)
-        n_feat = weight.shape[1] - (2 if self.cell_decode else 0)
-        grid = project_feat(self.feat, weight[:, :n_feat], self.feat_unfold, bias)  # (B, H1, h, w)
-        if rel_cell is not None:
-            grid = grid + (rel_cell @ weight[:, n_feat:].t())[:, :, None, None]
-        return cell_rows(grid)
-
-    def render_source(self, mod: Tensor) -> Tensor:
-        """The grid the render MLP reads (B, S, h, w): the code z (mod_input) or the feature."""
-        return mod[:, self.imnet.mod_dim:] if self.mod_input else self.feat
-
-    def render_input(self, q_source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """(..., S + 2 [+ 2]): the cell's code, the relative coordinate and the cell."""
-        return torch.cat([q_source, rel_coord] + ([] if rel_cell is None else [rel_cell]), -1)
-
-    def table_source(self, mod: Tensor) -> Tensor:
-        """(B*h*w, d): the render MLP's first Linear applied to each cell's code (or feature), bias in."""
-        weight, bias = self.imnet.first_layer()
-        source = mod[:, self.imnet.mod_dim:] if self.mod_input else cell_rows(self.feat)  # (B*h*w, S)
-        return torch.addmm(bias, source, weight[:, :source.shape[1]].t())
-
-    def render_first(self, source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """The first Linear's output (n, d): the gathered projection plus the per-query columns."""
-        weight, _ = self.imnet.first_layer()
-        rel = rel_coord if rel_cell is None else torch.cat([rel_coord, rel_cell], -1)  # (n, 2 or 4)
-        return torch.addmm(source, rel, weight[:, weight.shape[1] - rel.shape[1]:].t())
-
-
-@register('lmlte')
-class LMLTE(LatentModulated):
-    """LM-LTE: LTE with a latent modulated render MLP (docs/design.md §2.5).
-
-    Config args (names and defaults as in the LMF release; its configs set mod_input true):
-        encoder_spec (dict): model spec of the encoder.
-        imnet_spec (dict): the render MLP, an `lmmlp` spec; in_dim is derived (d with mod_input,
-            else hidden_dim).
-        hypernet_spec (dict): the latent MLP, an `mlp` spec; in_dim (hidden_dim) and out_dim
-            (mod_dim, + 2d with mod_input) are derived.
-        hidden_dim (int, default 128): H, the width of LTE's coef and freq grids.
-        local_ensemble (bool, default true): blend the four nearest cells by opposite areas.
-        cell_decode (bool, default true): the phases read the output pixel's size.
-        mod_input (bool, default false): the render MLP reads an amplitude and frequency code
-            (d each) that the latent MLP predicts, with its own phase `imphase`, instead of LTE's.
-        cmsr_spec (dict or None): CMSR's threshold tables, as for lmliif.
-    """
-
-    keep_matching_grid = True
-
-    def __init__(self, encoder_spec: dict, imnet_spec: Optional[dict] = None, hypernet_spec: Optional[dict] = None,
-                 hidden_dim: int = 128, local_ensemble: bool = True, cell_decode: bool = True,
-                 mod_input: bool = False, cmsr_spec: Optional[dict] = None):
-        super().__init__()
-        self.setup(encoder_spec, hypernet_spec, imnet_spec, local_ensemble, cell_decode, mod_input, cmsr_spec)
-        if hidden_dim % 2:
-            raise ValueError(f'lmlte: hidden_dim must be even (cos and sin halves), got {hidden_dim}')
-        d, n_mod = mod_layout(imnet_spec)
-        self.coef = nn.Conv2d(self.encoder.out_dim, hidden_dim, 3, padding=1)
-        self.freq = nn.Conv2d(self.encoder.out_dim, hidden_dim, 3, padding=1)
-        self.phase = nn.Linear(2, hidden_dim // 2, bias=False)
-        self.hypernet = make(hypernet_spec, args={'in_dim': hidden_dim, 'out_dim': n_mod + (2 * d if mod_input else 0)})
-        if mod_input:
-            self.imphase = nn.Linear(2, d // 2, bias=False)
-        self.imnet = make(imnet_spec, args={'in_dim': d if mod_input else hidden_dim, 'mod_up_merge': False})
-
-    def prepare_grids(self, feat: Tensor) -> None:
-        """LTE's amplitude and frequency grids (B, H, h, w)."""
-        self.feat_coef, self.feat_freq = self.coef(feat), self.freq(feat)
-
-    def latent_input(self, rel_cell: Optional[Tensor]) -> Tensor:
-        """(B, h*w, H): each cell's LTE code at the offset (1, 1), with the image's cell phase."""
-        b, n_h, h, w = self.feat_coef.shape
-        coef = self.feat_coef.permute(0, 2, 3, 1).reshape(b, h * w, n_h)
-        freq = self.feat_freq.permute(0, 2, 3, 1).reshape(b, h * w, n_h)
-        phase = 0 if rel_cell is None else self.phase(rel_cell).unsqueeze(1)  # (B, 1, H/2)
-        return decoder_input(coef, freq, freq.new_ones(1, 1, 2), phase)
-
-    def latent_first(self, rel_cell: Optional[Tensor]) -> Tensor:
-        """The latent MLP's first Linear on every cell: (B*h*w, H1)."""
-        weight, bias = self.hypernet.first_layer()
-        x = self.latent_input(rel_cell)
-        return torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight.t())
-
-    def render_source(self, mod: Tensor) -> Tensor:
-        """(B, 2S, h, w): amplitudes and frequencies the render MLP reads (predicted, or LTE's)."""
-        return mod[:, self.imnet.mod_dim:] if self.mod_input else torch.cat([self.feat_coef, self.feat_freq], 1)
-
-    def render_phase(self, rel_cell: Optional[Tensor]):
-        """The phase (..., S/2) of an output pixel's size: imphase with mod_input, else LTE's."""
-        if rel_cell is None:
-            return 0
-        return self.imphase(rel_cell) if self.mod_input else self.phase(rel_cell)
-
-    def render_input(self, q_source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """(..., S): the amplitudes times cos/sin of the frequencies dotted with rel_coord, plus the
-        phase (LTE's decoder input, models/lte.py)."""
-        n = q_source.shape[-1] // 2
-        return decoder_input(q_source[..., :n], q_source[..., n:], rel_coord, self.render_phase(rel_cell))
-
-    def table_source(self, mod: Tensor) -> Tensor:
-        """(B*h*w, 2S): the amplitude and frequency rows the render MLP reads."""
-        return mod[:, self.imnet.mod_dim:] if self.mod_input else cell_rows(self.render_source(mod))
-
-    def render_first(self, source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """The first Linear's output (n, d) on the gathered rows' Fourier input."""
-        weight, bias = self.imnet.first_layer()
-        return F.linear(self.render_input(source, rel_coord, rel_cell), weight, bias)
-
-    def residual(self, out: Tensor, coord: Tensor, inp: Tensor) -> Tensor:
-        """LTE's LR skip: the input sampled bilinearly at coord, added."""
-        return out + sample_bilinear(inp, coord)
-

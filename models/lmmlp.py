@@ -61,7 +61,8 @@ class LMMLP(nn.Module):
         dl = self.hidden_dim * self.hidden_depth
         scale = mod[..., :dl].unflatten(-1, (self.hidden_depth, self.hidden_dim)) if self.mod_scale else None
         start = dl if self.mod_scale else 0
-        shift = mod[..., start:start + dl].unflatten(-1, (self.hidden_depth, self.hidden_dim)) if self.mod_shift else None
+        shift = mod[..., start:start + dl].unflatten(-1, (self.hidden_depth, self.hidden_dim)) \
+            if self.mod_shift else None
         return scale, shift
 
     def forward(self, x: Tensor, mod: Tensor) -> Tensor:
@@ -102,9 +103,10 @@ class LMMLP(nn.Module):
         for l in range(depth):
             if l:
                 x = torch.addmm(linears[l].bias, x, linears[l].weight.t())  # (N, d)
+            scale, shift = columns[:, l * d:(l + 1) * d], columns[:, (depth + l) * d:(depth + l + 1) * d]
             # x * (1 + scale_l) + shift_l, then ReLU; in place on a fresh tensor without gradients
             if torch.is_grad_enabled():
-                x = F.relu(torch.addcmul(columns[:, (depth + l) * d:(depth + l + 1) * d], x, columns[:, l * d:(l + 1) * d]))
+                x = F.relu(torch.addcmul(shift, x, scale))
             else:
-                x.mul_(columns[:, l * d:(l + 1) * d]).add_(columns[:, (depth + l) * d:(depth + l + 1) * d]).relu_()
+                x.mul_(scale).add_(shift).relu_()
         return torch.addmm(linears[-1].bias, x, linears[-1].weight.t())
