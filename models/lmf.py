@@ -24,14 +24,10 @@ from torch import Tensor
 from utils.coords import (latent_centres, make_cell, make_coord, sample_bilinear, sample_nearest, shift_coord,
                           to_latent_units)
 from .cmsr import CMSR, CMSR_QUERY_CHUNK, Table, candidate_means, mean_abs_shift, update_table
-from .fast_query import (TRAIN_ROW_CHUNK, all_finite, cached_projection, encoder_input, flat_index, gather_rows,
-                         nearest_index, use_fast)
+from .fast_query import (ROW_CHUNK, TRAIN_ROW_CHUNK, all_finite, cached_projection, encoder_input, flat_index,
+                         gather_rows, nearest_index, use_fast)
 from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
 from .registry import make
-
-# Rows of the render MLP run at a time without gradients (its activations are only 16 wide).
-LMF_ROW_CHUNK = 16384
-
 
 def mod_layout(imnet_spec: dict) -> tuple[int, int]:
     """(d, mod_dim) of a render MLP spec: its hidden width and its modulation width, d * L per
@@ -45,7 +41,7 @@ class LatentModulated(nn.Module):
     """What LM-LIIF and LM-LTE share: encoding, the latent MLP's table of modulations, the corner
     loop (plain) and its batched form (fast), CMSR. A subclass says what the latent MLP reads
     (`latent_input`, `latent_first`), what the render MLP reads (`render_source`, `render_input`,
-    `table_source`, `render_first`) and what is added to the blend (`residual`)."""
+    `table_source`, `render_linear`) and what is added to the blend (`residual`)."""
 
     max_scale = 4  # the largest training scale: LMF's cell clip (test.py, demo.py) and CMSR's switch
     cell_scale_max = max_scale  # read by inference/render.py: the cell of scale 4 beyond it
@@ -132,10 +128,11 @@ class LatentModulated(nn.Module):
             (torch.stack(preds) * opposite_area_weights(torch.stack(areas)).unsqueeze(-1)).sum(0)
         return self.residual(out, coord, self.inp)
 
-    def fast_table(self, cell: Optional[Tensor]) -> tuple[Tensor, Tensor, bool]:
-        """(table (B*h*w, S' + 2 L d), mm (B, 1, h, w), finite): one row per latent cell holding
-        what the render MLP reads from that cell (`table_source`) and its modulations as
-        1 + scale, shift (`table_columns`); mm is CMSR's complexity measure. Cached per image and
+    def fast_table(self, cell: Optional[Tensor]) -> tuple[list[Tensor], Tensor, bool]:
+        """(tables, mm (B, 1, h, w), finite): tables with one row per latent cell, first what the
+        render MLP reads from that cell (`table_source`, (B*h*w, S), S possibly 0), then its
+        modulations with the layers' biases folded in, one (B*h*w, 2d) table per layer
+        (lmmlp.table_columns); mm is CMSR's complexity measure. Cached per image and
         cell while gradients are off. `finite` is False when the latent MLP's first layer or the
         weights hold a NaN or inf, which the fused layers would hide (then use the plain path)."""
         rel_cell = self.image_rel_cell(cell)
@@ -148,7 +145,8 @@ class LatentModulated(nn.Module):
             n_mod = self.imnet.mod_dim
             b, _, h, w = self.feat.shape
             mm = mean_abs_shift(mod[:, :n_mod]).view(b, 1, h, w)
-            return torch.cat([self.table_source(mod), self.imnet.table_columns(mod[:, :n_mod])], 1), mm, finite
+            source, first_bias = self.table_source(mod)
+            return [source, *self.imnet.table_columns(mod[:, :n_mod], first_bias)], mm, finite
         extra = () if rel_cell is None else tuple(rel_cell.flatten().tolist())
         return cached_projection(self, self.feat, params, compute, extra)
 
@@ -156,15 +154,16 @@ class LatentModulated(nn.Module):
         """query_rgb_plain restructured: the latent MLP once per image into a table of rows
         (`fast_table`; its first layer a convolution of the grid, as LIIF's fast path), each corner's
         row gathered by the same nearest rule, the render MLP's first layer split between the table
-        and the per-query columns, the corners as one batch. Same function up to float rounding."""
+        and the per-query columns (LM-LIIF), its layers' biases and modulations folded into one
+        multiply-add per layer, the corners as one batch. Same function up to float rounding."""
         table, _, finite = self.fast_table(cell)
         if not finite:
             return self.query_rgb_plain(coord, cell)
         return self.query_table(table, coord, cell, self.inp)
 
-    def query_table(self, table: Tensor, coord: Tensor, cell: Optional[Tensor], inp: Tensor) -> Tensor:
-        """The render MLP at coord, cell (B, Q, 2) from a fast_table of the same B images (inp
-        (B, 3, h, w) for the residual) -> rgb (B, Q, 3)."""
+    def query_table(self, table: list[Tensor], coord: Tensor, cell: Optional[Tensor], inp: Tensor) -> Tensor:
+        """The render MLP at coord, cell (B, Q, 2) from the fast_table tables of the same B images
+        (inp (B, 3, h, w) for the residual) -> rgb (B, Q, 3)."""
         hw = self.feat.shape[-2:]
         corners, eps = self.corners()
         coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
@@ -172,19 +171,20 @@ class LatentModulated(nn.Module):
         index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
         q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
         rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, K, Q, 2)
-        rel_cell = None
+        rel = rel_coord
         if self.cell_decode:
-            rel_cell = to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2).reshape(-1, 2)  # (B*K*Q, 2)
-        rows, rel = flat_index(index, hw[0] * hw[1]), rel_coord.reshape(-1, 2)
-        n_source = table.shape[1] - 2 * self.imnet.hidden_dim * self.imnet.hidden_depth
-        chunk = TRAIN_ROW_CHUNK if torch.is_grad_enabled() else LMF_ROW_CHUNK
+            rel = torch.cat([rel_coord, to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2)], -1)
+        rows, rel = flat_index(index, hw[0] * hw[1]), rel.reshape(b * k * q, -1)  # (B*K*Q, 2 or 4)
+        source, layers = table[0], table[1:]
+        chunk = TRAIN_ROW_CHUNK if torch.is_grad_enabled() else ROW_CHUNK
         preds = []
         for i in range(0, rows.shape[0], chunk):
             part = rows[i:i + chunk]
-            gathered = F.embedding(part, table) if torch.is_grad_enabled() else gather_rows(table, part)  # (n, T)
-            pre = self.render_first(gathered[:, :n_source], rel[i:i + chunk],
-                                    None if rel_cell is None else rel_cell[i:i + chunk])  # (n, d)
-            preds.append(self.imnet.from_first(pre, gathered[:, n_source:]))  # (n, 3)
+            gathered = None  # (n, S) the rows of what the render MLP reads from its cell (LM-LIIF: nothing)
+            if source.shape[1]:
+                gathered = F.embedding(part, source) if torch.is_grad_enabled() else gather_rows(source, part)
+            lin = self.render_linear(gathered, rel[i:i + chunk])  # (n, d)
+            preds.append(self.imnet.from_linear(lin, layers, part))  # (n, 3)
         pred = torch.cat(preds).view(b, k, q, -1)
         if k == 1:
             out = pred[:, 0]
@@ -196,10 +196,10 @@ class LatentModulated(nn.Module):
     def query_rgb_cmsr(self, coord: Tensor, cell: Optional[Tensor]) -> Tensor:
         """CMSR (models/cmsr.py) image by image, the modulations from the call's own cell."""
         table, mm, _ = self.fast_table(cell)
-        n_cells = table.shape[0] // coord.shape[0]
+        n_cells = table[1].shape[0] // coord.shape[0]
         outs = []
         for i in range(coord.shape[0]):
-            rows, inp = table[i * n_cells:(i + 1) * n_cells], self.inp[i:i + 1]
+            rows, inp = [t[i * n_cells:(i + 1) * n_cells] for t in table], self.inp[i:i + 1]
             outs.append(self.cmsr.render(mm[i:i + 1], inp, coord[i:i + 1], self.feat.shape[-2:], self.max_scale,
                                          lambda c, s: self.query_table(rows, c, s, inp), self.keep_matching_grid))
         return torch.cat(outs)

@@ -71,14 +71,15 @@ class LMLIIF(LatentModulated):
         """(..., S + 2 [+ 2]): the cell's code, the relative coordinate and the cell."""
         return torch.cat([q_source, rel_coord] + ([] if rel_cell is None else [rel_cell]), -1)
 
-    def table_source(self, mod: Tensor) -> Tensor:
-        """(B*h*w, d): the render MLP's first Linear applied to each cell's code (or feature), bias in."""
+    def table_source(self, mod: Tensor) -> tuple[Tensor, Tensor]:
+        """(nothing to gather (B*h*w, 0), the render MLP's first Linear applied to each cell's code
+        (or feature), bias in (B*h*w, d)): the code's part of the first layer moves onto the cells."""
         weight, bias = self.imnet.first_layer()
         source = mod[:, self.imnet.mod_dim:] if self.mod_input else cell_rows(self.feat)  # (B*h*w, S)
-        return torch.addmm(bias, source, weight[:, :source.shape[1]].t())
+        return source[:, :0], torch.addmm(bias, source, weight[:, :source.shape[1]].t())
 
-    def render_first(self, source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """The first Linear's output (n, d): the gathered projection plus the per-query columns."""
+    def render_linear(self, source: Optional[Tensor], rel: Tensor) -> Tensor:
+        """The rest of the first Linear (n, d): its columns of rel (n, 2 or 4), the relative
+        coordinate and cell (the code's part is in the table: no source)."""
         weight, _ = self.imnet.first_layer()
-        rel = rel_coord if rel_cell is None else torch.cat([rel_coord, rel_cell], -1)  # (n, 2 or 4)
-        return torch.addmm(source, rel, weight[:, weight.shape[1] - rel.shape[1]:].t())
+        return torch.mm(rel, weight[:, weight.shape[1] - rel.shape[1]:].t())

@@ -4,7 +4,6 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import sample_bilinear
@@ -86,14 +85,16 @@ class LMLTE(LatentModulated):
         n = q_source.shape[-1] // 2
         return decoder_input(q_source[..., :n], q_source[..., n:], rel_coord, self.render_phase(rel_cell))
 
-    def table_source(self, mod: Tensor) -> Tensor:
-        """(B*h*w, 2S): the amplitude and frequency rows the render MLP reads."""
-        return mod[:, self.imnet.mod_dim:] if self.mod_input else cell_rows(self.render_source(mod))
+    def table_source(self, mod: Tensor) -> tuple[Tensor, None]:
+        """((B*h*w, 2S) the amplitude and frequency rows the render MLP reads, no per-cell bias)."""
+        return (mod[:, self.imnet.mod_dim:] if self.mod_input else cell_rows(self.render_source(mod))), None
 
-    def render_first(self, source: Tensor, rel_coord: Tensor, rel_cell: Optional[Tensor]) -> Tensor:
-        """The first Linear's output (n, d) on the gathered rows' Fourier input."""
-        weight, bias = self.imnet.first_layer()
-        return F.linear(self.render_input(source, rel_coord, rel_cell), weight, bias)
+    def render_linear(self, source: Tensor, rel: Tensor) -> Tensor:
+        """The first Linear's weight (n, d) on the Fourier input of the gathered rows (n, 2S) at
+        rel (n, 2 or 4), the relative coordinate [and cell] (its bias is in the table)."""
+        weight, _ = self.imnet.first_layer()
+        rel_cell = rel[:, 2:] if self.cell_decode else None
+        return torch.mm(self.render_input(source, rel[:, :2], rel_cell), weight.t())
 
     def residual(self, out: Tensor, coord: Tensor, inp: Tensor) -> Tensor:
         """LTE's LR skip: the input sampled bilinearly at coord, added."""

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .fast_query import gather_rows
 from .registry import register
 
 
@@ -85,28 +86,33 @@ class LMMLP(nn.Module):
         """weight (d, in_dim), bias (d,) of the first Linear: the map applied to the input first."""
         return self.layers[0].weight, self.layers[0].bias
 
-    def table_columns(self, mod: Tensor) -> Tensor:
-        """mod (N, mod_dim) -> (N, 2 L d): [1 + scale_0 .. 1 + scale_{L-1}, shift_0 ..], what
-        `from_first` reads per row (ones and zeros for a kind switched off), made once per latent
-        cell so that each query does one multiply-add per layer."""
+    def table_columns(self, mod: Tensor, first_bias: Optional[Tensor] = None) -> list[Tensor]:
+        """mod (N, mod_dim) -> one table (N, 2d) per hidden layer l, made once per latent cell:
+        [1 + scale_l, bias_l * (1 + scale_l) + shift_l] (ones and zeros for a kind switched off),
+        the layer's bias folded into its shift, so that a query computes layer l as
+        relu(addcmul(shift', W_l x, scale')): one pass instead of adding the bias, scaling and
+        shifting. `first_bias` (N, d): a per-cell bias of layer 0 in place of its own (LM-LIIF
+        moves the code's part of the first Linear onto the cells)."""
         scale, shift = self.split_mod(mod)
-        n, dl = mod.shape[0], self.hidden_dim * self.hidden_depth
-        one_plus = 1 + scale.flatten(-2) if scale is not None else mod.new_ones(n, dl)
-        return torch.cat([one_plus, shift.flatten(-2) if shift is not None else mod.new_zeros(n, dl)], -1)
+        n, d, depth = mod.shape[0], self.hidden_dim, self.hidden_depth
+        tables = []
+        for l, layer in enumerate(list(self.layers)[:-1:2]):
+            one_plus = 1 + scale[:, l] if scale is not None else mod.new_ones(n, d)
+            bias = first_bias if l == 0 and first_bias is not None else layer.bias
+            tables.append(torch.cat([one_plus, bias * one_plus + (shift[:, l] if shift is not None else 0)], 1))
+        return tables
 
-    def from_first(self, pre: Tensor, columns: Tensor) -> Tensor:
-        """The output (N, out_dim) from the first Linear's output pre (N, d) and each row's
-        table_columns (N, 2 L d) (a gathered view is fine); pre is overwritten."""
-        d, depth = self.hidden_dim, self.hidden_depth
+    def from_linear(self, lin: Tensor, tables: list[Tensor], index: Tensor) -> Tensor:
+        """The output (N, out_dim) from the first Linear's weight applied to the input, without its
+        bias, lin (N, d), and the table_columns rows `index` (N,) of each query's latent cell,
+        gathered layer by layer (each layer's rows are used while they are in cache)."""
+        d = self.hidden_dim
         linears = list(self.layers)[::2]
-        x = pre
-        for l in range(depth):
+        x = lin
+        for l, table in enumerate(tables):
             if l:
-                x = torch.addmm(linears[l].bias, x, linears[l].weight.t())  # (N, d)
-            scale, shift = columns[:, l * d:(l + 1) * d], columns[:, (depth + l) * d:(depth + l + 1) * d]
-            # x * (1 + scale_l) + shift_l, then ReLU; in place on a fresh tensor without gradients
-            if torch.is_grad_enabled():
-                x = F.relu(torch.addcmul(shift, x, scale))
-            else:
-                x.mul_(scale).add_(shift).relu_()
+                x = torch.mm(x, linears[l].weight.t())  # (N, d)
+            rows = F.embedding(index, table) if torch.is_grad_enabled() else gather_rows(table, index)  # (N, 2d)
+            x = torch.addcmul(rows[:, d:], x, rows[:, :d])  # x * scale' + shift'
+            x = F.relu(x) if torch.is_grad_enabled() else x.relu_()
         return torch.addmm(linears[-1].bias, x, linears[-1].weight.t())

@@ -133,8 +133,13 @@ def test_render_mlp_modulates_before_the_relu():
     expected = mlp.layers[4](h)
     assert torch.allclose(mlp(x, mod), expected, atol=1e-6)
     with torch.no_grad():
-        pre = torch.nn.functional.linear(x, *mlp.first_layer())
-        assert torch.allclose(mlp.from_first(pre, mlp.table_columns(mod)), expected, atol=1e-6)
+        lin, rows = x @ mlp.first_layer()[0].t(), torch.arange(5)
+        assert torch.allclose(mlp.from_linear(lin, mlp.table_columns(mod), rows), expected, atol=1e-6)
+        bias = torch.randn(5, 4)  # a per-row bias of the first layer folded in instead of its own
+        shifted = mlp.from_linear(lin + bias - mlp.first_layer()[1], mlp.table_columns(mod), rows)
+        assert torch.allclose(mlp.from_linear(lin, mlp.table_columns(mod, bias), rows), shifted, atol=1e-5)
+        perm = torch.tensor([3, 0, 4, 1, 2])  # rows gathered by index
+        assert torch.allclose(mlp.from_linear(lin[perm], mlp.table_columns(mod), perm), expected[perm], atol=1e-6)
     shift_only = models.make({'name': 'lmmlp', 'args': {'in_dim': 3, 'out_dim': 2, 'hidden_dim': 4,
                                                         'hidden_depth': 2, 'mod_scale': False}})
     assert shift_only.mod_dim == 8
