@@ -6,7 +6,7 @@ rounds; the best time of each part (encoder pass; decoder = every query of the o
 demo's bands and chunks) is kept, which filters out other processes' bursts.
 
     python benchmarks/bench_lmf.py [--repeats 3] [--side-x4 128] [--side-x30 32] [--bf16]
-        [--lmliif CKPT --lmlte CKPT]   # trained LMF weights (default: random, seed 0)
+            [--threads N] [--lmliif CKPT --lmlte CKPT]   # trained LMF weights (default: random, seed 0)
 
 Prints the CPU kind, a table (encoder ms, decoder ms, output megapixels per second of the
 decoder) and the decoder speed-ups of LM-LIIF/LM-LTE over LIIF's and LTE's fast paths, with CMSR's
@@ -103,9 +103,13 @@ def main(argv=None) -> dict:
     p.add_argument('--side-x4', type=int, default=128)
     p.add_argument('--side-x30', type=int, default=32)
     p.add_argument('--bf16', action='store_true', help='also bf16 autocast')
+    p.add_argument('--threads', type=int, default=None,
+                   help="torch threads (default torch's; 1 keeps a loaded machine's ratios steadier)")
     p.add_argument('--lmliif', help='a trained LM-LIIF checkpoint (its own encoder)')
     p.add_argument('--lmlte', help='a trained LM-LTE checkpoint (its own encoder)')
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f'CPU: {cpu_kind()}; torch threads {torch.get_num_threads()}')
     built = build(args)
     runs = [(name, cmsr) for name in SPECS for cmsr in ((False, True) if name.startswith('lm') else (False,))]
