@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # OpenMMLab's LIIF table in one command: Set5, Set14 (GTmod12) and DIV2K valid at x2 x3 x4 x6 x18
 # x30 under MMEditing's protocol (LR made on the fly by PIL bicubic, RGB, border = scale,
-# prediction rounded to 8 bits; configs/test-mmagic, docs/mmagic.md); ends with a markdown table.
+# prediction rounded to 8 bits; configs/test-mmagic, docs/openmmlab.md); ends with a markdown table.
 # MODEL may be an OpenMMLab checkpoint as downloaded (e.g.
 # liif_edsr_norm_c64b16_g1_1000k_div2k_20210715-ab7ce3fc.pth), a converted one, or any other.
 #
