@@ -7,6 +7,7 @@ demo's bands and chunks) is kept, which filters out other processes' bursts.
 
     python benchmarks/bench_lmf.py [--repeats 3] [--side-x4 128] [--side-x30 32] [--bf16]
             [--threads N] [--lmliif CKPT --lmlte CKPT]   # trained LMF weights (default: random, seed 0)
+        [--tables-lmliif TABLES --tables-lmlte TABLES]   # their CMSR tables (default: the authors')
 
 Prints the CPU kind, a table (encoder ms, decoder ms, output megapixels per second of the
 decoder) and the decoder speed-ups of LM-LIIF/LM-LTE over LIIF's and LTE's fast paths, with CMSR's
@@ -107,6 +108,8 @@ def main(argv=None) -> dict:
                    help="torch threads (default torch's; 1 keeps a loaded machine's ratios steadier)")
     p.add_argument('--lmliif', help='a trained LM-LIIF checkpoint (its own encoder)')
     p.add_argument('--lmlte', help='a trained LM-LTE checkpoint (its own encoder)')
+    p.add_argument('--tables-lmliif', default=TABLES['lmliif'], help="LM-LIIF's CMSR tables (default: the authors')")
+    p.add_argument('--tables-lmlte', default=TABLES['lmlte'], help="LM-LTE's CMSR tables (default: the authors')")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -122,7 +125,7 @@ def main(argv=None) -> dict:
             for name, cmsr in runs:
                 model = built[name]
                 if name.startswith('lm'):
-                    model.set_cmsr(read_tables(os.path.join(ROOT, TABLES[name])) if cmsr else None)
+                    model.set_cmsr(read_tables(os.path.join(ROOT, getattr(args, f'tables_{name}'))) if cmsr else None)
                 for precision in precisions:
                     key = (scale, name, cmsr, precision)
                     enc, dec, img = render_once(model, x, out_hw, precision)

@@ -85,7 +85,7 @@ class Upscaler:
     tile: Optional[int] = 512
     bsize: int = 30000
     progress: bool = False
-    cmsr: Optional[str] = None
+    cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
     source: str = field(default='model', compare=False)
 
     def __post_init__(self):

@@ -10,6 +10,7 @@ level. Smooth regions are thus decoded at low resolution. The tables come from a
 render costs at most an MSE threshold against the exact render.
 """
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -68,13 +69,21 @@ def read_tables(path) -> dict:
     return tables
 
 
-def enable_cmsr(model: nn.Module, path) -> None:
-    """Switch CMSR on for a loaded model with the tables of file `path` (test.py's and demo.py's
-    --cmsr, Upscaler's cmsr=); a UserError for a model without CMSR (only LMF's have it)."""
+def enable_cmsr(model: nn.Module, tables) -> None:
+    """Switch CMSR on for a loaded model with `tables`: a table file's path (test.py's and
+    demo.py's --cmsr, Upscaler's cmsr=) or the tables themselves {scale: {decode scale:
+    threshold}}; a UserError for a model without CMSR (only LMF's have it) or anything else."""
     if not callable(getattr(model, 'set_cmsr', None)):
-        raise UserError(f'--cmsr {path}: CMSR is an option of LMF models (lmliif, lmlte); this model is '
+        raise UserError(f'--cmsr {tables}: CMSR is an option of LMF models (lmliif, lmlte); this model is '
                         f'{type(model).__name__}')
-    model.set_cmsr(read_tables(path))
+    if isinstance(tables, dict):
+        check_tables(tables)
+    elif isinstance(tables, (str, os.PathLike)):
+        tables = read_tables(tables)
+    else:
+        raise UserError(f'cmsr: expected a table file or tables {{scale: {{decode scale: threshold}}}}, '
+                        f'got {type(tables).__name__}')
+    model.set_cmsr(tables)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.coords import sample_nearest
+from utils.coords import make_coord, sample_nearest, shift_coord, to_latent_units
 
 from .fused import tensor_version
 
@@ -81,6 +81,18 @@ def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
     grid = torch.stack([rows, cols]).unsqueeze(0).expand(coord.shape[0], 2, h, w)
     rc = sample_nearest(grid, coord).long()  # (B, N, 2)
     return rc[..., 0] * w + rc[..., 1]
+
+
+def corner_picks(coord: Tensor, hw: Sequence[int], corners: Sequence[tuple[int, int]],
+                 eps: float) -> tuple[Tensor, Tensor]:
+    """The latent cell each query picks for each corner, batched: coord (B, Q, 2) -> (index
+    (B, K*Q) as nearest_index, corner-major, rel_coord (B, K, Q, 2) in latent units from the
+    picked cell's centre), the plain path's shift, clamp and nearest rule (docs/design.md §2.1)."""
+    coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
+    b, k, q = coord_.shape[:3]
+    index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
+    q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
+    return index, to_latent_units(coord.unsqueeze(1) - q_coord, hw)
 
 
 def flat_index(index: Tensor, n_cells: int) -> Tensor:

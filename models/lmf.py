@@ -24,9 +24,9 @@ from torch import Tensor
 from utils.coords import (latent_centres, make_cell, make_coord, sample_bilinear, sample_nearest, shift_coord,
                           to_latent_units)
 from .cmsr import CMSR, CMSR_QUERY_CHUNK, Table, candidate_means, mean_abs_shift, update_table
-from .fast_query import (ROW_CHUNK, TRAIN_ROW_CHUNK, all_finite, cached_projection, encoder_input, flat_index,
-                         gather_rows, nearest_index, use_fast)
-from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
+from .fast_query import (ROW_CHUNK, TRAIN_ROW_CHUNK, all_finite, cached_projection, corner_picks, encoder_input,
+                         flat_index, gather_rows, use_fast)
+from .liif import ENSEMBLE_CORNERS, blend_corners
 from .registry import make
 
 def mod_layout(imnet_spec: dict) -> tuple[int, int]:
@@ -116,16 +116,14 @@ class LatentModulated(nn.Module):
         centres = latent_centres(source)  # (B, 2, h, w)
         rel_cell = to_latent_units(cell, hw) if self.cell_decode else None
         corners, eps = self.corners()
-        preds, areas = [], []
+        preds, rel_coords = [], []
         for dr, dc in corners:
             coord_ = shift_coord(coord, dr, dc, hw, eps)
             q_source = sample_nearest(source, coord_)  # (B, Q, S)
             q_mod = sample_nearest(mod[:, :n_mod], coord_)  # (B, Q, mod_dim)
-            rel_coord = to_latent_units(coord - sample_nearest(centres, coord_), hw)
-            preds.append(self.imnet(self.render_input(q_source, rel_coord, rel_cell), q_mod))  # (B, Q, 3)
-            areas.append(corner_area(rel_coord))
-        out = preds[0] if len(preds) == 1 else \
-            (torch.stack(preds) * opposite_area_weights(torch.stack(areas)).unsqueeze(-1)).sum(0)
+            rel_coords.append(to_latent_units(coord - sample_nearest(centres, coord_), hw))
+            preds.append(self.imnet(self.render_input(q_source, rel_coords[-1], rel_cell), q_mod))  # (B, Q, 3)
+        out = blend_corners(torch.stack(preds, 1), torch.stack(rel_coords, 1))  # (B, Q, 3)
         return self.residual(out, coord, self.inp)
 
     def fast_table(self, cell: Optional[Tensor]) -> tuple[list[Tensor], Tensor, bool]:
@@ -165,12 +163,8 @@ class LatentModulated(nn.Module):
         """The render MLP at coord, cell (B, Q, 2) from the fast_table tables of the same B images
         (inp (B, 3, h, w) for the residual) -> rgb (B, Q, 3)."""
         hw = self.feat.shape[-2:]
-        corners, eps = self.corners()
-        coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
-        b, k, q = coord_.shape[:3]
-        index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
-        q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
-        rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, K, Q, 2)
+        index, rel_coord = corner_picks(coord, hw, *self.corners())  # (B, K*Q), (B, K, Q, 2)
+        b, k, q = rel_coord.shape[:3]
         rel = rel_coord
         if self.cell_decode:
             rel = torch.cat([rel_coord, to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2)], -1)
@@ -185,12 +179,7 @@ class LatentModulated(nn.Module):
                 gathered = F.embedding(part, source) if torch.is_grad_enabled() else gather_rows(source, part)
             lin = self.render_linear(gathered, rel[i:i + chunk])  # (n, d)
             preds.append(self.imnet.from_linear(lin, layers, part))  # (n, 3)
-        pred = torch.cat(preds).view(b, k, q, -1)
-        if k == 1:
-            out = pred[:, 0]
-        else:
-            weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
-            out = (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        out = blend_corners(torch.cat(preds).view(b, k, q, -1), rel_coord)  # (B, Q, 3)
         return self.residual(out.to(torch.promote_types(out.dtype, torch.float32)), coord, inp)
 
     def query_rgb_cmsr(self, coord: Tensor, cell: Optional[Tensor]) -> Tensor:

@@ -24,21 +24,24 @@ from .rdn import RDN_CONFIGS
 EDSR_NORM = {'inp': {'sub': list(DIV2K_RGB_MEAN), 'div': [1.0]}, 'gt': {'sub': list(DIV2K_RGB_MEAN), 'div': [1.0]}}
 RDN_NORM = {'inp': {'sub': [0.5], 'div': [0.5]}, 'gt': {'sub': [0.5], 'div': [0.5]}}
 _WB = r'(weight|bias)'
-# (layout, the key that identifies it, [(pattern, replacement)]); 'B' in a replacement is the
-# number of EDSR blocks (the body's last conv follows them).
+
+
+def _edsr_rules(head: str, blocks: str, after: str, imnet: str) -> list[tuple[str, str]]:
+    """(pattern, replacement) of an EDSR-LIIF layout given its four prefixes (regexes); 'B' in a
+    replacement is the number of EDSR blocks (the body's last conv follows them)."""
+    return [(rf'{head}\.{_WB}', r'encoder.head.0.\1'),
+            (rf'{blocks}\.(\d+)\.conv1\.{_WB}', r'encoder.body.\1.body.0.\2'),
+            (rf'{blocks}\.(\d+)\.conv2\.{_WB}', r'encoder.body.\1.body.2.\2'),
+            (rf'{after}\.{_WB}', r'encoder.body.B.\1'),
+            (rf'{imnet}\.layers\.(\d+)\.{_WB}', r'imnet.layers.\1.\2')]
+
+
+# (layout, the key that identifies it, [(pattern, replacement)])
 LAYOUTS = (
-    ('mmagic EDSR-LIIF (generator.*)', 'generator.conv_first.weight', [
-        (rf'generator\.conv_first\.{_WB}', r'encoder.head.0.\1'),
-        (rf'generator\.body\.(\d+)\.conv1\.{_WB}', r'encoder.body.\1.body.0.\2'),
-        (rf'generator\.body\.(\d+)\.conv2\.{_WB}', r'encoder.body.\1.body.2.\2'),
-        (rf'generator\.conv_after_body\.{_WB}', r'encoder.body.B.\1'),
-        (rf'generator\.imnet\.layers\.(\d+)\.{_WB}', r'imnet.layers.\1.\2')]),
-    ('MMEditing 2021 EDSR-LIIF (head.*, encoder.0.*)', 'head.weight', [
-        (rf'head\.{_WB}', r'encoder.head.0.\1'),
-        (rf'encoder\.0\.(\d+)\.conv1\.{_WB}', r'encoder.body.\1.body.0.\2'),
-        (rf'encoder\.0\.(\d+)\.conv2\.{_WB}', r'encoder.body.\1.body.2.\2'),
-        (rf'encoder\.1\.{_WB}', r'encoder.body.B.\1'),
-        (rf'imnet\.layers\.(\d+)\.{_WB}', r'imnet.layers.\1.\2')]),
+    ('mmagic EDSR-LIIF (generator.*)', 'generator.conv_first.weight',
+     _edsr_rules(r'generator\.conv_first', r'generator\.body', r'generator\.conv_after_body', r'generator\.imnet')),
+    ('MMEditing 2021 EDSR-LIIF (head.*, encoder.0.*)', 'head.weight',
+     _edsr_rules('head', r'encoder\.0', r'encoder\.1', 'imnet')),
     ('mmagic RDN-LIIF (generator.*)', 'generator.sfe1.weight', [
         (rf'generator\.sfe([12])\.{_WB}', r'encoder.SFENet\1.\2'),
         (rf'generator\.rdbs\.(\d+)\.layers\.(\d+)\.conv\.{_WB}', r'encoder.RDBs.\1.convs.\2.conv.0.\3'),

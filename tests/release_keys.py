@@ -36,3 +36,11 @@ def release_vectors() -> list[Path]:
     == expected. CMSR's (tests/test_lmf.py) also need its tables; OpenMMLab's (tests/test_mmagic.py)
     hold an mmagic checkpoint."""
     return [p for p in all_vectors() if '-cmsr-' not in p.name and not p.name.startswith('mmagic-')]
+
+
+def assert_matches_release(sd: dict, filename: str, section: str) -> None:
+    """A state dict has the release's keys in its order, its shapes, and the header's counts."""
+    expected = reference_keys(filename)[section]
+    assert list(sd) == list(expected)
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+    assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts(filename, section)

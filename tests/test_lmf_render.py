@@ -93,8 +93,11 @@ def test_demo_and_library_render_with_cmsr(files, tmp_path):
     want = direct(model, lr, (42, 54), clip=1.5)
     model.set_cmsr(None)
     assert np.abs(np.asarray(Image.open(out)).astype(int) - want.astype(int)).max() <= 1
-    up = Upscaler.load(root / 'lm.pth', 'cpu', cmsr=str(root / 'tables.yaml'))
-    assert np.abs(up(lr, scale=6).astype(int) - want.astype(int)).max() <= 1
+    for cmsr in (str(root / 'tables.yaml'), root / 'tables.yaml', TABLES):
+        up = Upscaler.load(root / 'lm.pth', 'cpu', cmsr=cmsr)
+        assert np.abs(up(lr, scale=6).astype(int) - want.astype(int)).max() <= 1
+    with pytest.raises(UserError, match='expected a table file'):
+        Upscaler.load(root / 'lm.pth', 'cpu', cmsr=6)
 
 
 def test_test_py_with_cmsr_records_it(files, tmp_path):
