@@ -136,6 +136,10 @@ def from_mmagic(obj: dict, where: str = 'checkpoint') -> dict:
     'liif', 'args', 'sd'}, 'data_norm', 'converted_from'}. A file of another OpenMMLab model is a
     UserError naming what was expected."""
     sd = obj['state_dict']
+    bad = [k for k, v in sd.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise UserError(f"{where}: not an OpenMMLab checkpoint: state_dict[{bad[0]!r}] is a "
+                        f"{type(sd[bad[0]]).__name__}, expected a tensor named by a string")
     found = [(layout, rules) for layout, key, rules in LAYOUTS if key in sd]
     if not found:
         raise UserError(f"{where}: an OpenMMLab checkpoint, but not LIIF's (expected EDSR-LIIF or RDN-LIIF "
@@ -151,5 +155,4 @@ def from_mmagic(obj: dict, where: str = 'checkpoint') -> dict:
         sd, norm = {**means, **sd}, EDSR_NORM
     args = {'encoder_spec': encoder, **liif_args(sd, encoder['args'].get('n_feats', encoder['args'].get('G0')),
                                                  config, where)}
-    sd = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
     return {'model': {'name': 'liif', 'args': args, 'sd': sd}, 'data_norm': norm, 'converted_from': layout}

@@ -23,6 +23,7 @@ import yaml
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from datasets import spec_inputs  # noqa: E402
 from inference.eval_config import make_loader, read_test_config  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
 from inference.window import cell_clip, mirror_pad, resolve_window, window_frame  # noqa: E402
@@ -30,14 +31,14 @@ from models.cmsr import new_table, read_tables  # noqa: E402
 from models.loading import load_model_checkpoint  # noqa: E402
 from utils.coords import make_cell, make_coord  # noqa: E402
 from utils.device import resolve_device  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import atomic_write_text, check_output  # noqa: E402
 
 DATA_ENV = 'LIIF_DATA'
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='a test config whose HR images calibrate (its scale: --scale)')
     p.add_argument('--model', required=True, help='an LMF checkpoint (lmliif, lmlte)')
     p.add_argument('--out', required=True, help='the table file to write (updated when it exists)')
@@ -63,9 +64,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if not (math.isfinite(args.mse) and args.mse > 0):
         raise UserError(f'--mse must be a positive number, got {args.mse}')
-    check_output(args.out, {'--model checkpoint': args.model, '--config file': args.config})
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
+    check_output(args.out, {'--model checkpoint': args.model, '--config file': args.config, **spec_inputs(plan.spec)})
     scale = plan.protocol.scale if args.scale is None else args.scale
     if scale is None or not scale > 1:
         raise UserError(f'{args.config}: give --scale (its eval_type names no scale)')

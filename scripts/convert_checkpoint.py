@@ -11,19 +11,18 @@ applied by hand: EDSR-LIIF was trained on x - DIV2K mean, not (x - 0.5) / 0.5). 
 without executing code; DST is written atomically and never over SRC. Any checkpoint this project
 reads is accepted (a release-format one is written back model-only, like scripts/export_model.py).
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.norm import DataNorm  # noqa: E402
 from inference.release import release_checkpoint  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import ArgumentParser, run_cli  # noqa: E402
 
 
 def main(argv=None) -> dict:
     """Convert SRC to DST; returns what was written."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('src', help='an OpenMMLab (or this project\'s) LIIF checkpoint')
     p.add_argument('dst', help='the checkpoint to write (not SRC)')
     args = p.parse_args(argv)

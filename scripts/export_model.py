@@ -6,13 +6,12 @@ gets the paper's 0.5 / 0.5), and the training config, if there was one, for prov
 
     python scripts/export_model.py save/run/epoch-last.pth pretrained/model.pth
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.release import release_checkpoint  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import ArgumentParser, run_cli  # noqa: E402
 
 
 def export(src: str, dst: str) -> dict:
@@ -21,7 +20,7 @@ def export(src: str, dst: str) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('src')
     p.add_argument('dst')
     args = p.parse_args()

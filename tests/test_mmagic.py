@@ -126,7 +126,7 @@ def test_init_fine_tunes_from_an_openmmlab_file(files, tmp_path):
     raw = load_yaml(ROOT / 'configs/train-sample/train_tiny-liif.yaml')
     photos = tmp_path / 'photos'
     photos.mkdir()
-    Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 70, 3), dtype=np.uint8)).save(photos / 'a.png')
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (80, 90, 3), dtype=np.uint8)).save(photos / 'a.png')
     for part in ('train_dataset', 'val_dataset'):
         raw[part]['dataset']['args']['root_path'] = str(photos)
     raw.update(model={'name': 'liif', 'args': ckpt['model']['args']}, epoch_max=1, multi_step_lr=None)
