@@ -59,7 +59,7 @@ def photo(side: int) -> torch.Tensor:
     """skimage's astronaut, PIL-bicubic to side x side: (1, 3, side, side) in [0, 1]."""
     from skimage import data
     img = Image.fromarray(data.astronaut()).resize((side, side), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(img)).permute(2, 0, 1).float().div(255).unsqueeze(0)
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1).float().div(255).unsqueeze(0)
 
 
 def build(args) -> dict:
