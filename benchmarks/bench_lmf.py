@@ -29,8 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 from cpu_info import cpu_kind  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
-from inference.render import query_bands, resolve_cell_scale_max, whole_grid  # noqa: E402
-from inference.window import cell_clip  # noqa: E402
+from inference.render import output_bands  # noqa: E402
 from models.cmsr import read_tables  # noqa: E402
 from models.loading import load_model  # noqa: E402
 from utils.precision import autocast  # noqa: E402
@@ -85,10 +84,8 @@ def render_once(model, x: torch.Tensor, out_hw, precision: str) -> tuple[float, 
     with autocast(x.device, precision):
         model.gen_feat(HALF.inp(x))
     t1 = time.perf_counter()
-    bsize, rows = (h * w, h) if whole_grid(model) else (30000, None)
-    clip = cell_clip(h / x.shape[-2], resolve_cell_scale_max(model))
     out = np.empty((h, w, 3), np.uint8)
-    for r0, r1, pred in query_bands(model, out_hw, bsize, rows, precision, cell_factor=clip):
+    for r0, r1, pred in output_bands(model, x.shape[-2:], out_hw, 30000, precision):
         out[r0:r1] = HALF.pred_to_uint8(pred)
     return t1 - t0, time.perf_counter() - t1, out
 

@@ -9,7 +9,9 @@
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
-mirror padding for window encoders (SwinIR).
+mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows;
+LMF models render beyond x4 with CMSR given `cmsr=` (a table file or the tables).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from utils.images import (LoadedImage, check_format, check_output_size, compose,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
+from .groups import check_attention_rows
 from .norm import DataNorm
 from .render import render
 from .options import check_bsize, check_tile, min_tile, output_size
@@ -77,8 +80,9 @@ class Upscaler:
     tile: Optional[int] = 512
     bsize: int = 30000
     progress: bool = False
-    cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
+    attention_rows: Optional[int] = None
+    cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
 
     def __post_init__(self):
         self.check_options()
@@ -88,19 +92,21 @@ class Upscaler:
     def check_options(self) -> tuple[Optional[int], Optional[int]]:
         """Validate the rendering options (inference/options.py): precision for the device,
         window (one the model can take), tile (0/None or at least the encoder's receptive field),
-        bsize, progress; returns (window size or None, tile or None). Run again by every render,
-        so an option changed after construction is checked too."""
+        bsize, progress, attention_rows; returns (window size or None, tile or None). Run again by
+        every render, so an option changed after construction is checked too."""
         c = Checker('Upscaler')
         check_precision(c.string(self.precision, 'precision'), self.device)
         c.boolean(self.progress, 'progress')
         check_bsize(self.bsize)
+        check_attention_rows(self.attention_rows)
         return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
         """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
         ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
-        window, tile, bsize, progress, cmsr (a CMSR table file, LMF models; see the fields)."""
+        window, tile, bsize, progress, attention_rows, cmsr (a CMSR table file or the tables, LMF
+        models; see the fields)."""
         path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
@@ -123,7 +129,8 @@ class Upscaler:
         window, _ = self.check_options()
         x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
-                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window)
+                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window,
+                     attention_rows=self.attention_rows)
         del x
         alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
         return compose(rgb, alpha, image.gray)

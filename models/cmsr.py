@@ -1,4 +1,4 @@
-"""CMSR, LMF's controllable multi-scale rendering (docs/design.md §2.6): an approximation of the
+"""CMSR, LMF's controllable multi-scale rendering (docs/design.md §2.7): an approximation of the
 exact render beyond the training scales, as the LMF release computes it.
 
 Each latent cell gets a complexity measure, the mean absolute shift modulation (`mean_abs_shift`).

@@ -1,4 +1,4 @@
-"""LMF: latent modulated functions (He and Jin, CVPR 2024), docs/design.md §2.5: what LM-LIIF
+"""LMF: latent modulated functions (He and Jin, CVPR 2024), docs/design.md §2.6: what LM-LIIF
 (models/lmliif.py) and LM-LTE (models/lmlte.py) share.
 
 LIIF and LTE run a wide decoder once per query and corner. LMF moves the wide part to the latent
@@ -11,7 +11,7 @@ relative coordinates and the opposite-area ensemble are LIIF's (§2.1).
 The latent MLP also reads the output pixel's size (the cell). It runs per latent cell, not per
 query, so it takes one cell per image: the first query's. The release takes, for latent cell p,
 the cell of query p; the two agree whenever an image's queries share one cell, as in every
-training sample, test protocol and render (§2.5).
+training sample, test protocol and render (§2.6).
 """
 import math
 from typing import Optional
@@ -108,7 +108,7 @@ class LatentModulated(nn.Module):
         return self.query_rgb_plain(coord, cell)
 
     def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
-        """docs/design.md §2.5 step by step: the executable definition of LMF's query."""
+        """docs/design.md §2.6 step by step: the executable definition of LMF's query."""
         mod = self.modulations(cell)
         n_mod = self.imnet.mod_dim
         source = self.render_source(mod)  # (B, S, h, w)

@@ -1,4 +1,4 @@
-"""LM-LIIF (He and Jin, CVPR 2024), docs/design.md §2.5: LIIF whose decoder is LMF's latent
+"""LM-LIIF (He and Jin, CVPR 2024), docs/design.md §2.6: LIIF whose decoder is LMF's latent
 modulated render MLP (models/lmf.py)."""
 from typing import Optional
 
@@ -13,7 +13,7 @@ from .registry import make, register
 
 @register('lmliif')
 class LMLIIF(LatentModulated):
-    """LM-LIIF: LIIF with a latent modulated render MLP (docs/design.md §2.5).
+    """LM-LIIF: LIIF with a latent modulated render MLP (docs/design.md §2.6).
 
     Config args (names and defaults as in the LMF release; its configs set mod_input true):
         encoder_spec (dict): model spec of the encoder (edsr-baseline, rdn, swinir, ... with

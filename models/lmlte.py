@@ -1,4 +1,4 @@
-"""LM-LTE (He and Jin, CVPR 2024), docs/design.md §2.5: LTE whose decoder is LMF's latent modulated
+"""LM-LTE (He and Jin, CVPR 2024), docs/design.md §2.6: LTE whose decoder is LMF's latent modulated
 render MLP (models/lmf.py), with its own phase for the predicted frequencies."""
 from typing import Optional
 
@@ -16,7 +16,7 @@ from .registry import make, register
 
 @register('lmlte')
 class LMLTE(LatentModulated):
-    """LM-LTE: LTE with a latent modulated render MLP (docs/design.md §2.5).
+    """LM-LTE: LTE with a latent modulated render MLP (docs/design.md §2.6).
 
     Config args (names and defaults as in the LMF release; its configs set mod_input true):
         encoder_spec (dict): model spec of the encoder.

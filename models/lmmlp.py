@@ -1,4 +1,4 @@
-"""LMF's render MLP (`lmmlp`, docs/design.md §2.5): a narrow MLP whose hidden layers are modulated,
+"""LMF's render MLP (`lmmlp`, docs/design.md §2.6): a narrow MLP whose hidden layers are modulated,
 FiLM-style, by a scale and a shift that the latent MLP predicted for the query's latent cell."""
 from typing import Optional
 

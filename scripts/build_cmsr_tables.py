@@ -1,4 +1,4 @@
-"""Calibrate CMSR's threshold tables for an LMF model (docs/design.md §2.6), as the LMF authors'
+"""Calibrate CMSR's threshold tables for an LMF model (docs/design.md §2.7), as the LMF authors'
 init_cmsr.py: for target scale S, over the images of a test config (downsampled by S on the fly),
 find per decode scale the largest complexity measure up to which rendering at that scale and
 upsampling stays within an MSE budget of the exact render.
@@ -55,7 +55,7 @@ def table_text(tables: dict) -> str:
     def key(v: float):
         return int(v) if float(v).is_integer() else float(v)
     ordered = {key(s): {key(k): t[k] for k in sorted(t)} for s, t in sorted(tables.items())}
-    return '# CMSR threshold tables (scripts/build_cmsr_tables.py, docs/design.md §2.6)\n' + \
+    return '# CMSR threshold tables (scripts/build_cmsr_tables.py, docs/design.md §2.7)\n' + \
         yaml.safe_dump(ordered, sort_keys=False)
 
 

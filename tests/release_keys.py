@@ -1,6 +1,7 @@
-"""Read the released checkpoints' state-dict listings in tests/data (state-dict-keys*.txt): a
-'## section ...: N tensors, M parameters|numbers' header, then one 'key (shape)' line per tensor;
-and list the test vectors."""
+"""Read what tests/data holds about the authors' code: the released checkpoints' state-dict listings
+(state-dict-keys*.txt: a '## section ...: N tensors, M parameters|numbers' header, then one
+'key (shape)' line per tensor), the vector files, and the vectors' queries in this project's
+convention."""
 import re
 from pathlib import Path
 
@@ -44,3 +45,13 @@ def assert_matches_release(sd: dict, filename: str, section: str) -> None:
     assert list(sd) == list(expected)
     assert {k: tuple(v.shape) for k, v in sd.items()} == expected
     assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts(filename, section)
+
+
+def as_queries(v: dict) -> tuple:
+    """A vector's (coord, cell, expected) in this project's convention: (1, Q, 2), (1, Q, 2), (1, Q, 3).
+    The SRNO and HIIF vectors store the authors' image-shaped call: coord (1, H, W, 2), one cell
+    (1, 2) for the call, expected (1, 3, H, W); their queries are the same 1149 points."""
+    if v['coord'] is None or v['coord'].dim() == 3:
+        return v['coord'], v['cell'], v['expected']
+    coord = v['coord'].reshape(1, -1, 2)
+    return coord, v['cell'].unsqueeze(1).expand(1, coord.shape[1], 2), v['expected'].flatten(2).transpose(1, 2)

@@ -1,4 +1,4 @@
-"""LMF (docs/design.md §2.5, §2.6): the authors' vectors (every output they store: exact, training
+"""LMF (docs/design.md §2.6, §2.7): the authors' vectors (every output they store: exact, training
 branch, chunked, CMSR at x6 and x8 with its levels), the release's state dicts, the render MLP's
 definition, and CMSR's rules (tables, levels, calibration, batches, grids it was not built for)."""
 import math

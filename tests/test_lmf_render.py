@@ -13,7 +13,8 @@ import demo
 import models
 from inference.evaluate import predict
 from inference.norm import DataNorm
-from inference.render import render, resolve_cell_scale_max, whole_grid
+from inference.groups import couples_queries, whole_grid
+from inference.render import render, resolve_cell_scale_max
 from inference.upscale import Upscaler
 from script_loader import load_script
 from tiny import lmf_spec, liif_spec, tiny_checkpoint
@@ -58,15 +59,16 @@ def direct(model, lr: np.ndarray, out_hw, clip: float) -> np.ndarray:
 @pytest.mark.parametrize('cmsr', [False, True])
 def test_render_is_the_models_output_with_its_cell_clip(files, cmsr):
     """Banded, chunked rendering equals one call on the whole grid with the cell of x4 (LMF's clip);
-    with CMSR (whose levels span the grid) the model is given the grid whole."""
+    with CMSR (whose levels span the grid) the model is given the grid whole, attention rows or not."""
     root, model, lr = files
     model.set_cmsr(TABLES if cmsr else None)
-    assert whole_grid(model) == cmsr and resolve_cell_scale_max(model) == 4
+    assert whole_grid(model) == cmsr and couples_queries(model) == cmsr and resolve_cell_scale_max(model) == 4
     out_hw = (42, 54)  # x6
     x = torch.from_numpy(lr).permute(2, 0, 1).float().div(255).unsqueeze(0)
-    got = render(model, x, out_hw, HALF, bsize=97, band_rows=5)
     want = direct(model, lr, out_hw, clip=1.5)
-    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    for rows in (None, 4):
+        got = render(model, x, out_hw, HALF, bsize=97, band_rows=5, attention_rows=rows)
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
     model.set_cmsr(None)
     if cmsr:  # CMSR really is in play
         assert np.abs(got.astype(int) - direct(model, lr, out_hw, clip=1.5).astype(int)).max() > 2

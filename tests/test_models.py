@@ -10,7 +10,8 @@ import models
 from models.registry import MODELS
 from utils.errors import UserError
 from utils.registry import Registry
-from tiny import aliif_spec, edsr_spec, liif_spec, lmf_spec, lmmlp_spec, metasr_spec, mlp_spec, rcan_spec, swinir_spec
+from tiny import (aliif_spec, edsr_spec, hiif_spec, liif_spec, lmf_spec, lmmlp_spec, metasr_spec, mlp_spec, rcan_spec,
+                  srno_spec, swinir_spec)
 
 TINY_EDSR = edsr_spec()
 TINY_MLP = mlp_spec(hidden=(16,))
@@ -40,6 +41,8 @@ TINY = {
                lmf_spec('lmliif', local_ensemble=False, cell_decode=False, mlp_args={'mod_shift': False}),
                lmf_spec('lmliif', encoder_spec=swinir_spec())],
     'lmlte': [lmf_spec('lmlte'), lmf_spec('lmlte', mod_input=False), lmf_spec('lmlte', encoder_spec=TINY_SWINIR)],
+    'sronet': [srno_spec()],
+    'hiif': [hiif_spec(), hiif_spec(encoder=TINY_SWINIR)],
 }
 
 

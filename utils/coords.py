@@ -10,17 +10,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def coord_seq(n: int, v0: float = -1, v1: float = 1, device=None) -> Tensor:
+    """The n pixel centres of an axis spanning [v0, v1], float32, computed as the paper's code
+    does (a float32 arange times 2r, plus v0 + r): models whose outputs jump at ulp-level
+    differences (HIIF's bits, nearest picks) see exactly these values."""
+    r = (v1 - v0) / (2 * n)
+    return v0 + r + (2 * r) * torch.arange(n, device=device).float()
+
+
 def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]] = None,
                flatten: bool = True, device=None) -> Tensor:
     """Pixel-centre coordinates of a grid: (*shape, ndim), or (prod(shape), ndim) if flatten.
     Row-major order, last dim (row, col)."""
-    seqs = []
-    for i, n in enumerate(shape):
-        v0, v1 = (-1, 1) if ranges is None else ranges[i]
-        r = (v1 - v0) / (2 * n)
-        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
+    seqs = [coord_seq(n, *((-1, 1) if ranges is None else ranges[i]), device=device) for i, n in enumerate(shape)]
     coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*shape, ndim)
     return coord.view(-1, coord.shape[-1]) if flatten else coord
+
+
+def grid_rows(shape: Sequence[int], r0: int, r1: int, device=None) -> Tensor:
+    """Rows r0 .. r1-1 of make_coord(shape) for shape (H, W): ((r1 - r0) * W, 2), the same floats,
+    without building the other rows."""
+    rows = coord_seq(shape[0], device=device)[r0:r1]
+    cols = coord_seq(shape[1], device=device)
+    return torch.stack(torch.meshgrid(rows, cols, indexing='ij'), dim=-1).view(-1, 2)  # ((r1 - r0) * W, 2)
 
 
 def make_cell(shape: Sequence[int], coord: Tensor) -> Tensor:
@@ -97,7 +109,7 @@ def resampled_centres(hw: Sequence[int], size: Sequence[int], batch: int = 1, de
     `size` (F.interpolate, align_corners=False): (batch, size[0] * size[1], 2), row-major. Inside,
     these are the centres of a `size` grid (up to rounding); rows and columns within half a latent
     cell of the border are clamped to the outermost latent centres. CMSR's level grids
-    (docs/design.md §2.5): computed exactly so, as the release does, the clamped bottom/right rows
+    (docs/design.md §2.7): computed exactly so, as the release does, the clamped bottom/right rows
     land on (or one ulp off) the last centre row, which decides their ensemble weights."""
     centres = make_coord(hw, flatten=False, device=device).permute(2, 0, 1).unsqueeze(0)  # (1, 2, h, w)
     grid = F.interpolate(centres.expand(batch, 2, *hw), size=tuple(size), mode='bilinear',
