@@ -31,6 +31,8 @@ line naming the key and the file; write floats with a dot and signed exponent, 1
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
                     Samples are seeded one by one (seed, epoch, index): any num_workers, same run.
+  loss:             {name, args}, a registered loss (training/losses.py); default l1, the only one
+                    shipped (the hook for perceptual / GAN terms).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
 tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
