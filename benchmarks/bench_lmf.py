@@ -29,10 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import models  # noqa: E402
 from cpu_info import cpu_kind  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
-from inference.render import output_bands  # noqa: E402
+from inference.render import encode, output_bands  # noqa: E402
 from models.cmsr import read_tables  # noqa: E402
 from models.loading import load_model  # noqa: E402
-from utils.precision import autocast  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENCODER = {'name': 'edsr-baseline', 'args': {'no_upsampling': True}}
@@ -78,14 +77,14 @@ def build(args) -> dict:
 
 @torch.no_grad()
 def render_once(model, x: torch.Tensor, out_hw, precision: str) -> tuple[float, float, np.ndarray]:
-    """(encoder seconds, decoder seconds, uint8 image) of one render as demo.py does it."""
+    """(encoder seconds, decoder seconds, uint8 image) of one render as demo.py does it (render.encode,
+    then render.output_bands: its bands, chunks, cell clip and CMSR's whole grid)."""
     h, w = out_hw
     t0 = time.perf_counter()
-    with autocast(x.device, precision):
-        model.gen_feat(HALF.inp(x))
+    encode(model, HALF.inp(x), precision=precision)
     t1 = time.perf_counter()
     out = np.empty((h, w, 3), np.uint8)
-    for r0, r1, pred in output_bands(model, x.shape[-2:], out_hw, 30000, precision):
+    for r0, r1, pred in output_bands(model, x.shape[-2:], out_hw, 30000, precision, x.device):
         out[r0:r1] = HALF.pred_to_uint8(pred)
     return t1 - t0, time.perf_counter() - t1, out
 

@@ -170,8 +170,9 @@ def attention_bands(model: nn.Module, out_hw: Sequence[int], grid_hw: Sequence[i
     groups of `rows` rows (None: all), each group's chunks of whole rows (at least one, about
     `bsize` queries) sharing its attention context; a model that renders whole grids gets the
     whole grid in one call. Yields (r0, r1, pred (r1 - r0, W, 3)) for the top-left (H, W) =
-    out_hw only."""
+    out_hw only. device None: the CPU, where band_queries puts the queries."""
     h, w = out_hw
+    device = torch.device('cpu') if device is None else device
     rows = group_rows(model, rows) or grid_hw[0]
     step = grid_hw[0] if whole_grid(model) else max(1, bsize // grid_hw[1])
     for g0, g1 in band_spans(grid_hw[0], rows):
