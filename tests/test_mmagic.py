@@ -12,6 +12,7 @@ import demo
 import models
 from inference.metrics import parse_eval_type, psnr
 from inference.norm import DataNorm
+from inference.region import ModelRegions, Region
 from inference.upscale import Upscaler
 from models.loading import read_checkpoint
 from models.mmagic import from_mmagic, is_mmagic
@@ -23,6 +24,7 @@ from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
 from utils.coords import make_coord
 from utils.errors import UserError, run_cli
+from utils.images import read_image
 
 NAMES = ['mmagic-edsr-liif', 'mmagic-edsr-liif-2021a', 'mmagic-rdn-liif']
 convert = load_script('scripts/convert_checkpoint.py', 'convert_checkpoint').main
@@ -100,7 +102,7 @@ def files(tmp_path_factory):
 
 @pytest.mark.parametrize('fname', ['edsr.pth', 'edsr2021a.pth', 'rdn.pth'])
 def test_entry_points_read_the_files_and_the_converted_one_agrees(files, tmp_path, fname):
-    """demo.py, Upscaler.load and test.py take the OpenMMLab file as it is; convert_checkpoint.py
+    """demo.py, Upscaler.load, the viewer's regions and test.py take the OpenMMLab file as it is; convert_checkpoint.py
     writes a release-format file (with the normalisation) that gives identical images and scores."""
     src = files / fname
     assert is_mmagic(torch.load(src, weights_only=True))
@@ -114,6 +116,9 @@ def test_entry_points_read_the_files_and_the_converted_one_agrees(files, tmp_pat
     assert np.array_equal(images[0], images[1])
     lr = np.asarray(Image.open(files / 'lr.png'))
     assert np.array_equal(Upscaler.load(src, 'cpu')(lr, scale=3.5), images[0])
+    h, w = images[0].shape[:2]  # the viewer's regions (viewer.py loads through Upscaler.load)
+    region = ModelRegions(Upscaler.load(src, 'cpu'), read_image(files / 'lr.png')).render(3.5, Region(0, 0, h, w))
+    assert np.abs(np.asarray(region).astype(int) - images[0]).max() <= 1
     scores = [test_cli.main(['--config', str(files / 'test.yaml'), '--model', str(m), '--gpu', 'cpu', '--quiet'])
               for m in (src, dst)]
     assert scores[0]['mean'] == scores[1]['mean'] and scores[0]['protocol'].endswith('rounded to 8 bits')
