@@ -48,7 +48,7 @@ import argparse
 from typing import Optional, Sequence
 
 from training.config import check_train_config
-from training.distributed import dist_env, init_distributed, shutdown
+from training.distributed import barrier, dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
@@ -109,6 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         train(config, save_path, where=where, resume=config['resume'], overwrite=args.overwrite,
               env=env, device=device, gpu_ids=gpu_ids, init=args.init)
+        # Every rank leaves the process group together: a rank tearing gloo down while another is
+        # still writing its last files was aborted in C++ ("terminate called without an active
+        # exception") on a CI machine. Not after an error: the other ranks may be gone.
+        barrier()
     finally:
         shutdown()
 
