@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml)')
     p.add_argument('--attention-rows', default='whole',
                    help="SRNO/HIIF: output rows that attend together ('whole', the default: the whole image, as "
                         "the SRNO demo, computed in bounded memory; N: blocks of N rows, the authors' chunked test)")
@@ -179,11 +182,12 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     protected = {}
     for inp, out in zip(inputs, outputs):
         protected[out] = {f'input {other}': other for other in inputs if other != inp}
-        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
+        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, 'CMSR tables': args.cmsr,
+                           **protected[out]}, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
                              tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
-                             progress=len(inputs) == 1, attention_rows=attention_rows)
+                             progress=len(inputs) == 1, attention_rows=attention_rows, cmsr=args.cmsr)
     if group_note(upscaler.model, attention_rows):
         _note(group_note(upscaler.model, attention_rows))
     written, failed = [], []

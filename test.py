@@ -7,7 +7,10 @@ The last line printed is `result: <mean PSNR>` (the paper's script prints the sa
 benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per-image and
 mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
-`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S;
+without it, a model's own clip applies (LMF: 4, as its authors evaluate). `--cmsr TABLES.yaml`
+renders an LMF model with CMSR, its authors' approximation beyond x4 (configs/cmsr/), the whole
+output grid in one call.
 SRNO and HIIF attend over the queries of a call: by default each image is one group (computed in
 bounded memory), or blocks of N rows with `attention_rows: N` in the config or --attention-rows N
 (the authors' chunked prediction, their eval_bsize counted in rows).
@@ -24,11 +27,12 @@ from pathlib import Path
 from datasets import spec_inputs
 from inference.eval_config import MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
-from inference.groups import couples_queries, group_note, parse_attention_rows
+from inference.groups import group_note, group_rows, parse_attention_rows
 from inference.norm import DataNorm
+from inference.render import resolve_cell_scale_max
 from inference.window import resolve_window
-from models.loading import build_model, require_implicit
-from utils.checkpoints import load_checkpoint
+from models.cmsr import enable_cmsr
+from models.loading import load_model_checkpoint
 from utils.config import Checker
 from utils.device import resolve_device
 from utils.errors import ArgumentParser, UserError, run_cli
@@ -72,6 +76,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
                         'k = 1, 2, ... in dataset order)')
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml, scripts/build_cmsr_tables.py)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -105,15 +112,18 @@ def main(argv=None) -> dict:
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
     reads = {'--model checkpoint': None if args.model == BICUBIC else args.model, '--config file': args.config,
-             **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
+             '--cmsr tables': args.cmsr, **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
     if args.out:
         prepare_out(args.out, reads)
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm = None, plan.norm
     if args.model != BICUBIC:
-        ckpt = load_checkpoint(args.model)
-        model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
+        ckpt, model = load_model_checkpoint(args.model, device)
         norm = model_norm(ckpt, args.model, norm, args.config)
+        if args.cmsr:
+            enable_cmsr(model, args.cmsr)
+    elif args.cmsr:
+        raise UserError('--cmsr is an option of LMF models, not of the bicubic baseline')
     window = resolve_window(args.window, model)
     if args.attention_rows is None:
         attention_rows = plan.attention_rows
@@ -134,8 +144,9 @@ def main(argv=None) -> dict:
         'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
         'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
         'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max,
-        'attention_rows': attention_rows if model is not None and couples_queries(model) else None,
+        'eval_bsize': plan.bsize, 'window': window, 'cmsr': args.cmsr,
+        'cell_scale_max': resolve_cell_scale_max(model, plan.cell_scale_max),
+        'attention_rows': group_rows(model, attention_rows) if model is not None else None,
         'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},

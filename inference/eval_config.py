@@ -99,9 +99,11 @@ def at_scale(spec: dict, protocol: Protocol, scale: float, config: str) -> tuple
                 **{k: v for k, v in args.items() if k in ('split_file', 'split_key', 'first_k', 'repeat', 'cache')}}
     elif ds['name'] != 'image-folder':
         raise UserError(f"{config}: --scale needs an image-folder or paired-image-folders test set, not {ds['name']!r}")
-    resize = (spec['wrapper'].get('args') or {}).get('resize', 'pil')
+    wrapper = spec['wrapper'].get('args') or {}
+    kept = {k: wrapper[k] for k in ('gt_mod',) if k in wrapper}  # MMEditing's GTmod12 stays
     moved = {'dataset': {'name': 'image-folder', 'args': args},
-             'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': scale, 'resize': resize}},
+             'wrapper': {'name': 'sr-implicit-downsampled',
+                         'args': {'scale_min': scale, 'resize': wrapper.get('resize', 'pil'), **kept}},
              'batch_size': 1}
     scale = int(scale) if float(scale).is_integer() else scale
     return moved, protocol if protocol.kind == 'none' else Protocol(protocol.kind, scale)

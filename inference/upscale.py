@@ -11,7 +11,8 @@ Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W,
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
 mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
-(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows.
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows;
+LMF models render beyond x4 with CMSR given `cmsr=` (a table file or the tables).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from models.loading import build_model, require_implicit
-from utils.checkpoints import PathLike, load_checkpoint
+from models.cmsr import enable_cmsr
+from models.loading import load_model_checkpoint
+from utils.checkpoints import PathLike
 from utils.device import resolve_device
 from utils.config import Checker
 from utils.errors import UserError
@@ -100,9 +102,12 @@ class Upscaler:
     progress: bool = False
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
     attention_rows: Optional[int] = None
+    cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
 
     def __post_init__(self):
         self.check_options()
+        if self.cmsr is not None:
+            enable_cmsr(self.model, self.cmsr)
 
     def check_options(self) -> tuple[Optional[int], Optional[int]]:
         """Validate the rendering options (inference/options.py): precision for the device,
@@ -120,13 +125,12 @@ class Upscaler:
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
         """The model of `checkpoint` (a path, or the name of a bundled model: 'sample', the default,
         or 'real'), on `device` ('cpu', '0', ...; default CUDA when present), with its checkpoint's
-        normalisation. `options`: precision, window, tile, bsize, progress, attention_rows (see the
-        fields)."""
+        normalisation. `options`: precision, window, tile, bsize, progress, attention_rows, cmsr (a
+        CMSR table file or the tables, LMF models; see the fields)."""
         path = resolve_checkpoint(checkpoint)
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
-        ckpt = load_checkpoint(path)
-        model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
+        ckpt, model = load_model_checkpoint(path, dev)
         return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
 
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
@@ -192,7 +196,9 @@ class Upscaler:
         window, _ = self.check_options()
         fmt = output_format(dst)
         check_format(fmt, dst)
-        check_output(dst, {'input': src, 'model checkpoint': self.source, **(protect or {})}, 'output')
+        tables = self.cmsr if isinstance(self.cmsr, (str, Path)) else None
+        check_output(dst, {'input': src, 'model checkpoint': self.source, 'CMSR tables': tables, **(protect or {})},
+                     'output')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
         if window and max_input_megapixels is not None and not force:  # the padded input is what is encoded

@@ -10,7 +10,7 @@ from .registry import register
 
 # DIV2K RGB mean of the EDSR code. The mean-shift layers exist only so that released checkpoints
 # load: they are not applied in forward (docs/design.md §2).
-_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -24,7 +24,7 @@ class MeanShift(nn.Conv2d):
     def __init__(self, rgb_range: float, sign: int):
         super().__init__(3, 3, kernel_size=1)
         self.weight.data = torch.eye(3).view(3, 3, 1, 1)
-        self.bias.data = sign * rgb_range * torch.tensor(_RGB_MEAN)
+        self.bias.data = sign * rgb_range * torch.tensor(DIV2K_RGB_MEAN)
         for p in self.parameters():
             p.requires_grad = False
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.coords import sample_nearest
+from utils.coords import make_coord, sample_nearest, shift_coord, to_latent_units
 
 from .fused import tensor_version
 
@@ -83,6 +83,18 @@ def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
     return rc[..., 0] * w + rc[..., 1]
 
 
+def corner_picks(coord: Tensor, hw: Sequence[int], corners: Sequence[tuple[int, int]],
+                 eps: float) -> tuple[Tensor, Tensor]:
+    """The latent cell each query picks for each corner, batched: coord (B, Q, 2) -> (index
+    (B, K*Q) as nearest_index, corner-major, rel_coord (B, K, Q, 2) in latent units from the
+    picked cell's centre), the plain path's shift, clamp and nearest rule (docs/design.md §2.1)."""
+    coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
+    b, k, q = coord_.shape[:3]
+    index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
+    q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
+    return index, to_latent_units(coord.unsqueeze(1) - q_coord, hw)
+
+
 def flat_index(index: Tensor, n_cells: int) -> Tensor:
     """index (B, N) per-image cell indices -> (B*N,) row indices into `cell_rows` of a batch."""
     offset = torch.arange(index.shape[0], device=index.device).unsqueeze(1) * n_cells
@@ -123,16 +135,17 @@ def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, wei
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
+def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T],
+                      extra: tuple = ()) -> T:
     """compute() (a projection of feat by params, alone or with facts about it), reused while
     rendering chunk after chunk of one image: kept only when gradients are off and while feat,
-    params and autocast are unchanged."""
+    params, autocast and `extra` (hashable facts compute() also depends on) are unchanged."""
     if torch.is_grad_enabled():
         return compute()
     dev = feat.device.type
     key = (feat.data_ptr(), feat.shape, tensor_version(feat), torch.is_autocast_enabled(dev),
            torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
-           tuple((p.data_ptr(), tensor_version(p)) for p in params))
+           tuple((p.data_ptr(), tensor_version(p)) for p in params), extra)
     hit = getattr(model, '_fast_cache', None)
     if hit is not None and hit[0] is feat and hit[1] == key:
         return hit[2]

@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
+from utils.coords import (latent_centres, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, flat_index,
-                         inputs_finite, nearest_index, project_feat, supports_fast, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_rows, corner_picks, decode_rows, encoder_input, flat_index,
+                         inputs_finite, project_feat, supports_fast, use_fast, with_finiteness)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -19,6 +19,15 @@ def opposite_area_weights(area: Tensor) -> Tensor:
     """area (4, B, Q) for corners (-,-), (-,+), (+,-), (+,+) -> weights (4, B, Q), summing to 1.
     A corner's prediction is trusted in proportion to the area of the corner opposite it."""
     return area.flip(0) / area.sum(0, keepdim=True)
+
+
+def blend_corners(pred: Tensor, rel_coord: Tensor) -> Tensor:
+    """pred (B, K, Q, C) of each corner and rel_coord (B, K, Q, 2) -> (B, Q, C): the opposite-area
+    blend of the four corners (the single corner's prediction when K = 1)."""
+    if pred.shape[1] == 1:
+        return pred[:, 0]
+    weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
+    return (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)
 
 
 def corner_area(rel_coord: Tensor) -> Tensor:
@@ -89,12 +98,8 @@ class LIIF(nn.Module):
         params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
         table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(
             cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias)), params))  # (B*h*w, O)
-        corners, eps = self.corners()
-        coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
-        b, k, q = coord_.shape[:3]
-        index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
-        q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
-        rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, K, Q, 2)
+        index, rel_coord = corner_picks(coord, hw, *self.corners())  # (B, K*Q), (B, K, Q, 2)
+        b, k, q = rel_coord.shape[:3]
         rel = [rel_coord]
         if self.cell_decode:
             rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
@@ -103,11 +108,7 @@ class LIIF(nn.Module):
             return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would turn into 0
         pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
                            weight[:, n_feat:]).view(b, k, q, -1)
-        if k == 1:
-            out = pred[:, 0]
-        else:
-            weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
-            out = (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        out = blend_corners(pred, rel_coord)
         return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:

@@ -41,13 +41,13 @@ from inference.evaluate import evaluate  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
 from inference.render import encode, output_bands  # noqa: E402
 from inference.window import mirror_pad, resolve_window, window_frame  # noqa: E402
-from models.loading import build_model, require_implicit  # noqa: E402
+from models.loading import load_model_checkpoint  # noqa: E402
 from training.config import check_train_config  # noqa: E402
 from training.trainer import train  # noqa: E402
 from utils.checkpoints import load_checkpoint  # noqa: E402
 from utils.config import Checker, load_yaml  # noqa: E402
 from utils.device import resolve_device  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import atomic_write_text, check_output  # noqa: E402
 
 DATA_ENV = 'LIIF_DATA'
@@ -162,8 +162,7 @@ def decoder_ms_per_mp(model: torch.nn.Module, norm: DataNorm, size: int, repeat:
 def evaluate_family(path: Path, plans: dict, device: torch.device) -> tuple[dict, torch.nn.Module, DataNorm]:
     """({test label: (mean PSNR, mean SSIM)} of the checkpoint under each test plan (test.py's
     evaluation), its model, its normalisation)."""
-    ckpt = load_checkpoint(path)
-    model = require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
+    ckpt, model = load_model_checkpoint(path, device)
     norm = DataNorm.from_checkpoint(ckpt, str(path))
     scores = {}
     for label, plan in plans.items():
@@ -194,7 +193,7 @@ def test_label(path: str) -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='a comparison config (configs/compare/*.yaml)')
     p.add_argument('--out', required=True, help='folder for the runs, table.md and results.json')
     p.add_argument('--data-root', default=None, help=f'folder replacing ./load in the test configs (default ${DATA_ENV})')

@@ -17,6 +17,7 @@ from datasets.seeding import derive_seed, seed_all
 from inference.eval_config import with_protocol_scale
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
+from models.loading import read_checkpoint
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
@@ -129,7 +130,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         raise UserError('--resume continues a run and --init starts one from weights: give one of them')
     resume = Path(resume) if resume else None
     ckpt = check_resumable(load_checkpoint(resume), resume, config['epoch_max']) if resume else None
-    init_ckpt = load_checkpoint(init) if init else None
+    init_ckpt = read_checkpoint(init) if init else None  # the project's format, or OpenMMLab's
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
@@ -151,6 +152,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     else:
         if init_ckpt is not None:
             note = init_weights(model, init_ckpt, init, config)
+            trained, used = DataNorm.from_checkpoint(init_ckpt, init), DataNorm.from_config(config['data_norm'])
+            if trained != used:  # e.g. OpenMMLab's EDSR-LIIF (DIV2K mean, div 1) into a 0.5 / 0.5 config
+                note += (f'; note: it was trained with data_norm {trained.describe()}, this config uses '
+                         f'{used.describe()} (set the config\'s data_norm to match to fine-tune it)')
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
     train_loaders, val_loaders, data_summary = build_loaders(config, where, env, device)
     norm = DataNorm.from_config(config['data_norm'])

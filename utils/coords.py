@@ -107,3 +107,16 @@ def to_latent_units(delta: Tensor, hw: Sequence[int]) -> Tensor:
     out[..., 0] *= hw[0]
     out[..., 1] *= hw[1]
     return out
+
+
+def resampled_centres(hw: Sequence[int], size: Sequence[int], batch: int = 1, device=None) -> Tensor:
+    """The latent centres of an (h, w) grid, make_coord's table, resampled bilinearly to a grid of
+    `size` (F.interpolate, align_corners=False): (batch, size[0] * size[1], 2), row-major. Inside,
+    these are the centres of a `size` grid (up to rounding); rows and columns within half a latent
+    cell of the border are clamped to the outermost latent centres. CMSR's level grids
+    (docs/design.md §2.7): computed exactly so, as the release does, the clamped bottom/right rows
+    land on (or one ulp off) the last centre row, which decides their ensemble weights."""
+    centres = make_coord(hw, flatten=False, device=device).permute(2, 0, 1).unsqueeze(0)  # (1, 2, h, w)
+    grid = F.interpolate(centres.expand(batch, 2, *hw), size=tuple(size), mode='bilinear',
+                         align_corners=False)  # (batch, 2, H', W')
+    return grid.permute(0, 2, 3, 1).reshape(batch, -1, 2)
