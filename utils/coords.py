@@ -56,14 +56,22 @@ def sample_bilinear(img: Tensor, coord: Tensor) -> Tensor:
     return out[:, :, 0, :].permute(0, 2, 1)
 
 
+def cell_positions(hw: Sequence[int], top_left: bool = False, flatten: bool = True, device=None) -> Tensor:
+    """Centres (or, with top_left, top-left corners) of the cells of an (h, w) grid: (h*w, 2)
+    row-major, or (h, w, 2) without flatten."""
+    h, w = hw
+    coord = make_coord((h, w), flatten=False, device=device)  # (h, w, 2)
+    if top_left:
+        coord[..., 0] -= 1 / h
+        coord[..., 1] -= 1 / w
+    return coord.view(-1, 2) if flatten else coord
+
+
 def latent_centres(feat: Tensor, top_left: bool = False) -> Tensor:
     """Centres (or, with top_left, top-left corners) of the latent cells of feat (B, C, h, w),
     as a grid (B, 2, h, w) for `sample_nearest`."""
     b, _, h, w = feat.shape
-    coord = make_coord((h, w), flatten=False, device=feat.device)  # (h, w, 2)
-    if top_left:
-        coord[..., 0] -= 1 / h
-        coord[..., 1] -= 1 / w
+    coord = cell_positions((h, w), top_left, flatten=False, device=feat.device)  # (h, w, 2)
     return coord.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
 
 
