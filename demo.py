@@ -4,6 +4,7 @@
     python demo.py --input lr.png --scale 2,3.5 --output wide.webp --quality 90
     python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
     python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
+    python demo.py --input lr.png --scale 4 --backend onnxruntime --model model.onnx
 
 Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H * SY) x
 round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gives exactly that.
@@ -25,9 +26,9 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
-from inference.upscale import BUNDLED_MODEL, Upscaler
+from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
-from utils.errors import UserError, run_cli
+from utils.errors import CliParser, UserError, run_cli
 from utils.files import check_output
 from utils.images import IMAGE_EXTENSIONS
 from utils.precision import PRECISIONS
@@ -41,21 +42,18 @@ MAX_INPUT_MEGAPIXELS = 4
 _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose usage errors are one-line UserErrors (exit 2 through run_cli)."""
-
-    def error(self, message: str):
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(description='Render images at any scale with a LIIF-family model.')
+    p = CliParser(description='Render images at any scale with a LIIF-family model.')
     p.add_argument('--input', required=True, nargs='+',
                    help='images to upscale: files, folders (their images) or glob patterns')
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument('--scale', help='S or SY,SX: any positive real factor (e.g. 30, 3.7, 0.5)')
     size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
-    p.add_argument('--model', help=f'checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})')
+    p.add_argument('--model', help=f'checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}), '
+                                   'or with --backend onnxruntime an export of scripts/export_onnx.py')
+    p.add_argument('--backend', default='pytorch', choices=BACKENDS,
+                   help='what runs the model: pytorch (a checkpoint), or onnxruntime (an exported .onnx file; '
+                        'CPU, fp32, the same tiling, chunks and bands)')
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
                                     'folder for several inputs')
     p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
@@ -180,8 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
                      **{f'input {other}': other for other in inputs if other != inp}}
         check_output(out, protected, 'output')
 
-    upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
-                             tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
+    upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
+                             window=args.window, tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
                              progress=len(inputs) == 1)
     written, failed = [], []
     bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)

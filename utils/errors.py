@@ -1,4 +1,5 @@
 """User-facing errors: one clear line, no traceback, exit status 2."""
+import argparse
 import re
 import sys
 from typing import Callable, Iterable, Iterator
@@ -50,6 +51,13 @@ class CheckedLoader:
                 raise UserError(f'{self.key}: the items of one batch differ in size ({msg}); use '
                                 f'{self.key}.batch_size 1 for images of different sizes') from None
             yield batch
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line UserErrors (exit 2 through run_cli)."""
+
+    def error(self, message: str):
+        raise UserError(message)
 
 
 def run_cli(main: Callable[[], object]) -> None:
