@@ -133,12 +133,15 @@ def _summary(error: BaseException) -> str:
 def _to_proto(module: nn.Module, args: tuple, names_in: Sequence[str], names_out: Sequence[str],
               dynamic: Any) -> onnx.ModelProto:
     """torch.onnx.export (dynamo, the default opset) of module on args -> the ONNX model, its
-    progress messages and warnings silenced; a failure is a UserError naming the stage."""
+    progress messages and warnings silenced; a failure is a UserError naming the stage. The
+    exporter's own graph optimizer is off: onnxscript 0.7's rewriter takes `x + 1e-9` for `x + 0`
+    and drops it (the area floor of the ensemble weights, docs/design.md §2.1, whose 0/0 then made
+    NaNs); the runtime optimises the graph itself when it loads it."""
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter('ignore')
         try:
             program = torch.onnx.export(module, args, input_names=list(names_in), output_names=list(names_out),
-                                        dynamic_shapes=dynamic, dynamo=True, verbose=False)
+                                        dynamic_shapes=dynamic, dynamo=True, optimize=False, verbose=False)
         except Exception as e:  # torch.export's and the translator's errors, many lines each
             stage = type(module).__name__.replace('Stage', '').lower()
             raise UserError(f'torch.onnx.export failed on the {stage} stage: {_summary(e)}') from None
@@ -265,9 +268,15 @@ def export_onnx(model: nn.Module, norm: DataNorm, name: str = 'model', source: s
 
 def check_samples(model: nn.Module) -> list[tuple[Tensor, Tensor, Tensor]]:
     """(image, coord, cell) samples to compare the export with the model on: sample_sizes at the
-    non-integer scales 3.7, 2.3 and 4 (window: as the model's encoder's)."""
+    scales 3.7, 2.3 and 4 (window: as the model's encoder's), and without a window a 1-row input."""
     sizes = sample_sizes(model_window(model))
-    return [sample_inputs(hw, scale=s, seed=i) for i, (hw, s) in enumerate(zip(sizes, (3.7, 2.3, 4.0)))]
+    samples = [sample_inputs(hw, scale=s, seed=i) for i, (hw, s) in enumerate(zip(sizes, (3.7, 2.3, 4.0)))]
+    if model_window(model) is None:
+        # A 1-row input queried on its latent centres' row: every ensemble area is its 1e-9 floor.
+        image, coord, cell = sample_inputs((1, 11), scale=2.5, seed=3)
+        coord[0, :20, 0] = 0.0
+        samples.append((image, coord, cell))
+    return samples
 
 
 def max_difference(proto: onnx.ModelProto, model: nn.Module, norm: DataNorm,
@@ -275,7 +284,9 @@ def max_difference(proto: onnx.ModelProto, model: nn.Module, norm: DataNorm,
     """The largest |rgb| difference between the ONNX graph run by onnxruntime alone and the
     PyTorch model (its default path, de-normalised and clamped) on (image, coord, cell) samples."""
     import onnxruntime as ort  # third-party: imported where a graph is run, not by the export alone
-    session = ort.InferenceSession(proto.SerializeToString(), providers=['CPUExecutionProvider'])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    session = ort.InferenceSession(proto.SerializeToString(), options, providers=['CPUExecutionProvider'])
     worst = 0.0
     for image, coord, cell in samples:
         got = session.run([OUTPUT], {'image': image.numpy(), 'coord': coord.numpy(), 'cell': cell.numpy()})[0]

@@ -17,8 +17,12 @@ def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]]
     seqs = []
     for i, n in enumerate(shape):
         v0, v1 = (-1, 1) if ranges is None else ranges[i]
-        r = (v1 - v0) / (2 * n)
-        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
+        # v0 + r + 2r * i: the scalars in float64, rounded once to float32, then float32 products
+        # (what torch does with Python scalars, so the paper code's values exactly). The size is
+        # made a float64 tensor so that an exported graph, where it is symbolic, computes the same
+        # (its Python arithmetic on a symbolic size would be float32).
+        r = (v1 - v0) / (2 * torch.scalar_tensor(n, dtype=torch.float64, device=device))
+        seqs.append((v0 + r).float() + (2 * r).float() * torch.arange(n, device=device).float())
     coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*shape, ndim)
     return coord.view(-1, coord.shape[-1]) if flatten else coord
 
@@ -61,9 +65,9 @@ def cell_positions(hw: Sequence[int], top_left: bool = False, flatten: bool = Tr
     row-major, or (h, w, 2) without flatten."""
     h, w = hw
     coord = make_coord((h, w), flatten=False, device=device)  # (h, w, 2)
-    if top_left:
-        coord[..., 0] -= 1 / h
-        coord[..., 1] -= 1 / w
+    if top_left:  # minus (1/h, 1/w), float64 rounded to float32 as in make_coord
+        half = 1 / torch.stack([torch.scalar_tensor(n, dtype=torch.float64, device=device) for n in (h, w)])
+        coord -= half.float()
     return coord.view(-1, 2) if flatten else coord
 
 
