@@ -4,7 +4,7 @@ and x30 (32^2 -> 960^2) of a real photo (skimage's astronaut, PIL-bicubic downsc
 demo.py renders it through the library's Upscaler.
 
     python benchmarks/bench_onnx.py [--arch liif|metasr|a-liif|lte | --model CKPT] [--repeats 3]
-        [--cases x4 x30] [--side-x4 128] [--side-x30 32] [--bsize 30000] [--threads N]
+        [--cases x4 x30] [--side-x4 128] [--side-x30 32] [--bsize 30000] [--threads N] [--query-piece 1024]
 
 The two backends are interleaved in each of --repeats rounds (the machine may be shared); the
 best and the median time of each are printed, and the ratio of the best times (PyTorch / ONNX
@@ -31,6 +31,7 @@ import models  # noqa: E402
 from bench_decoder import PAPER_MODELS  # noqa: E402
 from cpu_info import cpu_kind  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
+from inference.onnx_backend import QUERY_PIECE  # noqa: E402
 from inference.onnx_export import export_onnx, save_onnx  # noqa: E402
 from inference.upscale import Upscaler, as_loaded  # noqa: E402
 from models.loading import load_model  # noqa: E402
@@ -63,13 +64,15 @@ def main() -> None:
     p.add_argument('--side-x30', type=int, default=32, help='input side of the x30 case')
     p.add_argument('--bsize', type=int, default=30000, help='queries per decoder call (both backends)')
     p.add_argument('--threads', type=int, default=None, help="threads of both backends (default: torch's)")
+    p.add_argument('--query-piece', type=int, default=QUERY_PIECE,
+                   help='queries per run of the ONNX query stage (the backend runs each chunk in such pieces)')
     args = p.parse_args()
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f'--threads must be at least 1, got {args.threads}')
         torch.set_num_threads(args.threads)
     for flag, value in (('--repeats', args.repeats), ('--side-x4', args.side_x4), ('--side-x30', args.side_x30),
-                        ('--bsize', args.bsize)):
+                        ('--bsize', args.bsize), ('--query-piece', args.query_piece)):
         if value < 1:
             raise UserError(f'{flag} must be at least 1, got {value}')
     print(cpu_kind() + f'; onnxruntime {onnxruntime.__version__}', flush=True)
@@ -85,7 +88,9 @@ def main() -> None:
         save_onnx(export_onnx(model, norm, name=name), path)
         backends = {'pytorch': Upscaler(model, norm, torch.device('cpu'), **options),
                     'onnxruntime': Upscaler.load(path, 'cpu', backend='onnxruntime', **options)}
-        print(f'model: {name}, fp32, bsize {args.bsize}, {args.repeats} rounds', flush=True)
+        backends['onnxruntime'].model.query_piece = args.query_piece
+        print(f'model: {name}, fp32, bsize {args.bsize}, ONNX query pieces of {args.query_piece}, '
+              f'{args.repeats} rounds', flush=True)
         print('| case | input | output | PyTorch best / median (s) | ONNX Runtime best / median (s) '
               '| ratio (PyTorch / ORT) | max 8-bit difference |')
         print('|---|---|---|---|---|---|---|')

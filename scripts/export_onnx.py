@@ -6,8 +6,8 @@
 The graph: image (1, 3, h, w) in [0, 1], coord and cell (1, Q, 2) -> rgb (1, Q, 3) in [0, 1], any
 h, w and Q, the model's normalisation inside. Exported with torch.onnx.export (dynamo) at the
 pinned torch's default opset, no custom operators. Before writing, the file is run by onnxruntime
-and compared with the PyTorch model on three inputs (sides not multiples of a window, non-integer
-scales); it is written (atomically) only if they agree to 1e-4.
+and compared with the PyTorch model on check inputs (sides not multiples of a window, non-integer
+scales, a one-row input); it is written (atomically) only if they agree to 1e-4.
 """
 import os
 import sys

@@ -89,16 +89,12 @@ def unfold3x3(feat: Tensor) -> Tensor:
 def shift_coord(coord: Tensor, dr: float, dc: float, hw: Sequence[int], eps: float) -> Tensor:
     """coord (..., 2) moved by dr latent rows and dc latent cols of an (h, w) grid, (1/h, 1/w)
     per unit, plus eps on both axes; clamped to [-1 + 1e-6, 1 - 1e-6] (docs/design.md §2.1 step 4)."""
-    coord_ = coord.clone()
-    coord_[..., 0] += dr / hw[0] + eps
-    coord_[..., 1] += dc / hw[1] + eps
+    # Built out of place (no in-place writes to slices, which an exported graph turns into scatters).
+    coord_ = torch.stack([coord[..., 0] + (dr / hw[0] + eps), coord[..., 1] + (dc / hw[1] + eps)], dim=-1)
     return coord_.clamp_(-1 + 1e-6, 1 - 1e-6)
 
 
 def to_latent_units(delta: Tensor, hw: Sequence[int]) -> Tensor:
     """A (row, col) offset or size (..., 2) in [-1, 1] units -> in units of one latent cell's
     half-width: row times h, col times w. Used for rel_coord and rel_cell."""
-    out = delta.clone()
-    out[..., 0] *= hw[0]
-    out[..., 1] *= hw[1]
-    return out
+    return torch.stack([delta[..., 0] * hw[0], delta[..., 1] * hw[1]], dim=-1)
