@@ -73,10 +73,12 @@ def read_onnx(path: PathLike) -> tuple['onnx.ModelProto', dict[str, Any]]:
     return proto, meta
 
 
-def stage_model(proto: 'onnx.ModelProto', io: dict[str, list[str]]) -> 'onnx.ModelProto':
-    """The part of the graph from the tensors io['inputs'] to io['outputs'] (onnx.utils.Extractor)."""
+def stage_models(proto: 'onnx.ModelProto', stages: dict[str, dict[str, list[str]]]) -> dict[str, 'onnx.ModelProto']:
+    """{stage: the part of the graph from its io['inputs'] to its io['outputs']} (onnx.utils.Extractor,
+    whose shape inference runs once for all)."""
     import onnx.utils
-    return onnx.utils.Extractor(proto).extract_model(io['inputs'], io['outputs'])
+    extractor = onnx.utils.Extractor(proto)
+    return {name: extractor.extract_model(io['inputs'], io['outputs']) for name, io in stages.items()}
 
 
 def _numpy(t: Tensor) -> np.ndarray:
@@ -87,15 +89,14 @@ def _numpy(t: Tensor) -> np.ndarray:
 class Stage:
     """One stage's onnxruntime session: run(**inputs) -> {output name: array}."""
 
-    def __init__(self, proto: 'onnx.ModelProto', io: dict[str, list[str]], threads: int, path: PathLike):
-        import onnxruntime as ort  # third-party and slow to import: only when this backend is used
+    def __init__(self, part: 'onnx.ModelProto', io: dict[str, list[str]], threads: int, path: PathLike):
+        import onnxruntime as ort
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads  # the PyTorch path's count: the same machine share
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
         try:
-            self.session = ort.InferenceSession(stage_model(proto, io).SerializeToString(), options,
-                                                providers=['CPUExecutionProvider'])
+            self.session = ort.InferenceSession(part.SerializeToString(), options, providers=['CPUExecutionProvider'])
         except Exception as e:  # onnxruntime's graph and kernel errors
             raise UserError(f'{path}: onnxruntime cannot load the graph ({_first_line(e)})') from None
         self.inputs, self.outputs, self.path = list(io['inputs']), list(io['outputs']), path
@@ -133,7 +134,11 @@ class OnnxModel(nn.Module):
         super().__init__()
         self.query_piece = query_piece
         threads = threads or torch.get_num_threads()
-        stages = {s: Stage(proto, meta['stages'][s], threads, path) for s in STAGES}
+        try:
+            parts = stage_models(proto, {s: meta['stages'][s] for s in STAGES})
+        except Exception as e:  # onnx's shape inference or extraction failing on a damaged graph
+            raise UserError(f'{path}: malformed export: the graph cannot be cut into its stages ({_first_line(e)})') from None
+        stages = {s: Stage(parts[s], meta['stages'][s], threads, path) for s in STAGES}
         self.encoder = OnnxEncoder(stages['encode'], meta)
         self.prepare, self.query = stages['prepare'], stages['query']
         self.meta, self.state = meta, None
