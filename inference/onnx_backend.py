@@ -132,6 +132,9 @@ class OnnxModel(nn.Module):
     def __init__(self, proto: 'onnx.ModelProto', meta: dict[str, Any], path: PathLike, threads: Optional[int] = None,
                  query_piece: int = QUERY_PIECE):
         super().__init__()
+        for name, value in (('threads', threads), ('query_piece', query_piece)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UserError(f'{name} must be a positive integer, got {value!r}')
         self.query_piece = query_piece
         threads = threads or torch.get_num_threads()
         try:

@@ -16,7 +16,7 @@ torch.export (the ONNX exporter, inference/onnx_export.py), the same code become
 number of queries: no chunk loop over rows, no cache, no data-dependent check (`exporting`).
 """
 import contextlib
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 import torch
 import torch.nn as nn
@@ -85,6 +85,11 @@ def cell_table(grid: Tensor) -> Tensor:
 def table_rows(table: Tensor) -> Tensor:
     """table (B, h, w, O) -> (B*h*w, O), a view of contiguous rows."""
     return table.reshape(-1, table.shape[-1])
+
+
+def cell_rows(grid: Tensor) -> Tensor:
+    """grid (B, O, h, w) -> (B*h*w, O): cell_table's rows, for `flat_index`."""
+    return table_rows(cell_table(grid))
 
 
 def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
@@ -169,11 +174,12 @@ def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], 
     return out
 
 
-def with_finiteness(state: dict[str, Tensor], params: Sequence[Tensor] = ()) -> tuple[dict[str, Tensor], bool]:
-    """(state, whether every entry of its tensors and of `params` (the decoder's weights) is
-    finite), to cache with the state, keyed on those params: checked once per image, not once per
-    chunk. Always True with gradients or when traced for export."""
-    return state, torch.is_grad_enabled() or exporting() or all_finite([*state.values(), *params])
+def with_finiteness(state: Union[Tensor, dict[str, Tensor]], params: Sequence[Tensor] = ()) -> tuple[Any, bool]:
+    """(state, whether every entry of it (a table, or a fast_state dict's tensors) and of `params`
+    (the decoder's weights) is finite), to cache with the state, keyed on those params: checked
+    once per image, not once per chunk. Always True with gradients or when traced for export."""
+    tensors = list(state.values()) if isinstance(state, dict) else [state]
+    return state, torch.is_grad_enabled() or exporting() or all_finite([*tensors, *params])
 
 
 def all_finite(tensors: Sequence[Tensor]) -> bool:
