@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
-from utils.errors import CliParser, UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 from utils.files import check_output
-from utils.images import IMAGE_EXTENSIONS
+from utils.images import IMAGE_EXTENSIONS, is_image_name
 from utils.precision import PRECISIONS
 
 DEFAULT_MODEL = BUNDLED_MODEL
@@ -43,7 +43,7 @@ _KEEP_EXT = {'.png', '.jpg', '.jpeg', '.webp', '.tif', '.tiff', '.bmp'}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = CliParser(description='Render images at any scale with a LIIF-family model.')
+    p = ArgumentParser(description='Render images at any scale with a LIIF-family model.')
     p.add_argument('--input', required=True, nargs='+',
                    help='images to upscale: files, folders (their images) or glob patterns')
     size = p.add_mutually_exclusive_group(required=True)
@@ -122,7 +122,7 @@ def expand_inputs(items: Sequence[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            images = sorted(p for p in path.iterdir() if p.is_file() and is_image_name(p.name))
             if not images:
                 raise UserError(f'input folder {path} holds no images ({", ".join(IMAGE_EXTENSIONS)})')
             found += images
@@ -173,10 +173,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         raise UserError(f'--png-compression must be from 0 to 9, got {args.png_compression}')
     inputs = expand_inputs(args.input)
     outputs = plan_outputs(inputs, args.output, scale, resolution)
+    protected = {}
     for inp, out in zip(inputs, outputs):
-        protected = {'input': inp, 'model checkpoint': args.model,
-                     **{f'input {other}': other for other in inputs if other != inp}}
-        check_output(out, protected, 'output')
+        protected[out] = {f'input {other}': other for other in inputs if other != inp}
+        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
                              window=args.window, tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
@@ -187,7 +187,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         start = time.time()
         try:
             out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
-                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression)
+                                                 MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression,
+                                                 protect=protected[out])
         except UserError as e:
             if len(inputs) == 1:
                 raise

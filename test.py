@@ -18,14 +18,16 @@ import statistics
 import sys
 from pathlib import Path
 
-from inference.eval_config import data_paths, item_names, make_loader, read_test_config, target_names
+from inference.eval_config import MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
+from datasets import spec_inputs
 from inference.norm import DataNorm
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
 from utils.checkpoints import load_checkpoint
+from utils.config import Checker
 from utils.device import resolve_device
-from utils.errors import UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 from utils.files import atomic_write_text, check_output
 from utils.precision import PRECISIONS, check_precision
 
@@ -44,7 +46,7 @@ def model_norm(ckpt: dict, model_path: str, config_norm: DataNorm, config: str) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--config', required=True, help='a test config (configs/test/*.yaml)')
     p.add_argument('--model', required=True, help=f"a checkpoint, or '{BICUBIC}' for the bicubic baseline")
     p.add_argument('--gpu', default=None, help="GPU index, or 'cpu' (default: CUDA if present)")
@@ -61,7 +63,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "on the fly with the config's resize, the config's protocol at S, e.g. div2k-2.5)")
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
-                        'after its ground truth')
+                        'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
+                        'k = 1, 2, ... in dataset order)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -88,13 +91,15 @@ def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
+    reads = {'--model checkpoint': None if args.model == BICUBIC else args.model, '--config file': args.config,
+             **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
     if args.out:
-        prepare_out(args.out, {'--model checkpoint': None if args.model == BICUBIC else args.model,
-                               '--config file': args.config})
+        prepare_out(args.out, reads)
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm = None, plan.norm
     if args.model != BICUBIC:
@@ -104,8 +109,8 @@ def main(argv=None) -> dict:
     window = resolve_window(args.window, model)
     writer = None
     if args.save_images:
-        folder = prepare_image_folder(args.save_images, [args.config, args.model, *data_paths(plan.spec)])
-        writer = PredictionWriter(folder, target_names(loader.dataset))
+        folder = prepare_image_folder(args.save_images, reads)
+        writer = PredictionWriter(folder, target_names(loader.dataset), len(loader.dataset))
     rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,
                     window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)

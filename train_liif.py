@@ -11,7 +11,7 @@ Config (checked on load by training/config.py; an unknown, missing or mistyped k
 line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4):
   train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
-  val_dataset:      same shape, optional; validated every `epoch_val` epochs.
+  val_dataset:      same shape, optional; validated every `epoch_val` epochs (then required).
   data_norm:        {inp: {sub: [..], div: [..]}, gt: {sub: [..], div: [..]}}, 1 or 3 numbers
                     each (default sub 0, div 1). The loss is L1 in normalised units.
   eval_type:        validation PSNR protocol (div2k-S, benchmark-S, rgb-S; default all pixels).
@@ -25,12 +25,13 @@ line naming the key and the file; write floats with a dot and signed exponent, 1
   seed:             int, default 0 (--seed). Same seed, same run on CPU.
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
+                    Samples are seeded one by one (seed, epoch, index): any num_workers, same run.
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
 tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
 initial state as epoch 0), epoch-best.pth (best val PSNR) and epoch-<N>.pth. An existing
 run folder is never replaced: resume it, pick another name, or --overwrite moves it to
-<folder>.old-<time>. A non-finite loss stops the run before the weights are updated; Ctrl-C
+<folder>.old-<time> (only a folder holding nothing but a run's files; names are one folder name). A non-finite loss stops the run before the weights are updated; Ctrl-C
 stops it; either way epoch-last.pth holds the end of the last completed epoch, resumable
 exactly (model, optimizer, scheduler, scaler, best score and every rank's random state).
 Resuming with a config whose lr, multi_step_lr or optimizer args differ follows the config:
@@ -45,12 +46,12 @@ from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
-from utils.config import load_yaml
-from utils.errors import UserError, run_cli
+from utils.config import check_value_graph, load_yaml
+from utils.errors import ArgumentParser, UserError, run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description='Train LIIF from a YAML config (schema: top of this file).')
+    p = ArgumentParser(description='Train LIIF from a YAML config (schema: top of this file).')
     p.add_argument('--config', help='training config (YAML); optional with --resume')
     p.add_argument('--name', help='run folder save/NAME (default save/_<config stem>[_TAG])')
     p.add_argument('--tag', help='suffix of the default run folder name')
@@ -65,7 +66,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--workers', type=int, help='data-loader workers per process (overrides the config)')
     p.add_argument('--overwrite', action='store_true',
                    help='start afresh even if the run folder exists (its contents are moved to '
-                        '<folder>.old-<time>, never deleted)')
+                        "<folder>.old-<time>, never deleted; refused for a folder holding more than a run's files)")
     return p.parse_args(argv)
 
 
@@ -82,6 +83,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
         if not isinstance(ckpt.get('config'), dict):
             raise UserError(f'{args.resume} carries no training config: give --config too')
         raw, where = ckpt['config'], f'{args.resume} (its config)'
+        check_value_graph(raw, where)  # a pickle can share lists: bounded as a YAML config is
     else:
         raise UserError('give --config FILE to start a run, or --resume CKPT to continue one')
     overrides = {'seed': args.seed, 'precision': args.precision, 'num_workers': args.workers,

@@ -36,7 +36,7 @@ from inference.onnx_export import export_onnx, save_onnx  # noqa: E402
 from inference.upscale import Upscaler, as_loaded  # noqa: E402
 from models.loading import load_model  # noqa: E402
 from utils.checkpoints import load_checkpoint  # noqa: E402
-from utils.errors import CliParser, UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 SCALES = {'x4': 4, 'x30': 30}
 
@@ -55,7 +55,7 @@ def timed(up: Upscaler, image, out_hw) -> tuple[float, np.ndarray]:
 
 
 def main() -> None:
-    p = CliParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--model', help='a checkpoint (default: the paper-size --arch with random weights)')
     p.add_argument('--arch', default='liif', choices=sorted(PAPER_MODELS))
     p.add_argument('--repeats', type=int, default=3)

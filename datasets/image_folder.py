@@ -9,10 +9,30 @@ from torch.utils.data import Dataset
 
 from utils.errors import UserError
 
-from .image_store import ImageStore, list_images, to_tensor
+from .image_store import ImageStore, bin_root, list_images, to_tensor
 from .registry import register
 
 _SCALE_SUFFIX = re.compile(r'x\d+$', re.IGNORECASE)
+
+
+def spec_inputs(spec, caches: bool = True) -> dict[str, str]:
+    """What a dataset spec (any nesting: a test_dataset block, a wrapper around a dataset) reads,
+    labelled for messages: every folder of images (`root_path*`), split file, and the `_bin_`
+    folder of a `cache: bin` dataset (unless not `caches`). Outputs are checked against these (utils.files.refuse_inputs)."""
+    found = {}
+    if isinstance(spec, dict):
+        cache = spec.get('cache')
+        for k, v in spec.items():
+            if isinstance(v, str) and (k.startswith('root_path') or k == 'split_file'):
+                found[f'data folder {v}' if k != 'split_file' else f'split file {v}'] = v
+                if caches and cache == 'bin' and k.startswith('root_path'):
+                    found[f'cache folder of {v}'] = bin_root(v)
+            else:
+                found.update(spec_inputs(v, caches))
+    elif isinstance(spec, list):
+        for v in spec:
+            found.update(spec_inputs(v, caches))
+    return found
 
 
 def name_key(name: str, strip_scale: bool) -> str:
@@ -93,6 +113,10 @@ class ImageFolder(Dataset):
         """The file behind item idx, for error messages."""
         return self.store.paths[idx % len(self.store)]
 
+    def item_sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of each distinct image (items 0 .. len / repeat - 1), from the headers."""
+        return [self.store.size(i) for i in range(len(self.store))]
+
     def target_path(self, idx: int) -> str:
         """The image a super-resolved item idx is compared with: its own file."""
         return self.describe(idx)
@@ -132,6 +156,10 @@ class PairedImageFolders(Dataset):
     def __getitem__(self, idx: int) -> tuple[Tensor, Tensor]:
         i = idx % len(self.store_1)
         return to_tensor(self.store_1.get(i)), to_tensor(self.store_2.get(i))
+
+    def item_sizes(self) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """((H, W) of folder 1's image, (H, W) of folder 2's) of each distinct pair, from the headers."""
+        return [(self.store_1.size(i), self.store_2.size(i)) for i in range(len(self.store_1))]
 
     def describe(self, idx: int) -> str:
         """The pair of files behind item idx, for error messages."""

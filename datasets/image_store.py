@@ -3,6 +3,7 @@
 Images are held as 8-bit arrays (H, W, 3): a quarter of the memory of float32 tensors. They are
 read by the same function as demo.py's inputs (utils/images.py), so both see the same pixels.
 """
+import hashlib
 import json
 import os
 from typing import Optional
@@ -14,13 +15,16 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.files import atomic_write, clean_stale_temps
-from utils.images import IMAGE_EXTENSIONS, read_rgb
+from utils.images import IMAGE_EXTENSIONS, image_size, is_image_name, read_rgb
 
 CACHE_MODES = ('none', 'bin', 'in_memory')
-BIN_INDEX = '_index.json'  # {file name: [size, mtime_ns, READER]} of the sources of the .npy files
+# {file name: {'stamp': [size, mtime_ns, ctime_ns, inode], 'sha256': hex, 'reader': READER}} of the
+# sources of the .npy files.
+BIN_INDEX = '_index.json'
 # Bumped when the reader's pixels change, so caches decoded by an older reader are rebuilt
-# (2: 16-bit images scaled instead of clipped, EXIF orientation applied).
-READER = 2
+# (2: 16-bit images scaled instead of clipped, EXIF orientation applied; 3: content checked;
+# 4: 16-bit colour read whole, 32-bit integer and float images by range).
+READER = 4
 
 
 def read_image(path: str) -> np.ndarray:
@@ -47,12 +51,24 @@ def list_images(root: str) -> list[str]:
     if not os.path.isdir(root):
         raise UserError(f'image folder not found: {root}')
     names = sorted(n for n in os.listdir(root)
-                   if not n.startswith('.') and n.lower().endswith(IMAGE_EXTENSIONS)
+                   if is_image_name(n)
                    and os.path.isfile(os.path.join(root, n)))
     if not names:
         raise UserError(f'no images in folder {root} (expected files ending in '
                         f'{", ".join(IMAGE_EXTENSIONS)})')
     return names
+
+
+def file_sha256(path: str) -> str:
+    """The hex sha256 of a file's bytes (a UserError naming it when it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                h.update(block)
+    except OSError as e:
+        raise UserError(f'cannot read image {path} ({e.strerror})') from None
+    return h.hexdigest()
 
 
 def bin_root(root: str) -> str:
@@ -101,12 +117,22 @@ class ImageStore:
             return load_bin(self.bin_paths[i])
         return read_image(self.paths[i])
 
+    def size(self, i: int) -> tuple[int, int]:
+        """(H, W) of image i, without decoding it (the cached array's shape, or the file's header)."""
+        if self.arrays is not None:
+            return self.arrays[i].shape[:2]
+        return image_size(self.paths[i])
+
     def nbytes(self) -> int:
         """Bytes held in memory by the decoded images (0 unless cache is 'in_memory')."""
         return sum(a.nbytes for a in self.arrays) if self.arrays is not None else 0
 
     def _build_bin(self) -> list[str]:
-        """Write a .npy per image whose source is new or changed (size or mtime); return paths."""
+        """Write a .npy per image whose source is new or changed; return their paths. A source is
+        unchanged when its size, mtime, ctime and inode are those recorded; otherwise its content's
+        sha256 decides (a file replaced by `cp -p`, `rsync -a` or `tar` keeps its size and mtime,
+        but gets a new ctime, which no tool can set back: it is hashed, and decoded again when its
+        content differs). A copied dataset (new ctimes, same content) is hashed, not decoded."""
         out_root = bin_root(self.root)
         try:
             os.makedirs(out_root, exist_ok=True)
@@ -124,13 +150,21 @@ class ImageStore:
         bin_paths, changed = [], False
         try:
             for name, path in zip(self.names, self.paths):
-                st = os.stat(path)
-                stamp = [st.st_size, st.st_mtime_ns, READER]
                 npy = os.path.join(out_root, name + '.npy')
-                if index.get(name) != stamp or not os.path.isfile(npy):
-                    arr = read_image(path)
-                    atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
-                    index[name] = stamp
+                entry = index.get(name)
+                if not (isinstance(entry, dict) and entry.get('reader') == READER and os.path.isfile(npy)):
+                    entry = None
+                try:
+                    st = os.stat(path)
+                except OSError as e:
+                    raise UserError(f'cannot read image {path} ({e.strerror})') from None
+                stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                if entry is None or entry.get('stamp') != stamp:
+                    digest = file_sha256(path)
+                    if entry is None or entry.get('sha256') != digest:
+                        arr = read_image(path)
+                        atomic_write(npy, lambda f: np.save(f, arr, allow_pickle=False))
+                    index[name] = {'stamp': stamp, 'sha256': digest, 'reader': READER}
                     changed = True
                 bin_paths.append(npy)
         finally:

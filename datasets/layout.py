@@ -4,10 +4,9 @@ Kinds: 'div2k' (load/div2k), 'benchmark' (load/benchmark, the EDSR benchmark pac
 'sample' (load/sample, made by scripts/prepare_sample_data.py).
 Command line: python -m datasets.layout <root> <kind>
 """
-import argparse
 import os
 
-from utils.errors import UserError, run_cli
+from utils.errors import ArgumentParser, UserError, run_cli
 
 from .image_folder import name_key
 from .image_store import IMAGE_EXTENSIONS
@@ -81,7 +80,7 @@ def check_layout(root: str, kind: str) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description='Check a data folder against the expected layout.')
+    parser = ArgumentParser(description='Check a data folder against the expected layout.')
     parser.add_argument('root', help='e.g. load/div2k, load/benchmark, load/sample')
     parser.add_argument('kind', choices=KINDS)
     args = parser.parse_args()

@@ -4,6 +4,7 @@ from typing import Optional
 
 from torch.utils.data import Dataset
 
+from utils.config import Checker, check_spec
 from utils.registry import Registry
 
 DATASETS = Registry('dataset')
@@ -13,7 +14,10 @@ register = DATASETS.register
 def make(spec: dict, args: Optional[dict] = None) -> Dataset:
     """Build the dataset `spec['name']` from a copy of `spec['args']` updated by `args`
     (a wrapper gets its inner dataset this way: `make(wrapper_spec, args={'dataset': ds})`)."""
+    check_spec(spec, 'dataset')
     dataset_args = copy.deepcopy(spec.get('args') or {})
     if args is not None:
         dataset_args.update(args)
-    return DATASETS.get(spec['name'])(**dataset_args)
+    factory = DATASETS.get(spec['name'])
+    Checker(f"dataset {spec['name']!r}").factory_args(factory, dataset_args, 'args')
+    return factory(**dataset_args)

@@ -107,7 +107,7 @@ class SRImplicitDownsampled(Dataset):
                  scale_max: Optional[float] = None, augment: bool = False,
                  sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
-        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.augment, self.rgb_permute = check_switch(augment, 'augment'), check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
@@ -122,6 +122,19 @@ class SRImplicitDownsampled(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)
+
+    def check_items(self) -> None:
+        """Before training: every image is large enough for every scale this wrapper can draw
+        (from the headers); a UserError naming the first that is not."""
+        sizes = self.dataset.item_sizes() if hasattr(self.dataset, 'item_sizes') else []
+        for i, (h, w) in enumerate(sizes):
+            if self.inp_size is not None and min(h, w) < round(self.inp_size * self.scale_max):
+                side = round(self.inp_size * self.scale_max)
+                raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, smaller than the {side}x{side} HR crop '
+                                f'for inp_size {self.inp_size} at scale_max {self.scale_max:g}')
+            if self.inp_size is None and min(h, w) < self.scale_max:
+                raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, too small to downsample by '
+                                f'scale_max {self.scale_max:g}')
 
     def __getitem__(self, idx: int) -> dict:
         img = self.dataset[idx]
@@ -148,32 +161,78 @@ class SRImplicitDownsampled(Dataset):
         return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
 
 
+def lr_extent(n_lr: int, n_hr: int, scale: float) -> Optional[int]:
+    """LR pixels of an axis that an HR axis of n_hr pixels covers at `scale`, or None when n_lr
+    is no LR size of n_hr at that scale. An LR made at scale s has floor(n_hr / s) pixels (HR
+    cropped to a multiple first, as the benchmark packs are, or PIL with a floor) or ceil(n_hr /
+    s) (MATLAB's imresize of the whole HR): both are accepted, and in the second case the last
+    LR pixel, which reaches beyond the HR, is left out."""
+    lo, hi = math.floor(n_hr / scale + 1e-9), math.ceil(n_hr / scale - 1e-9)
+    if not (1 <= lo and lo <= n_lr <= hi):
+        return None
+    return lo
+
+
+def paired_scale(lr_hw, hr_hw, scale: Optional[float], what: str) -> tuple[float, tuple[int, int]]:
+    """(scale, (h, w) LR pixels to use) of an LR/HR pair: every axis must fit `scale` (lr_extent),
+    or, without one, the integer scale its heights give (at least 2), the same for its widths.
+    Anything else (an LR of another scale, of the HR's size, with another aspect) is a UserError
+    naming the pair."""
+    if scale is None:
+        scale = max(1, round(hr_hw[0] / lr_hw[0]))
+        if scale < 2:
+            raise UserError(f'pair {what}: LR {lr_hw[0]}x{lr_hw[1]} for HR {hr_hw[0]}x{hr_hw[1]} is no '
+                            'downscaled copy (an LR at least half the HR size is expected)')
+    extent = tuple(lr_extent(n, m, scale) for n, m in zip(lr_hw, hr_hw))
+    if None in extent:
+        want = 'x'.join(f'{math.floor(m / scale + 1e-9)}' + (f'..{math.ceil(m / scale - 1e-9)}'
+                        if math.ceil(m / scale - 1e-9) > math.floor(m / scale + 1e-9) else '') for m in hr_hw)
+        raise UserError(f'pair {what}: LR {lr_hw[0]}x{lr_hw[1]} is not HR {hr_hw[0]}x{hr_hw[1]} at scale '
+                        f'{scale:g} (expected LR {want}): a file of another scale or size')
+    return scale, extent
+
+
 @register('sr-implicit-paired')
 class SRImplicitPaired(Dataset):
-    """(LR, HR) pairs from disk at the integer scale s = H_hr // H_lr: HR cropped to
-    s * (h_lr, w_lr); with inp_size, aligned random crops (inp_size and s * inp_size)."""
+    """(LR, HR) pairs from disk at scale s: `scale` if given (test configs give their protocol's),
+    else the integer H_hr / H_lr; every pair is checked to be at that scale (paired_scale). HR
+    cropped to what the LR covers, round(s * (h_lr, w_lr)); with inp_size (integer s only),
+    aligned random crops (inp_size and s * inp_size)."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,
-                 sample_q: Optional[int] = None, rgb_permute: bool = False):
+                 sample_q: Optional[int] = None, rgb_permute: bool = False, scale: Optional[float] = None):
         self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
-        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.augment, self.rgb_permute = check_switch(augment, 'augment'), check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         check_sample_q(sample_q)
+        if scale is not None:
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) \
+                    or not scale > 1:
+                raise UserError(f'scale must be a number > 1, got {scale!r}')
+            if inp_size is not None and not float(scale).is_integer():
+                raise UserError(f'scale {scale:g}: aligned crops (inp_size) need an integer scale')
+        self.scale = scale
 
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def check_items(self) -> None:
+        """Before training: every pair is at the scale (paired_scale) and its LR holds the inp_size
+        crop (from the headers); a UserError naming the first pair that is not."""
+        sizes = self.dataset.item_sizes() if hasattr(self.dataset, 'item_sizes') else []
+        for i, (lr_hw, hr_hw) in enumerate(sizes):
+            _, (h, w) = paired_scale(lr_hw, hr_hw, self.scale, describe(self.dataset, i))
+            if self.inp_size is not None and min(h, w) < self.inp_size:
+                raise UserError(f'LR image of {describe(self.dataset, i)} is {h}x{w}, smaller than the '
+                                f'{self.inp_size}x{self.inp_size} crop (inp_size)')
+
     def __getitem__(self, idx: int) -> dict:
         img_lr, img_hr = self.dataset[idx]
-        h_lr, w_lr = img_lr.shape[-2:]
-        s = img_hr.shape[-2] // h_lr
-        if s < 1 or img_hr.shape[-1] < w_lr * s:
-            raise UserError(f'pair {describe(self.dataset, idx)}: HR {img_hr.shape[-2]}x{img_hr.shape[-1]} '
-                            f'is not an integer multiple (>= 1) of LR {h_lr}x{w_lr}')
+        s, (h_lr, w_lr) = paired_scale(img_lr.shape[-2:], img_hr.shape[-2:], self.scale, describe(self.dataset, idx))
         if self.inp_size is None:
-            crop_lr, crop_hr = img_lr, img_hr[:, :h_lr * s, :w_lr * s]
+            crop_lr, crop_hr = img_lr[:, :h_lr, :w_lr], img_hr[:, :round(h_lr * s), :round(w_lr * s)]
         else:
-            n = self.inp_size
+            n, s = self.inp_size, int(s)
             if h_lr < n or w_lr < n:
                 raise UserError(f'LR image of {describe(self.dataset, idx)} is {h_lr}x{w_lr}, '
                                 f'smaller than the {n}x{n} crop (inp_size)')
@@ -202,7 +261,7 @@ class SRImplicitUniformVaried(Dataset):
     def __init__(self, dataset: Dataset, size_min: int, size_max: Optional[int] = None,
                  augment: bool = False, gt_resize: Optional[int] = None,
                  sample_q: Optional[int] = None, resize: str = 'pil'):
-        self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, augment, gt_resize, sample_q
+        self.dataset, self.augment, self.gt_resize, self.sample_q = dataset, check_switch(augment, 'augment'), gt_resize, sample_q
         self.size_min = check_size(size_min, 'size_min')
         self.size_max = size_min if size_max is None else check_size(size_max, 'size_max')
         check_size(gt_resize, 'gt_resize')

@@ -10,7 +10,7 @@ from typing import Optional
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
-from utils.config import load_yaml
+from utils.config import Checker, load_yaml
 from utils.errors import UserError
 
 from .metrics import Protocol, parse_eval_type
@@ -34,29 +34,17 @@ def rewrite_data_root(spec, data_root: Optional[str]):
     return spec
 
 
-def data_paths(spec) -> list[str]:
-    """Every folder (root_path*) and split file a dataset spec reads from."""
-    if isinstance(spec, dict):
-        found = []
-        for k, v in spec.items():
-            if isinstance(v, str) and (k.startswith('root_path') or k == 'split_file'):
-                found.append(v)
-            else:
-                found += data_paths(v)
-        return found
-    if isinstance(spec, list):
-        return [p for v in spec for p in data_paths(v)]
-    return []
-
-
 def load_test_spec(cfg: dict, config: str) -> dict:
     """The config's test_dataset block, checked: dataset and wrapper specs, batch_size."""
     spec = cfg.get('test_dataset')
     if not isinstance(spec, dict):
         raise UserError(f"{config}: missing 'test_dataset' (with 'dataset', 'wrapper' and 'batch_size')")
+    c = Checker(config)
     for key in ('dataset', 'wrapper'):
         if not (isinstance(spec.get(key), dict) and isinstance(spec[key].get('name'), str)):
             raise UserError(f"{config}: test_dataset.{key} must be a spec with a 'name' (and 'args')")
+        c.spec(spec[key], f'test_dataset.{key}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
+               datasets.DATASETS.get)
     bs = spec.get('batch_size', 1)
     if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
         raise UserError(f'{config}: test_dataset.batch_size must be a positive integer, got {bs!r}')
@@ -65,7 +53,7 @@ def load_test_spec(cfg: dict, config: str) -> dict:
 
 def check_data_paths(spec: dict, config: str, data_root: Optional[str], env_var: str) -> None:
     """A UserError naming the first folder or split file of `spec` that does not exist."""
-    for path in data_paths(spec):
+    for path in datasets.spec_inputs(spec, caches=False).values():
         if not os.path.exists(path):
             raise UserError(f'dataset folder not found: {path} (config {config}'
                             + (f', data root {data_root})' if data_root else f'; set --data-root or ${env_var})'))
@@ -85,8 +73,12 @@ def item_names(dataset: Dataset) -> Optional[list[str]]:
     return per_item(dataset, 'describe')
 
 
+MAX_WORKERS = 256
+
+
 def make_loader(spec: dict, workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """The in-order loader of a checked test_dataset spec."""
+    """The in-order loader of a checked test_dataset spec, with 0 .. MAX_WORKERS workers."""
+    Checker('test loader').integer(workers, 'workers', minimum=0, maximum=MAX_WORKERS)
     dataset = datasets.make(spec['wrapper'], args={'dataset': datasets.make(spec['dataset'])})
     return DataLoader(dataset, batch_size=spec.get('batch_size', 1), shuffle=False,
                       num_workers=workers, pin_memory=pin_memory)
@@ -114,6 +106,19 @@ def at_scale(spec: dict, protocol: Protocol, scale: float, config: str) -> tuple
     return moved, protocol if protocol.kind == 'none' else Protocol(protocol.kind, scale)
 
 
+def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
+    """A dataset block whose `sr-implicit-paired` wrapper checks every pair against the protocol's
+    scale (its `scale` arg, set from eval_type; one that disagrees is a UserError)."""
+    wrapper = spec.get('wrapper') or {}
+    if wrapper.get('name') != 'sr-implicit-paired' or protocol.scale is None:
+        return spec
+    args = dict(wrapper.get('args') or {})
+    if args.get('scale') is not None and args['scale'] != protocol.scale:
+        raise UserError(f"{where}: wrapper.args.scale {args['scale']} disagrees with eval_type "
+                        f'{protocol.eval_type} (scale {protocol.scale:g})')
+    return {**spec, 'wrapper': {**wrapper, 'args': {**args, 'scale': protocol.scale}}}
+
+
 @dataclass(frozen=True)
 class TestPlan:
     """What a test config asks for, checked: the dataset spec (paths under the data root), the
@@ -133,6 +138,7 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     protocol = parse_eval_type(cfg.get('eval_type'))
     if scale is not None:
         spec, protocol = at_scale(spec, protocol, scale, config)
+    spec = with_protocol_scale(spec, protocol, f'{config}: test_dataset')
     bsize = cfg.get('eval_bsize')
     if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
         raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')

@@ -10,7 +10,7 @@ sampled pixels, which only a protocol without a border crop allows; SSIM then is
 """
 import statistics
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -21,12 +21,13 @@ from tqdm import tqdm
 from datasets.image_store import to_uint8
 from datasets.resize import resize_fn
 from utils.errors import CheckedLoader, UserError
+from utils.files import refuse_inputs, unique_stems
 from utils.images import write_image
 from utils.precision import autocast
 
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
-from .render import band_coord, batched_predict, frame_cell
+from .render import band_coord, batched_predict, count_non_finite, frame_cell, non_finite_error
 from .window import cell_clip, mirror_pad, window_frame
 
 
@@ -86,6 +87,9 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
         cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
     with autocast(device, precision):
         pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
+    bad = count_non_finite(pred)  # clamped, a NaN or inf would score as black or white
+    if bad:
+        raise non_finite_error(bad, pred.shape[0] * pred.shape[1], precision, 'no score is given')
     return as_images(norm.pred_to_rgb(pred.float()), hw), as_images(gt, hw)
 
 
@@ -109,7 +113,14 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
                disable=None if progress is None else not progress)
     for batch in bar:
         hw = image_shape(batch['cell'], batch['gt'].shape[1], protocol, whole)
-        pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
+        if whole and hw is not None and tuple(batch['inp'].shape[-2:]) == tuple(hw):
+            first = names[len(rows)] if names else f'item {len(rows)}'
+            raise UserError(f'{first}: the LR input is {hw[0]}x{hw[1]}, the size of its ground truth: nothing '
+                            'to super-resolve (a scale too close to 1?)')
+        try:
+            pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
+        except UserError as e:
+            raise UserError(f'{names[len(rows)] if names else f"item {len(rows)}"}: {e}') from None
         lr_size = list(batch['inp'].shape[-2:])
         psnrs = psnr(pred, gt, protocol).tolist()
         ssims = ssim(pred, gt, protocol).tolist() if with_ssim and hw is not None else [None] * len(psnrs)
@@ -125,25 +136,25 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
 
 class PredictionWriter:
     """`evaluate`'s on_image: each prediction as an 8-bit PNG (value * 255, rounded) in `folder`,
-    named after its ground truth (`names`; a repeated name gets _<index>), written atomically."""
+    named after its ground truth (`names`; `<index>` without), written atomically. Names are
+    unique by utils.files.unique_stems: images sharing a stem (`a.png`, `a.tif`) are all
+    `<stem>_<k>.png`, k = 1, 2, ... in dataset order."""
 
-    def __init__(self, folder: Path, names: Optional[Sequence[str]]):
-        self.folder, self.names, self.used = Path(folder), names, set()
+    def __init__(self, folder: Path, names: Optional[Sequence[str]], count: Optional[int] = None):
+        self.folder = Path(folder)
+        stems = [Path(n).stem for n in names] if names else [f'{i:04d}' for i in range(count or 0)]
+        self.files = [f'{s}.png' for s in unique_stems(stems)]
 
     def __call__(self, index: int, pred: Tensor) -> None:
-        stem = Path(self.names[index]).stem if self.names else f'{index:04d}'
-        name = f'{stem}.png' if stem not in self.used else f'{stem}_{index}.png'
-        self.used.add(stem)
+        name = self.files[index] if index < len(self.files) else f'{index:04d}.png'
         write_image(Image.fromarray(to_uint8(pred.float()), 'RGB'), self.folder / name, 'PNG')
 
 
-def prepare_image_folder(folder: str, inputs: Sequence[str]) -> Path:
-    """--save-images: a new or empty folder that is none of the inputs (nothing is overwritten)."""
+def prepare_image_folder(folder: str, inputs: Mapping[str, Optional[str]]) -> Path:
+    """--save-images: a new or empty folder that is none of the inputs, lies in no input folder
+    and holds none (utils.files.refuse_inputs): nothing is overwritten."""
     path = Path(folder)
-    resolved = path.resolve()
-    for item in inputs:
-        if item and Path(item).resolve() == resolved:
-            raise UserError(f'--save-images {folder} is an input ({item}); give a new folder')
+    refuse_inputs(path, inputs, '--save-images', folder=True)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f'--save-images {folder} exists and is not an empty folder; give a new one '
                         '(saved images never overwrite anything)')

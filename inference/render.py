@@ -19,6 +19,7 @@ from utils.errors import UserError
 from utils.precision import autocast
 
 from .norm import DataNorm
+from .options import check_bsize
 from .tiling import encode_tiled
 from .window import mirror_pad, window_frame
 
@@ -137,6 +138,7 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
     with ETA) once a render takes over a second."""
     if img.dim() != 4 or img.shape[0] != 1:
         raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(img.shape)}')
+    check_bsize(bsize, 'render')
     h, w = out_hw
     if out is None:
         out = np.empty((h, w, 3), dtype=np.uint8)
@@ -150,10 +152,20 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
     with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
               disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:
-            bad += int((~torch.isfinite(pred)).any(-1).sum())  # would become black pixels
+            bad += count_non_finite(pred)
             out[r0:r1] = norm.pred_to_uint8(pred)
             bar.update()
     if bad:
-        raise UserError(f'the model predicted NaN or inf for {bad:,} of {h * w:,} pixels (damaged '
-                        f'weights, or an overflow at precision {precision}); the image is not written')
+        raise non_finite_error(bad, h * w, precision, 'the image is not written')
     return out
+
+
+def non_finite_error(bad: int, total: int, precision: str, consequence: str) -> UserError:
+    """The one-line refusal of predictions of which `bad` of `total` pixels are NaN or inf."""
+    return UserError(f'the model predicted NaN or inf for {bad:,} of {total:,} pixels (damaged weights, '
+                     f'or an overflow at precision {precision}); {consequence}')
+
+
+def count_non_finite(pred: Tensor) -> int:
+    """Pixels of pred (..., 3) with any NaN or inf channel: they would become black or white."""
+    return int((~torch.isfinite(pred)).any(-1).sum())

@@ -15,7 +15,7 @@ mirror padding for window encoders (SwinIR).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,54 +25,46 @@ from PIL import Image
 from models.loading import build_model, require_implicit
 from utils.checkpoints import PathLike, load_checkpoint
 from utils.device import resolve_device
+from utils.config import Checker
 from utils.errors import UserError
-from utils.images import (LoadedImage, check_output_size, compose, output_format, read_image, split_channels,
+from utils.files import check_output
+from utils.pixels import array_to_uint8
+from utils.images import (LoadedImage, check_format, check_output_size, compose, output_format, read_image, split_channels,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
 from .norm import DataNorm
 from .onnx_backend import IDENTITY_NORM, load_onnx_model
 from .render import render
-from .tiling import receptive_radius
-from .window import resolve_window
+from .options import check_bsize, check_tile, min_tile, output_size
+from .window import resolve_window, window_frame
 
 BACKENDS = ('pytorch', 'onnxruntime')
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / 'pretrained' / 'edsr-baseline-liif-sample.pth'
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
-
-
-def output_size(in_hw: Sequence[int], scale: Union[float, Sequence[float], None] = None,
-                resolution: Optional[Sequence[int]] = None) -> tuple[int, int]:
-    """(H, W) of the output: `resolution` (H, W), or in_hw times `scale` (S or (SY, SX)) rounded
-    half up, at least 1 pixel."""
-    if (scale is None) == (resolution is None):
-        raise UserError('give exactly one of scale and resolution')
-    if resolution is not None:
-        h, w = (int(v) for v in resolution)
-        if h < 1 or w < 1:
-            raise UserError(f'resolution must be positive (H, W), got {tuple(resolution)}')
-        return h, w
-    sy, sx = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
-    if not all(np.isfinite(s) and s > 0 for s in (sy, sx)):
-        raise UserError(f'scale must be positive and finite, got {scale}')
-    # Capped so that an absurd scale (1e300) gives a size the size checks refuse, not an overflow.
-    return tuple(max(1, int(np.floor(min(n * s, 2.0 ** 62) + 0.5))) for n, s in zip(in_hw, (sy, sx)))
+MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
-    """An array (uint8, or float in [0, 1]; (H, W), (H, W, 3) or (H, W, 4)), a (3, H, W) tensor or a
-    PIL image -> the LoadedImage demo.py gets from a file (8-bit RGB, alpha, grayscale)."""
+    """An array ((H, W), (H, W, 3) or (H, W, 4): uint8, uint16 (/ 257), bool, or float in [0, 1]),
+    a tensor of the same types ((H, W) or (3|4, H, W)) or a PIL image (any mode, read by the rules
+    of utils/images.py) -> the LoadedImage demo.py gets from a file. Values outside the range of
+    their type, NaN, inf and other types are refused (utils/pixels.py), never clipped."""
     if isinstance(image, Image.Image):
-        return split_channels(image)
+        return split_channels(image, 'the PIL image')
+    what = 'the image array'
     if isinstance(image, torch.Tensor):
-        image = image.detach().cpu().permute(1, 2, 0).numpy() if image.dim() == 3 else image.detach().cpu().numpy()
-    a = np.asarray(image)
+        what, t = 'the image tensor', image.detach().cpu()
+        if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+            t = t.float()  # numpy has no bfloat16
+        image = t.permute(1, 2, 0).numpy() if t.dim() == 3 else t.numpy()
+    elif not isinstance(image, np.ndarray):
+        raise UserError(f'expected an image: a numpy array, a tensor or a PIL image, got {type(image).__name__}')
+    a = image
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise UserError(f'expected an image array (H, W), (H, W, 3) or (H, W, 4), got shape {a.shape}')
-    if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.floating):
-            raise UserError(f'expected uint8 or float pixels in [0, 1], got {a.dtype}')
-        a = np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+        raise UserError(f'{what}: expected shape (H, W), (H, W, 3) or (H, W, 4) (tensors (3|4, H, W)), '
+                        f'got {tuple(a.shape)}')
+    a = array_to_uint8(a, what)
     mode = 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA')
     return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
 
@@ -88,7 +80,21 @@ class Upscaler:
     tile: Optional[int] = 512
     bsize: int = 30000
     progress: bool = False
-    source: str = field(default='model', compare=False)
+    source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
+
+    def __post_init__(self):
+        self.check_options()
+
+    def check_options(self) -> tuple[Optional[int], Optional[int]]:
+        """Validate the rendering options (inference/options.py): precision for the device,
+        window (one the model can take), tile (0/None or at least the encoder's receptive field),
+        bsize, progress; returns (window size or None, tile or None). Run again by every render,
+        so an option changed after construction is checked too."""
+        c = Checker('Upscaler')
+        check_precision(c.string(self.precision, 'precision'), self.device)
+        c.boolean(self.progress, 'progress')
+        check_bsize(self.bsize)
+        return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, backend: str = 'pytorch',
@@ -106,7 +112,7 @@ class Upscaler:
         if checkpoint is None and not path.is_file():
             raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
                             "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
-        dev = resolve_device(device)
+        dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt = load_checkpoint(path)
         model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
@@ -129,45 +135,68 @@ class Upscaler:
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
         """The tile size to encode an input of in_hw with: None when it fits one tile or the
         encoder's reach is unbounded (attention), which is then encoded whole."""
-        if self.tile is None or self.tile < 1 or max(in_hw) <= self.tile:
+        tile = check_tile(self.tile, self.model)
+        if tile is None or max(in_hw) <= tile or min_tile(self.model) is None:
             return None
-        try:
-            receptive_radius(self.model.encoder)
-        except (ValueError, AttributeError):
-            return None
-        return self.tile
+        return tile
 
     def render_loaded(self, image: LoadedImage, out_hw: Sequence[int]) -> Image.Image:
         """A LoadedImage rendered at out_hw -> PIL image (L, LA, RGB or RGBA, as the input)."""
+        window, _ = self.check_options()
         x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
-                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]),
-                     window=resolve_window(self.window, self.model))
+                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window)
         del x
         alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
         return compose(rgb, alpha, image.gray)
 
     def __call__(self, image: ImageLike, scale: Union[float, Sequence[float], None] = None,
-                 resolution: Optional[Sequence[int]] = None) -> Union[np.ndarray, Image.Image]:
-        """Upscale an in-memory image by `scale` (S or (SY, SX)) or to `resolution` (H, W)."""
+                 resolution: Optional[Sequence[int]] = None, force: bool = False,
+                 max_output_megapixels: float = MAX_OUTPUT_MEGAPIXELS) -> Union[np.ndarray, Image.Image]:
+        """Upscale an in-memory image by `scale` (S or (SY, SX)) or to `resolution` (H, W). Outputs
+        over `max_output_megapixels` need `force`; sizes no memory can hold are refused even then."""
+        c = Checker('upscale')
+        c.boolean(force, 'force')
+        c.number(max_output_megapixels, 'max_output_megapixels', positive=True)
         loaded = as_loaded(image)
-        out = self.render_loaded(loaded, output_size(loaded.rgb.shape[:2], scale, resolution))
+        out_hw = output_size(loaded.rgb.shape[:2], scale, resolution)
+        check_output_size(out_hw, None, max_output_megapixels, force)
+        out = self.render_loaded(loaded, out_hw)
         return out if isinstance(image, Image.Image) else np.asarray(out)
 
     def upscale_file(self, src: PathLike, dst: PathLike, scale: Union[float, Sequence[float], None] = None,
                      resolution: Optional[Sequence[int]] = None, quality: int = 95, force: bool = False,
                      max_input_megapixels: Optional[float] = None, max_output_megapixels: float = 500,
-                     png_compression: int = 4) -> tuple[tuple[int, int], Optional[str]]:
+                     png_compression: int = 4, protect: Optional[Mapping[str, PathLike]] = None
+                     ) -> tuple[tuple[int, int], Optional[str]]:
         """Read src, upscale it and write dst (format from its extension, lossy ones at `quality`,
         PNG at zlib level `png_compression`: 4 encodes a 1024x1024 photo 2.8x faster than PIL's 6
         for 1% more bytes, benchmarks/bench_png.py), atomically. Returns the output size (H, W) and a note when the format cannot hold the
-        image's mode (e.g. JPEG and alpha). Sizes are checked before anything is decoded or rendered."""
+        image's mode (e.g. JPEG and alpha). Checked before anything is decoded or rendered: dst is
+        neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
+        its format and the sizes."""
+        c = Checker('upscale_file')
+        c.integer(quality, 'quality', 1, 100)
+        c.integer(png_compression, 'png_compression', 0, 9)
+        c.boolean(force, 'force')
+        if max_input_megapixels is not None:
+            c.number(max_input_megapixels, 'max_input_megapixels', positive=True)
+        c.number(max_output_megapixels, 'max_output_megapixels', positive=True)
+        window, _ = self.check_options()
+        fmt = output_format(dst)
+        check_format(fmt, dst)
+        check_output(dst, {'input': src, 'model checkpoint': self.source, **(protect or {})}, 'output')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
+        if window and max_input_megapixels is not None and not force:  # the padded input is what is encoded
+            (ph, pw), _ = window_frame(image.rgb.shape[:2], window)
+            h, w = image.rgb.shape[0] + ph, image.rgb.shape[1] + pw
+            if h * w > max_input_megapixels * 1e6:
+                raise UserError(f'input {src} padded to the window {window} is {h}x{w} pixels, over the '
+                                f'{max_input_megapixels:g}-megapixel budget; pass --force to render it anyway')
         out_hw = output_size(image.rgb.shape[:2], scale, resolution)
-        fmt = output_format(dst)
         check_output_size(out_hw, fmt, max_output_megapixels, force)
-        mode, note = storable_mode(fmt, image.mode)
+        mode, note = storable_mode(fmt, image.mode, dst)
         img = self.render_loaded(image, out_hw)
         if mode != img.mode:
             img = img.convert(mode)

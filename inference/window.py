@@ -25,19 +25,31 @@ def model_window(model: nn.Module) -> Optional[int]:
     return int(size) if size else None
 
 
-def resolve_window(option: str, model: Optional[nn.Module]) -> Optional[int]:
-    """--window: 'auto' (the model's encoder's window, if any), '0' or 'off' (never), or a size."""
+# The largest window --window takes (SwinIR's is 8): padding adds up to a window to each side.
+MAX_WINDOW = 256
+
+
+def resolve_window(option, model: Optional[nn.Module]) -> Optional[int]:
+    """--window (or the library's `window`): 'auto' (the model's encoder's window, if any), '0',
+    'off', 'none', 0 or None (never), or a size from 1 to MAX_WINDOW, which only a model whose
+    encoder has an attention window takes (with `model` None, only the value is checked)."""
+    if option is None:
+        return None
     text = str(option).strip().lower()
     if text == 'auto':
         return model_window(model) if model is not None else None
     if text in ('0', 'off', 'none'):
         return None
     try:
-        size = int(text)
+        size = int(text) if not isinstance(option, bool) else 0
     except ValueError:
         size = 0
-    if size < 1:
-        raise UserError(f"--window expects 'auto', 'off' or a window size in pixels (a positive integer), got {option!r}")
+    if not 1 <= size <= MAX_WINDOW:
+        raise UserError(f"--window expects 'auto', 'off' or a window size in pixels (an integer from 1 to "
+                        f'{MAX_WINDOW}), got {option!r}')
+    if model is not None and model_window(model) is None:
+        raise UserError(f'--window {size}: the model\'s encoder has no attention window, so padding its input '
+                        "changes nothing but its cost; use --window auto or off (SwinIR encoders have one)")
     return size
 
 

@@ -1,9 +1,10 @@
 """From a checkpoint to a model: `make(ckpt['model'], load_sd=True)`, the one way every entry
 point builds a model from a file (the file itself is read, and its archive verified, by
 utils/checkpoints.py). Weights holding NaN or inf are refused here, for every entry point."""
+import torch
 import torch.nn as nn
 
-from utils.checkpoints import PathLike, check_finite, load_checkpoint
+from utils.checkpoints import PathLike, check_finite, check_state_dict, load_checkpoint
 from utils.errors import UserError
 
 from .registry import make
@@ -22,17 +23,37 @@ def require_implicit(model: nn.Module, name: str, where: PathLike) -> nn.Module:
     return model
 
 
+def _largest_int(value) -> int:
+    """The largest integer anywhere in a spec's args (nested lists and dicts), 0 without any."""
+    if isinstance(value, dict):
+        return max((_largest_int(v) for v in value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return max((_largest_int(v) for v in value), default=0)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
 def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.Module:
     """`make(ckpt['model'], load_sd=True)` for a dict from load_checkpoint, moved to `device`, in
-    eval mode; failures (and non-finite weights) are UserErrors prefixed with `path`."""
-    check_finite(ckpt['model']['sd'], path)
+    eval mode; failures (and non-finite weights) are UserErrors prefixed with `path`. A checkpoint's
+    args are not trusted to size memory: no width or count may exceed the state dict's number of
+    values, and the model is first built on the meta device (no memory) and compared with the state
+    dict, so args implying a model larger than the file's weights are refused before allocating."""
+    spec = ckpt['model']
+    check_finite(spec['sd'], path)
+    n_values = sum(v.numel() for v in spec['sd'].values())
+    if _largest_int(spec.get('args')) > max(n_values, 1024):
+        raise UserError(f"{path}: model {spec['name']!r}: its args hold the number {_largest_int(spec.get('args')):,}, "
+                        f'more than the {n_values:,} values of its weights: not a model this file holds')
+    what = f"model {spec['name']!r}"
     try:
-        model = make(ckpt['model'], load_sd=True)
+        with torch.device('meta'):
+            check_state_dict(make(spec), spec['sd'], what)
+        model = make(spec, load_sd=True)
     except UserError as e:
         raise UserError(f'{path}: {e}') from None
-    except (TypeError, ValueError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001  (a checkpoint's args can break a constructor in any way)
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserError(f"{path}: model {ckpt['model']['name']!r} cannot be built from its args ({msg})") from None
+        raise UserError(f"{path}: model {spec['name']!r} cannot be built from its args ({msg})") from None
     return model.to(device).eval()
 
 

@@ -125,7 +125,7 @@ class SwinIR(nn.Module):
             self.absolute_pos_embed = nn.Parameter(torch.zeros(1, resolution[0] * resolution[1], embed_dim))
             nn.init.trunc_normal_(self.absolute_pos_embed, std=.02)
         self.pos_drop = nn.Dropout(drop_rate)
-        dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        dpr = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()  # plain numbers, also under a meta device
         starts = [sum(depths[:i]) for i in range(len(depths))]
         self.layers = nn.ModuleList([
             RSTB(embed_dim, resi_connection, input_resolution=resolution, depth=depth, num_heads=heads,

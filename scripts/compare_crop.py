@@ -9,7 +9,6 @@ bicubic (the data pipeline's resize). The model renders the whole image at the H
 checkpoint's normalisation, window padding for SwinIR); --crop TOP,LEFT,H,W (height first, HR
 pixels) is then cut from each result and enlarged --zoom times with nearest neighbours.
 """
-import argparse
 import math
 import os
 import sys
@@ -19,12 +18,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from inference.upscale import Upscaler  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
-from utils.images import read_image, write_image  # noqa: E402
+from utils.config import Checker  # noqa: E402
+from utils.images import check_format, check_output_size, output_format, read_image, write_image  # noqa: E402
 
 CAPTION = 14  # pixels of caption under each panel
+MAX_FIGURE_MEGAPIXELS = 100
 GAP = 4
 
 
@@ -77,7 +78,7 @@ def compare(up: Upscaler, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, 
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--model', help='checkpoint (default: the bundled demo model)')
     p.add_argument('--hr', required=True, help='the ground-truth image')
     p.add_argument('--lr', help='the LR input (default: the HR image shrunk by --scale)')
@@ -92,18 +93,27 @@ def main(argv=None) -> dict:
         raise UserError('give --lr or --scale (the factor to make the LR input with)')
     if args.zoom < 1:
         raise UserError(f'--zoom must be at least 1, got {args.zoom}')
-    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr, '--model checkpoint': args.model}, '--out')
+    fmt = output_format(args.out)
+    check_format(fmt, args.out)
+    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr, '--model checkpoint': args.model or BUNDLED_MODEL}, '--out')
+    # The figure: three panels of the crop enlarged --zoom times, captioned, side by side.
+    check_output_size((crop[2] * args.zoom + CAPTION, 3 * crop[3] * args.zoom + 2 * GAP), fmt, MAX_FIGURE_MEGAPIXELS, False)
+    if args.scale is not None:
+        Checker('compare_crop.py').number(args.scale, '--scale', positive=True)
+        if not args.scale > 1:
+            raise UserError(f'--scale must be > 1, got {args.scale:g}')
     hr = read_image(args.hr, what='--hr image').rgb
     if args.lr is not None:
         lr = read_image(args.lr, what='--lr image').rgb
     else:
-        if not args.scale > 1:
-            raise UserError(f'--scale must be > 1, got {args.scale:g}')
         h, w = (math.floor(n / args.scale + 1e-9) for n in hr.shape[:2])
+        if h < 1 or w < 1:
+            raise UserError(f'--hr image {args.hr} is {hr.shape[0]}x{hr.shape[1]} (HxW): too small to shrink by '
+                            f'--scale {args.scale:g}')
         hr = hr[:round(h * args.scale), :round(w * args.scale)]
         lr = np.asarray(Image.fromarray(hr).resize((w, h), Image.BICUBIC))
     fig, psnrs = compare(Upscaler.load(args.model, args.gpu), hr, lr, crop, args.zoom)
-    write_image(fig, Path(args.out))
+    write_image(fig, Path(args.out), fmt)
     print(f"wrote {args.out}: bicubic {psnrs['bicubic']:.2f} dB, model {psnrs['model']:.2f} dB on the crop")
     return psnrs
 

@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 PY=python3
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 WHAT=${1:-all}
+case "$WHAT" in
+  div2k|benchmark|all) ;;
+  *) echo "error: unknown data set '$WHAT'; expected div2k, benchmark or all" >&2; exit 2 ;;
+esac
 DIV2K_URL=http://data.vision.ee.ethz.ch/cvl/DIV2K
 BENCHMARK_URL=https://cv.snu.ac.kr/research/EDSR/benchmark.tar
 

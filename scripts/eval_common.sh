@@ -37,24 +37,48 @@ eval_setup() {
     pick_python
     DATA_ROOT=${DATA_ROOT:-load}
     PRECISION=${PRECISION:-fp32}
+    case "$PRECISION" in  # checked before anything is moved or made
+        fp32|bf16|fp16) ;;
+        *) echo "error: PRECISION must be fp32, bf16 or fp16, got '$PRECISION'" >&2; exit 2 ;;
+    esac
     if [ -z "${OUT_DIR:-}" ]; then
         local stem parent where
-        stem=$(basename "$MODEL"); stem=${stem%.*}
-        parent=$(basename "$(dirname "$MODEL")")
-        where=$(basename "$DATA_ROOT")
+        stem=$(basename -- "$MODEL"); stem=${stem%.*}
+        parent=$(basename -- "$(dirname -- "$MODEL")")
+        where=$(basename -- "$DATA_ROOT")
         if [ "$MODEL" = bicubic ]; then OUT_DIR=save/test/bicubic/$KIND-$where
-        elif [ "$(dirname "$MODEL")" = . ]; then OUT_DIR=save/test/$stem/$KIND-$where
+        elif [ "$(dirname -- "$MODEL")" = . ]; then OUT_DIR=save/test/$stem/$KIND-$where
         else OUT_DIR=save/test/$parent/$stem/$KIND-$where
         fi
     fi
-    if [ -d "$OUT_DIR" ] && [ -n "$(ls -A "$OUT_DIR")" ]; then
+    if [ -e "$OUT_DIR" ] && [ ! -d "$OUT_DIR" ]; then
+        echo "error: OUT_DIR $OUT_DIR exists and is not a folder; give a folder for the results" >&2
+        exit 2
+    fi
+    if ! mkdir -p -- "$(dirname -- "$OUT_DIR")" 2>/dev/null; then
+        echo "error: cannot create the folder of OUT_DIR $OUT_DIR (a file in its path, or no permission)" >&2
+        exit 2
+    fi
+    # One script per results folder: a second run into the same folder waits for nothing and
+    # mixes nothing; it stops (the lock is released when the first one ends, however it ends).
+    if command -v flock >/dev/null; then
+        exec 9>"$(dirname -- "$OUT_DIR")/.$(basename -- "$OUT_DIR").lock"
+        if ! flock -n 9; then
+            echo "error: $OUT_DIR is in use by another evaluation script; wait for it or set OUT_DIR" >&2
+            exit 2
+        fi
+    fi
+    if [ -d "$OUT_DIR" ] && [ -n "$(ls -A -- "$OUT_DIR")" ]; then
         local aside
         aside="$OUT_DIR.old-$(date +%Y%m%d-%H%M%S)"
         while [ -e "$aside" ]; do aside="$aside-1"; done
-        mv "$OUT_DIR" "$aside"
+        mv -- "$OUT_DIR" "$aside"
         echo "moved the previous results to $aside"
     fi
-    mkdir -p "$OUT_DIR" || exit 2
+    if ! mkdir -p -- "$OUT_DIR" 2>/dev/null; then
+        echo "error: cannot create OUT_DIR $OUT_DIR" >&2
+        exit 2
+    fi
     ENTRIES=()
     FOUND=0
     SKIPPED=()
@@ -72,7 +96,7 @@ eval_one() {
     local gpu_args=()
     [ -n "$GPU" ] && gpu_args=(--gpu "$GPU")
     ENTRIES+=("$row:$scale=$out")  # a skipped one is an empty cell
-    if "$PY" test.py --config "$config" --model "$MODEL" --data-root "$DATA_ROOT" --out "$out" \
+    if "$PY" test.py --config="$config" --model="$MODEL" --data-root="$DATA_ROOT" --out="$out" \
             --precision "$PRECISION" --quiet "${gpu_args[@]}" >"$log" 2>&1; then
         FOUND=$((FOUND + 1))
         local psnr ssim
@@ -111,7 +135,7 @@ eval_table() {
         exit 2
     fi
     echo
-    "$PY" scripts/results_table.py --title "$1" "${ENTRIES[@]}" > "$OUT_DIR/table.md" || exit 1
+    "$PY" scripts/results_table.py --title="$1" -- "${ENTRIES[@]}" > "$OUT_DIR/table.md" || exit 1
     cat "$OUT_DIR/table.md"
     echo
     [ ${#SKIPPED[@]} -gt 0 ] && echo "skipped (no data): ${SKIPPED[*]}"

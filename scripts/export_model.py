@@ -5,7 +5,6 @@ gets the paper's 0.5 / 0.5), and the training config, if there was one, for prov
 
     python scripts/export_model.py save/run/epoch-last.pth pretrained/model.pth
 """
-import argparse
 import os
 import sys
 
@@ -13,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from inference.norm import DataNorm  # noqa: E402
 from models.loading import build_model  # noqa: E402
 from utils.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import ArgumentParser, run_cli  # noqa: E402
 from utils.files import refuse_inputs  # noqa: E402
 
 
@@ -34,7 +33,7 @@ def export(src: str, dst: str) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('src')
     p.add_argument('dst')
     args = p.parse_args()

@@ -19,7 +19,7 @@ from inference.norm import DataNorm  # noqa: E402
 from inference.onnx_export import TOLERANCE, check_samples, export_onnx, max_difference, save_onnx  # noqa: E402
 from models.loading import build_model, require_implicit  # noqa: E402
 from utils.checkpoints import load_checkpoint  # noqa: E402
-from utils.errors import CliParser, UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def export(src: str, dst: str, check: bool = True) -> tuple[int, float]:
 
 
 def main() -> None:
-    p = CliParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('checkpoint', help='a checkpoint of an implicit model (LIIF, Meta-SR, A-LIIF, LTE)')
     p.add_argument('output', help='the ONNX file to write (.onnx)')
     p.add_argument('--no-check', action='store_true',

@@ -3,7 +3,6 @@ a LIIF model (right), side by side.
 
     python scripts/make_figure.py [--model CKPT] [--out docs/x30-bicubic-vs-liif.jpg]
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -13,7 +12,9 @@ from PIL import Image
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 import demo  # noqa: E402
-from utils.errors import run_cli  # noqa: E402
+from utils.errors import ArgumentParser, run_cli  # noqa: E402
+from utils.files import check_output  # noqa: E402
+from utils.images import write_image  # noqa: E402
 
 CROP = (52, 20, 84, 52)  # (left, top, right, bottom) of the 64x96 (HxW) input: cup rim and spoon
 SCALE = 30
@@ -21,11 +22,13 @@ GAP = 12
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--input', default=os.path.join(REPO, 'examples', 'coffee_lr.png'))
     p.add_argument('--model', default=None, help='checkpoint (default: the bundled model)')
     p.add_argument('--out', default=os.path.join(REPO, 'docs', 'x30-bicubic-vs-liif.jpg'))
     args = p.parse_args()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    check_output(args.out, {'--input image': args.input, '--model checkpoint': args.model or demo.DEFAULT_MODEL}, '--out')
     crop = Image.open(args.input).convert('RGB').crop(CROP)
     size = (crop.width * SCALE, crop.height * SCALE)
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,8 +41,7 @@ def main() -> None:
     fig = Image.new('RGB', (2 * size[0] + GAP, size[1]), (255, 255, 255))
     fig.paste(bicubic, (0, 0))
     fig.paste(liif, (size[0] + GAP, 0))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    fig.save(args.out, quality=90)
+    write_image(fig, args.out, quality=90)
     print(f'{args.out}: bicubic | LIIF, x{SCALE} of a {crop.width}x{crop.height} crop')
 
 

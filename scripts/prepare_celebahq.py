@@ -11,7 +11,6 @@ The LIIF authors' split is a file of their own (split.json, a separate download)
 reproducibly: names sorted, the last --val of them for validation, the rest for training.
 Existing outputs are kept (--force rewrites them). Every file is written atomically.
 """
-import argparse
 import json
 import os
 import sys
@@ -22,8 +21,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets.image_store import IMAGE_EXTENSIONS  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
-from utils.files import atomic_write, atomic_write_text  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from utils.files import atomic_write, atomic_write_text, refuse_inputs  # noqa: E402
 
 SIZES = (256, 128, 64, 32)  # 256 from the source, the others from 256
 BICUBIC = getattr(Image, 'Resampling', Image).BICUBIC
@@ -72,7 +71,7 @@ def make_split(names: list[str], split_file: Path = None, n_val: int = 5000) -> 
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('src', help='folder of the 1024x1024 CelebA-HQ images (data1024x1024)')
     p.add_argument('--root', default='load/celebAHQ', help='output folder (default load/celebAHQ)')
     p.add_argument('--split', type=Path, help="the LIIF authors' split.json, to copy (checked)")
@@ -81,6 +80,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     files = source_images(Path(args.src))
     root = Path(args.root)
+    refuse_inputs(root, {'source folder': args.src, '--split file': args.split}, '--root', folder=True)
     names = [f.stem + '.png' for f in files]
     if len(set(names)) != len(names):
         raise UserError(f'{args.src}: two source files share a name stem; rename one')

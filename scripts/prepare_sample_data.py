@@ -11,7 +11,6 @@ valid and benchmark photos are disjoint. No network: files are read from skimage
 
 Usage: python scripts/prepare_sample_data.py [--root load/sample] [--force]
 """
-import argparse
 import os
 import sys
 
@@ -20,7 +19,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from datasets.resize import imresize_matlab_uint8  # noqa: E402
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 TRAIN = {'astronaut': 'astronaut.png', 'chelsea': 'chelsea.png', 'rocket': 'rocket.jpg',
          'hubble': 'hubble_deep_field.jpg', 'ihc': 'ihc.png', 'motorcycle': 'motorcycle_left.png',
@@ -96,7 +95,7 @@ def prepare(root: str, force: bool = False) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--root', default='load/sample', help='output folder (default load/sample)')
     parser.add_argument('--force', action='store_true', help='rewrite every file')
     args = parser.parse_args()

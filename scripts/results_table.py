@@ -5,14 +5,13 @@
 Each entry is ROW:SCALE=FILE. A FILE that does not exist gives an empty cell ('-'); a row
 with no results at all is left out. Columns are the scales in increasing order.
 """
-import argparse
 import json
 import os
 import sys
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from utils.errors import UserError, run_cli  # noqa: E402
+from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 
 def parse_entry(entry: str) -> tuple[str, int, str]:
@@ -61,7 +60,7 @@ def markdown_table(entries: list[tuple[str, int, str]], title: Optional[str] = N
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--title', default=None, help='a bold line above the table')
     p.add_argument('entries', nargs='+', help='ROW:SCALE=FILE')
     args = p.parse_args(argv)

@@ -175,8 +175,11 @@ def test_rgb_permute_reorders_lr_and_hr_channels_alike(tmp_path, wrapper, flips)
 
 def test_rgb_permute_must_be_a_boolean(tmp_path):
     ds = folder(random_folder(tmp_path, (40, 40, 3))[0])
-    with pytest.raises(UserError, match=r"^rgb_permute must be true or false, got 'yes'$"):
+    with pytest.raises(UserError, match=r"^dataset 'sr-implicit-downsampled': args.rgb_permute: expected true or "
+                                        r"false \(a YAML boolean, unquoted\), got 'yes' \(str\)$"):
         wrap(ds, 'sr-implicit-downsampled', rgb_permute='yes')
+    with pytest.raises(UserError, match=r"^augment must be true or false, got 'no'$"):
+        datasets.wrappers.SRImplicitPaired(ds, augment='no')  # built directly, not through make
 
 
 @pytest.mark.parametrize('method', ['pil', 'matlab'])

@@ -15,7 +15,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import models
 from datasets.resize import imresize_matlab_uint8
-from inference.eval_config import data_paths, rewrite_data_root
+from datasets import spec_inputs
+from inference.eval_config import rewrite_data_root
 from inference.evaluate import as_images, image_shape
 from inference.metrics import parse_eval_type, psnr
 from training import trainer
@@ -192,7 +193,10 @@ def test_rewrite_data_root():
                                       'first_k': 3}
     assert rewrite_data_root(spec, None) == spec
     assert spec['dataset']['args']['root_path_2'] == 'load/x'  # the input is not mutated
-    assert sorted(data_paths(got)) == ['/abs/load/s.json', 'load/sample/benchmark/Set5/LR', 'load/sample/x']
+    assert sorted(spec_inputs(got).values()) == ['/abs/load/s.json', 'load/sample/benchmark/Set5/LR', 'load/sample/x']
+    got['dataset']['args']['cache'] = 'bin'
+    assert {'load/sample/_bin_x', 'load/sample/benchmark/Set5/_bin_LR'} < set(spec_inputs(got).values())
+    assert len(spec_inputs(got, caches=False)) == 3
 
 
 def _cli(*argv, env=None):
@@ -300,5 +304,5 @@ def test_save_images_writes_each_prediction_once(bench, tmp_path):
     with pytest.raises(UserError, match='exists and is not an empty folder'):
         _run([*argv, '--save-images', str(tmp_path / 'sr')], tmp_path)
     assert {p.name: p.read_bytes() for p in (tmp_path / 'sr').iterdir()} == before
-    with pytest.raises(UserError, match='is an input'):
+    with pytest.raises(UserError, match='is the data folder .* itself'):
         _run([*argv, '--save-images', str(bench / 'benchmark/Tiny/HR')], tmp_path)

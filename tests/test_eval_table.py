@@ -112,7 +112,9 @@ def test_results_of_two_runs_go_to_their_own_folders(tmp_path):
         folders.append(out.strip().splitlines()[-1])
     assert folders == ['OUT=save/test/run-a/epoch-last/benchmark-sample', 'OUT=save/test/run-b/epoch-last/benchmark-sample']
     for f in folders:
-        (ROOT / f.split('=', 1)[1]).rmdir()
+        out = ROOT / f.split('=', 1)[1]
+        out.rmdir()
+        (out.parent / f'.{out.name}.lock').unlink(missing_ok=True)  # the script's lock (scripts/eval_common.sh)
 
 
 def test_first_failure_stops_the_script(tmp_path):

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+import models
+from faults import TINY_LIIF, one_line_error, test_cli
 from test_train import cli, data, one_thread, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
 from training import probe as probe_module
 from training import trainer
@@ -128,3 +130,105 @@ def test_resume_from_a_nan_checkpoint_is_refused(data, tmp_path, capsys, monkeyp
     code, err = cli(['--config', str(cfg), '--name', 'r', '--resume', 'nan.pth'], capsys)
     assert code == 2 and 'hold NaN or inf' in err and 'last good checkpoint' not in err
     assert not (tmp_path / 'save').exists()
+
+
+# ---------------------------------------------------------------- booleans are YAML booleans (round 3)
+
+@pytest.mark.parametrize('path, value', [
+    ('train_dataset.wrapper.args.augment', 'false'),
+    ('train_dataset.wrapper.args.augment', 1),
+    ('train_dataset.wrapper.args.rgb_permute', 'no'),
+    ('model.args.local_ensemble', 'no'),
+    ('model.args.encoder_spec.args.no_upsampling', 'true'),
+    ('optimizer.args.amsgrad', 'false'),
+    ('optimizer.args.maximize', 'off'),
+    ('optimizer.args.foreach', 0),
+])
+def test_booleans_must_be_yaml_booleans(data, tmp_path, capsys, monkeypatch, path, value):
+    err = refused(with_args(tiny_raw(data), path, value), tmp_path, capsys, monkeypatch)
+    assert f'{path}: expected true or false' in err, err
+
+
+def test_booleans_in_test_configs_and_checkpoints_must_be_booleans(eval_setup, tmp_path, capsys):
+    raw = yaml.safe_load(eval_setup['config'].read_text())
+    raw['test_dataset']['wrapper']['args']['augment'] = 'false'
+    cfg = tmp_path / 'bad.yaml'
+    cfg.write_text(yaml.safe_dump(raw))
+    err = one_line_error(lambda: test_cli.main(['--config', str(cfg), '--model', 'bicubic', '--quiet']), capsys)
+    assert 'bad.yaml: test_dataset.wrapper.args.augment: expected true or false' in err, err
+    spec = {'name': 'liif', 'args': {**TINY_LIIF['args'], 'local_ensemble': 'no'}}
+    ckpt = tmp_path / 'bad.pth'
+    save_checkpoint({'model': {**spec, 'sd': models.make(TINY_LIIF).state_dict()}}, ckpt)
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', str(ckpt),
+                                                '--quiet']), capsys)
+    assert 'bad.pth' in err and 'args.local_ensemble: expected true or false' in err, err
+
+
+# ---------------------------------------------------------------- tracebacks that must be one line (round 3)
+
+@pytest.mark.parametrize('path, value, expect', [
+    ('optimizer.args.betas', [0.9], 'optimizer.args'),
+    ('optimizer.args.betas', 'x', 'optimizer.args'),
+    ('optimizer.args.differentiable', True, 'optimizer.args.differentiable'),
+    ('optimizer.args.capturable', True, 'optimizer.args.capturable'),
+    ('optimizer.args.weight_decay', -1.0, 'optimizer.args'),
+    ('multi_step_lr.gamma', 1.0e+300, 'multi_step_lr.gamma'),
+    ('multi_step_lr.milestones', [1, 2, 3, 4, 5, 6, 7, 8], None),
+    ('num_workers', -1, 'num_workers: expected an integer >= 0'),
+    ('num_workers', 10 ** 6, 'num_workers: expected an integer <='),
+    ('epoch_max', 10 ** 30, 'epoch_max: expected an integer <='),
+    ('train_dataset.batch_size', 10 ** 12, 'train_dataset.batch_size: expected an integer <='),
+])
+def test_config_values_that_crashed_are_one_line(data, tmp_path, capsys, monkeypatch, path, value, expect):
+    raw = with_args(tiny_raw(data), path, value)
+    if expect is None:  # milestones alone are fine; gamma 10 over 8 milestones is 1e8 x the rate
+        raw = with_args(raw, 'multi_step_lr.gamma', 10.0)
+        expect = 'multi_step_lr.gamma'
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert expect in err, err
+
+
+@pytest.mark.parametrize('part', ['encoder_spec', 'sd'])
+def test_malformed_checkpoints_are_one_line_everywhere(eval_setup, tmp_path, capsys, part):
+    import subprocess
+    import sys
+    import torch
+    spec = {'name': 'liif', 'args': {**TINY_LIIF['args']}}
+    sd = models.make(TINY_LIIF).state_dict()
+    if part == 'encoder_spec':
+        spec['args']['encoder_spec'] = 'edsr-baseline'
+    else:
+        sd['imnet.layers.0.bias'] = [0.0] * 16
+    ckpt = tmp_path / 'bad.pth'
+    torch.save({'model': {**spec, 'sd': sd}}, ckpt)
+    err = one_line_error(lambda: test_cli.main(['--config', str(eval_setup['config']), '--model', str(ckpt),
+                                                '--quiet']), capsys)
+    assert 'bad.pth' in err
+    repo = Path(__file__).resolve().parents[1]
+    from PIL import Image
+    import numpy as np
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / 'in.png')
+    for argv in ([str(repo / 'demo.py'), '--input', str(tmp_path / 'in.png'), '--scale', '2', '--model', str(ckpt)],
+                 [str(repo / 'scripts' / 'export_model.py'), str(ckpt), str(tmp_path / 'out.pth')]):
+        proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith('error: ') and proc.stderr.count('\n') == 1, proc.stderr
+        assert 'bad.pth' in proc.stderr
+
+
+def test_an_image_too_small_for_the_crop_anywhere_in_the_set_is_refused_before_the_folder(data, tmp_path, capsys,
+                                                                                         monkeypatch):
+    import shutil
+    from PIL import Image
+    import numpy as np
+    train = tmp_path / 'train'
+    shutil.copytree(data / 'train', train)
+    Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(train / 'zz_small.png')  # sorted last
+    raw = tiny_raw(data)
+    raw['train_dataset']['dataset']['args']['root_path'] = str(train)
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert 'train_dataset' in err and 'zz_small.png is 50x70, smaller than the 64x64 HR crop' in err, err
+
+
+def test_a_validation_set_without_epoch_val_is_refused(data, tmp_path, capsys, monkeypatch):
+    err = refused(with_args(tiny_raw(data), 'epoch_val', None), tmp_path, capsys, monkeypatch)
+    assert 'epoch_val: missing: val_dataset is given but would never be validated' in err, err

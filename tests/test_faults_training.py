@@ -336,3 +336,137 @@ def test_a_corrupt_image_read_by_a_training_worker_is_one_line(data, tmp_path, c
     code, err = cli(['--config', str(write_config(tmp_path / 'c.yaml', raw)), '--name', 'r'], capsys)
     assert code == 2 and err.count('\n') == 1, err
     assert err.startswith(f'error: cannot read image {folder}/03.png: ')
+
+
+# ---------------------------------------------------------------- the run folder is never the data (round 3)
+
+def test_a_run_folder_holding_or_inside_the_data_is_refused(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(data, tmp_path / 'save' / 'r' / 'data')
+    raw = tiny_raw(tmp_path / 'save' / 'r' / 'data')
+    cfg = write_config(tmp_path / 'tiny.yaml', raw)
+    before = sorted(p for p in (tmp_path / 'save').rglob('*'))
+    code, err = cli(['--config', str(cfg), '--name', 'r', '--overwrite'], capsys)
+    assert code == 2 and err.count('\n') == 1 and 'run folder save/r holds the data folder' in err, err
+    assert sorted(p for p in (tmp_path / 'save').rglob('*')) == before  # nothing moved aside
+    raw['train_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'save')
+    code, err = cli(['--config', str(write_config(cfg, raw)), '--name', 'r'], capsys)
+    assert code == 2 and 'inside the data folder' in err, err
+
+
+# ---------------------------------------------------------------- run names and --overwrite (round 3)
+
+def test_run_names_stay_in_the_save_root_and_overwrite_moves_only_a_run(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=1, val_dataset=None, epoch_val=None), 'c'),
+                  tmp_path / 'save' / 'a')
+    cfg = write_config(tmp_path / 'tiny.yaml', tiny_raw(data, epoch_max=3, val_dataset=None, epoch_val=None))
+    snapshot = lambda: sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*'))  # noqa: E731
+    before = snapshot()
+    for flags, expect in ((['--name', '.'], 'a run name is one folder name'),
+                          (['--name', '..'], 'a run name is one folder name'),
+                          (['--name', str(tmp_path / 'abs')], 'a run name is one folder name'),
+                          (['--name', 'a/../..'], 'a run name is one folder name'),
+                          (['--name', ''], 'a run name is one folder name'),
+                          (['--tag', '../..'], 'a run name is one folder name')):
+        code, err = cli(['--config', str(cfg), *flags, '--overwrite'], capsys)
+        assert code == 2 and err.count('\n') == 1 and expect in err, (flags, err)
+        assert snapshot() == before
+    # A checkpoint in the save root: resuming runs in its folder, save/, which holds run a.
+    shutil.copy(tmp_path / 'save/a/epoch-last.pth', tmp_path / 'save/x.pth')
+    before = snapshot()
+    for extra in ([], ['--overwrite']):
+        code, err = cli(['--config', str(cfg), '--resume', 'save/x.pth', *extra], capsys)
+        assert code == 2 and "and save also holds 'a'" in err, err
+        assert snapshot() == before
+    (tmp_path / 'save/a/notes.txt').write_text('mine')
+    code, err = cli(['--config', str(cfg), '--name', 'a', '--overwrite'], capsys)
+    assert code == 2 and "also holds 'notes.txt'" in err, err
+    (tmp_path / 'save/a/notes.txt').unlink()
+    code, err = cli(['--config', str(cfg), '--name', 'a', '--overwrite'], capsys)
+    assert code == 0, err  # a plain run folder is still moved aside
+    assert len(list((tmp_path / 'save').glob('a.old-*'))) == 1
+
+
+# ---------------------------------------------------------------- the data stream ignores num_workers (round 3)
+
+def test_the_data_stream_is_the_same_for_any_number_of_workers(data):
+    from training.data import EpochLoaders, make_dataset
+    from training.distributed import DistEnv
+    cfg = check_train_config(tiny_raw(data), 'c')
+    streams = {}
+    for workers in (0, 2):
+        for key in ('train_dataset', 'val_dataset'):
+            loaders = EpochLoaders(make_dataset(cfg[key], key, 'c'), 2, DistEnv(), cfg['seed'], workers, False,
+                                   train=key == 'train_dataset')
+            streams[workers, key] = [b for epoch in (1, 2) for b in loaders(epoch)]
+    for key in ('train_dataset', 'val_dataset'):
+        a, b = streams[0, key], streams[2, key]
+        assert len(a) == len(b) > 1
+        for x, y in zip(a, b):
+            assert all(torch.equal(x[k], y[k]) for k in x), key
+    assert not torch.equal(streams[0, 'train_dataset'][0]['inp'], streams[0, 'train_dataset'][len(a) // 2]['inp'])
+
+
+def test_training_with_and_without_workers_gives_the_same_weights(data, tmp_path):
+    runs = {w: trainer.train(check_train_config(tiny_raw(data, epoch_max=1, num_workers=w), 'c'), tmp_path / str(w))
+            for w in (0, 2)}
+    assert runs[0]['val_psnr'] == runs[2]['val_psnr'] and runs[0]['train_loss'] == runs[2]['train_loss']
+    a, b = (load_checkpoint(tmp_path / str(w) / 'epoch-last.pth')['model']['sd'] for w in (0, 2))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ---------------------------------------------------------------- hostile resume state (round 3)
+
+def _shared_list_bomb() -> list:
+    """A list whose expanded size is 2^40 though it holds 40 objects (pickle keeps the sharing)."""
+    v = ['x']
+    for _ in range(40):
+        v = [v, v]
+    return v
+
+
+def _self_referencing() -> dict:
+    d = {'a': 1}
+    d['self'] = d
+    return d
+
+
+def _bad_state_shape(ckpt: dict) -> None:
+    st = ckpt['optimizer']['sd']['state']
+    k = next(iter(st))
+    st[k]['exp_avg'] = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize('attack, expect', [
+    (lambda c: c['config'].update(model={**c['config']['model'], 'junk': _shared_list_bomb()}), 'expands to more than'),
+    (lambda c: c['config'].update(junk=_self_referencing()), 'contains itself'),
+    (lambda c: c.update(best_val='abc'), 'best_val'),
+    (lambda c: c.update(best_val=float('nan')), 'best_val'),
+    (lambda c: c['optimizer'].update(sd={}), 'optimizer'),
+    (lambda c: c['optimizer'].update(sd={'state': {}, 'param_groups': 'x'}), 'optimizer'),
+    (_bad_state_shape, 'optimizer'),
+    (lambda c: c.update(rng=[{'python': 'x'}]), 'random state'),
+    (lambda c: c.update(rng=[{'python': [3, [1] * 625, None], 'numpy': {}, 'torch': torch.zeros(3), 'cuda': []}]),
+     'random state'),
+    (lambda c: c.update(scheduler={'milestones': 'abc'}), 'scheduler'),
+    (lambda c: c.update(scheduler={**c['scheduler'], 'last_epoch': 'x'}), 'scheduler'),
+    (lambda c: c.update(scheduler={**c['scheduler'], 'base_lrs': [1.0, 2.0, 3.0]}), 'scheduler'),
+    (lambda c: c['model']['sd'].update({'imnet.layers.0.bias': [1, 2]}), 'expected a tensor'),
+])
+def test_hostile_resume_state_is_one_line_before_any_step(data, tmp_path, capsys, monkeypatch, attack, expect):
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_raw(data, epoch_max=1, val_dataset=None, epoch_val=None,
+                   multi_step_lr={'milestones': [1], 'gamma': 0.5})
+    trainer.train(check_train_config(raw, 'c'), tmp_path / 'save' / 'r')
+    ckpt = load_checkpoint(tmp_path / 'save/r/epoch-last.pth')
+    ckpt['config']['epoch_max'] = 2
+    attack(ckpt)
+    torch.save(ckpt, tmp_path / 'bad.pth')
+    cfg = write_config(tmp_path / 'c.yaml', {**raw, 'epoch_max': 2})
+    steps = []
+    monkeypatch.setattr(trainer, 'train_epoch', lambda *a, **k: steps.append(1) or 0.0)
+    for argv in (['--resume', 'bad.pth', '--name', 'n'], ['--config', str(cfg), '--resume', 'bad.pth', '--name', 'n']):
+        code, err = cli(argv, capsys)
+        assert code == 2 and err.count('\n') == 1 and expect in err, (argv, err)
+        assert steps == [] and not (tmp_path / 'save' / 'n').exists()

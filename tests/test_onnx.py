@@ -149,16 +149,16 @@ def test_encode_once_and_query_in_chunks_equals_the_whole_graph(exported):
 # ---------------------------------------------------------------- the backend
 
 def test_backend_renders_like_pytorch_with_tiles_chunks_and_bands(exported):
-    options = dict(tile=8, bsize=97)
+    options = dict(tile=10, bsize=97)
     pt = Upscaler.load(exported.ckpt, 'cpu', **options)
     rt = Upscaler.load(exported.onnx, 'cpu', backend='onnxruntime', **options)
-    assert isinstance(rt.model, OnnxModel) and rt.tile_for((19, 23)) == 8  # the encoder is tiled
+    assert isinstance(rt.model, OnnxModel) and rt.tile_for((19, 23)) == 10  # the encoder is tiled
     lr = photo(19, 23)
     for kw in ({'scale': 3.7}, {'resolution': (40, 61)}):
         closest_levels(rt(lr, **kw), pt(lr, **kw))
     img = torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255
-    a = render(rt.model, img, (31, 45), rt.norm, bsize=50, band_rows=6, tile=8)
-    b = render(pt.model, img, (31, 45), pt.norm, bsize=50, band_rows=6, tile=8)
+    a = render(rt.model, img, (31, 45), rt.norm, bsize=50, band_rows=6, tile=10)
+    b = render(pt.model, img, (31, 45), pt.norm, bsize=50, band_rows=6, tile=10)
     closest_levels(a, b)
 
 
@@ -166,7 +166,7 @@ def test_demo_backend_onnxruntime_writes_the_pytorch_image(exported, tmp_path):
     lr = tmp_path / 'lr.png'
     Image.fromarray(photo(21, 18)).save(lr)
     for size in (['--scale', '3.7'], ['--resolution', '50x70']):
-        common = ['--input', str(lr), *size, '--tile', '8', '--bsize', '500', '--gpu', 'cpu']
+        common = ['--input', str(lr), *size, '--tile', '10', '--bsize', '500', '--gpu', 'cpu']
         (a,) = demo.main([*common, '--model', str(exported.ckpt), '--output', str(tmp_path / 'pt.png')])
         (b,) = demo.main([*common, '--backend', 'onnxruntime', '--model', str(exported.onnx),
                           '--output', str(tmp_path / 'ort.png')])

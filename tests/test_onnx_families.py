@@ -13,6 +13,7 @@ import demo
 import models
 from inference.norm import DataNorm
 from inference.onnx_export import check_samples, export_onnx, max_difference, save_onnx
+from inference.options import min_tile
 from inference.upscale import BUNDLED_MODEL, Upscaler
 from models.loading import build_model
 from script_loader import load_script
@@ -69,8 +70,9 @@ def test_family_exports_and_renders_like_pytorch(name, tmp_path):
             p.mul_(2)
     path, worst = exported(model, HALF, tmp_path, name)
     assert worst <= 1e-4, worst
-    pt = Upscaler(model, HALF, torch.device('cpu'), tile=16, bsize=301)
-    rt = Upscaler.load(path, 'cpu', backend='onnxruntime', tile=16, bsize=301)
+    tile = min_tile(model)  # the smallest allowed (None: attention, never tiled)
+    pt = Upscaler(model, HALF, torch.device('cpu'), tile=tile, bsize=301)
+    rt = Upscaler.load(path, 'cpu', backend='onnxruntime', tile=tile, bsize=301)
     assert (rt.tile_for((27, 19)) is None) == (pt.tile_for((27, 19)) is None)  # tiled alike
     lr = photo(27, 19)
     closest_levels(rt(lr, scale=3.7), pt(lr, scale=3.7))  # SwinIR: mirror-padded to the window, both

@@ -28,6 +28,13 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 # (the paper's is 1e-4); seeds are 63-bit, what torch's and numpy's generators take.
 MAX_LR = 1.0
 MAX_SEED = 2 ** 63 - 1
+# Counts no run reaches (the paper's: 1000 epochs, batch 16, 8 workers): larger ones are mistakes
+# that would hang (a million loader workers) or never end.
+MAX_EPOCHS = 10 ** 7
+MAX_BATCH = 1 << 20
+MAX_WORKERS = 256
+# Optimizer switches the training loop does not support (they fail only at the first step).
+UNSUPPORTED_OPTIMIZER_ARGS = ('differentiable', 'capturable')
 
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
@@ -40,9 +47,10 @@ DEFAULTS: dict[str, Any] = {
 def _check_dataset(c: Checker, value: Any, key: str) -> None:
     c.mapping(value, key, allowed=('dataset', 'wrapper', 'batch_size'),
               required=('dataset', 'wrapper', 'batch_size'))
-    c.spec(value['dataset'], f'{key}.dataset', datasets.DATASETS.__contains__, datasets.DATASETS.names)
-    c.spec(value['wrapper'], f'{key}.wrapper', datasets.DATASETS.__contains__, datasets.DATASETS.names)
-    c.integer(value['batch_size'], f'{key}.batch_size')
+    for part in ('dataset', 'wrapper'):
+        c.spec(value[part], f'{key}.{part}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
+               datasets.DATASETS.get)
+    c.integer(value['batch_size'], f'{key}.batch_size', maximum=MAX_BATCH)
 
 
 def _check_data_norm(c: Checker, value: Any) -> None:
@@ -55,6 +63,10 @@ def _check_optimizer(c: Checker, value: Any) -> None:
     args = c.mapping(value['args'], 'optimizer.args', required=('lr',))
     c.number(args['lr'], 'optimizer.args.lr', positive=True, maximum=MAX_LR)
     c.no_number_strings(args, 'optimizer.args')
+    c.factory_args(OPTIMIZERS[value['name']], args, 'optimizer.args')
+    for key in UNSUPPORTED_OPTIMIZER_ARGS:
+        if args.get(key):
+            c.fail(f'optimizer.args.{key}', 'must be false: training does not support it')
 
 
 def _check_multi_step_lr(c: Checker, value: Any) -> None:
@@ -64,6 +76,14 @@ def _check_multi_step_lr(c: Checker, value: Any) -> None:
     for i, m in enumerate(value['milestones']):
         c.integer(m, f'multi_step_lr.milestones[{i}]')
     c.number(value['gamma'], 'multi_step_lr.gamma', positive=True)
+
+
+def _check_schedule(c: Checker, lr: float, msl: dict) -> None:
+    """The rate after every milestone stays at most MAX_LR (a gamma of 1e300 overflows it)."""
+    peak = lr * max(1.0, min(msl['gamma'], 1e300) ** min(len(msl['milestones']), 400))
+    if not peak <= MAX_LR:
+        c.fail('multi_step_lr.gamma', f"{msl['gamma']:g} over {len(msl['milestones'])} milestone(s) raises the "
+                                      f'learning rate {lr:g} above {MAX_LR:g}; a decay is a gamma below 1')
 
 
 def check_train_config(cfg: Any, where: str = 'config') -> dict:
@@ -83,6 +103,9 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     _check_dataset(c, out['train_dataset'], 'train_dataset')
     if out['val_dataset'] is not None:
         _check_dataset(c, out['val_dataset'], 'val_dataset')
+        if out['epoch_val'] is None:
+            c.fail('epoch_val', 'missing: val_dataset is given but would never be validated; set epoch_val '
+                                '(validate every so many epochs, e.g. 1) or remove val_dataset')
     if out['data_norm'] is not None:
         _check_data_norm(c, out['data_norm'])
     if out['eval_type'] is not None:
@@ -92,11 +115,12 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
             c.fail('eval_type', str(e))
     if out['eval_bsize'] is not None:
         c.integer(out['eval_bsize'], 'eval_bsize')
-    c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names)
+    c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names, models.MODELS.get)
     _check_optimizer(c, out['optimizer'])
-    c.integer(out['epoch_max'], 'epoch_max')
+    c.integer(out['epoch_max'], 'epoch_max', maximum=MAX_EPOCHS)
     if out['multi_step_lr'] is not None:
         _check_multi_step_lr(c, out['multi_step_lr'])
+        _check_schedule(c, out['optimizer']['args']['lr'], out['multi_step_lr'])
     if out['resume'] is not None:
         c.string(out['resume'], 'resume')
     for key in ('epoch_val', 'epoch_save'):
@@ -105,7 +129,7 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     c.integer(out['seed'], 'seed', minimum=0, maximum=MAX_SEED)
     c.string(out['precision'], 'precision', choices=PRECISIONS)
     if out['num_workers'] is not None:
-        c.integer(out['num_workers'], 'num_workers', minimum=0)
+        c.integer(out['num_workers'], 'num_workers', minimum=0, maximum=MAX_WORKERS)
     return out
 
 

@@ -4,11 +4,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 import datasets
-from datasets.seeding import seed_worker
+from datasets.seeding import PerSampleSeeds, derive_seed, seed_worker
 from utils.errors import UserError
 
 from .distributed import DistEnv
-from .state import derive_seed
 
 # Second key of derive_seed: which stream (the first is the run's seed).
 TRAIN_STREAM, VAL_STREAM = 0, 1
@@ -38,8 +37,9 @@ def rank_batch_size(batch_size: int, env: DistEnv, key: str) -> int:
 
 
 class EpochLoaders:
-    """Builds each epoch's DataLoader: the shuffle comes from (seed, epoch) through the
-    sampler, and the workers' seeds from (seed, rank, epoch) through the loader's generator."""
+    """Builds each epoch's DataLoader: the shuffle comes from (seed, epoch) through the sampler,
+    and each sample's random draws from (seed, epoch, its index) (datasets.seeding.PerSampleSeeds),
+    so the data stream is the same for any num_workers and any number of processes."""
 
     def __init__(self, dataset: Dataset, batch_size: int, env: DistEnv, seed: int, num_workers: int,
                  pin_memory: bool, train: bool):
@@ -52,7 +52,7 @@ class EpochLoaders:
                                               shuffle=True, seed=seed, drop_last=False)
         else:
             # Validation: rank r takes items r, r + N, ...; no padding, so every item counts once.
-            self.shard = Subset(dataset, range(env.rank, len(dataset), env.world_size))
+            self.shard = range(env.rank, len(dataset), env.world_size)
 
     def seed_for(self, epoch: int) -> int:
         """The seed of this rank's random draws in `epoch` (validation: one fixed seed)."""
@@ -60,9 +60,17 @@ class EpochLoaders:
             return derive_seed(self.seed, TRAIN_STREAM, self.env.rank, epoch)
         return derive_seed(self.seed, VAL_STREAM, self.env.rank)
 
+    def sample_seed(self, epoch: int) -> int:
+        """The seed from which every sample of `epoch` derives its own (validation: fixed), the
+        same on every rank: a sample does not depend on who draws it."""
+        if self.train:
+            return derive_seed(self.seed, TRAIN_STREAM, epoch)
+        return derive_seed(self.seed, VAL_STREAM)
+
     def __call__(self, epoch: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed_for(epoch))
+        samples = PerSampleSeeds(self.dataset, self.sample_seed(epoch))
         if self.train:
             self.sampler.set_epoch(epoch)
-            return DataLoader(self.dataset, sampler=self.sampler, generator=generator, **self.kwargs)
-        return DataLoader(self.shard, shuffle=False, generator=generator, **self.kwargs)
+            return DataLoader(samples, sampler=self.sampler, generator=generator, **self.kwargs)
+        return DataLoader(Subset(samples, self.shard), shuffle=False, generator=generator, **self.kwargs)

@@ -39,8 +39,12 @@ def check_model(model: nn.Module, config: dict, where: str) -> None:
 
 
 def first_batch(dataset: Dataset, key: str, where: str) -> dict:
-    """Item 0 of a wrapped dataset as a batch of one; failures name the config key."""
+    """Item 0 of a wrapped dataset as a batch of one, after the wrapper checked every item's size
+    from the headers (check_items: a late image too small for the crop would otherwise stop the
+    run after its folder exists); failures name the config key."""
     try:
+        if hasattr(dataset, 'check_items'):
+            dataset.check_items()
         return default_collate([dataset[0]])
     except UserError as e:
         raise UserError(f'{where}: {key}: {e}') from None

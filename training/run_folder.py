@@ -1,6 +1,7 @@
 """A training run's folder: where it goes, the rule that nothing in it is ever lost, and its
 log (log.txt, stdout and tensorboard, written by rank 0 only)."""
 import os
+import re
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,17 +16,33 @@ from .events import ScalarEvents
 from .run_lock import LOCK_NAME, RunLock, check_not_busy
 
 
+# What a run writes into its folder; --overwrite moves aside only a folder holding nothing else.
+RUN_FILES = re.compile(r'config\.yaml|config-resume-\d+\.yaml|log\.txt|tensorboard|epoch-(last|best|\d+)\.pth')
+
+
+def check_run_name(name: str, flag: str) -> str:
+    """A run name (--name, --tag): one path component, so the run folder is a folder of the save
+    root (not '.', '..', an absolute path or a path with '/'); a UserError otherwise."""
+    bad = (not name or name in ('.', '..') or any(c in name for c in '/\\\0')
+           or Path(name).is_absolute() or Path(name).name != name)
+    if bad:
+        raise UserError(f'{flag} {name!r}: a run name is one folder name (no "/", not "." or ".."): the run '
+                        'folder is made inside save/')
+    return name
+
+
 def default_save_path(config_path: Optional[str], name: Optional[str], tag: Optional[str],
                       resume: Optional[str], root: str = 'save') -> Path:
     """save/<name>; else save/_<config stem>_<tag> with --tag; else, resuming, the resumed
     checkpoint's own folder (a resume continues its run, with or without --config); else
-    save/_<config stem>."""
-    if name:
-        return Path(root) / name
-    if tag:
+    save/_<config stem>. Names and tags are one path component (check_run_name)."""
+    if name is not None:
+        return Path(root) / check_run_name(name, '--name')
+    if tag is not None:
         if not config_path:
             raise UserError('--tag names a run after its config: give --config, or use --name')
-        return Path(root) / ('_' + Path(config_path).stem + f'_{tag}')
+        check_run_name(tag, '--tag')
+        return Path(root) / check_run_name('_' + Path(config_path).stem + f'_{tag}', '--tag')
     if resume:
         return Path(resume).parent
     return Path(root) / ('_' + Path(config_path).stem)
@@ -102,8 +119,10 @@ def check_run_folder(save_path: Path, resume: Optional[Path], resume_epoch: Opti
         return False
     inside = resume is not None and resume.resolve().parent == save_path.resolve()
     if inside and (last_epoch is None or last_epoch <= resume_epoch):
+        _only_run_files(save_path, 'a resumed run continues in its checkpoint\'s folder', folders_only=True)
         return False  # continuing the run in its own folder
     if overwrite:
+        _only_run_files(save_path, '--overwrite moves only a run folder')
         return True
     if inside:
         raise UserError(f'{save_path}/epoch-last.pth is at epoch {last_epoch}, later than {resume} '
@@ -113,6 +132,18 @@ def check_run_folder(save_path: Path, resume: Optional[Path], resume_epoch: Opti
             if (save_path / 'epoch-last.pth').is_file() else '')
     raise UserError(f'{save_path} already holds a run: {hint}pick another --name or --tag, '
                     f'or pass --overwrite to move it aside (nothing is deleted) and start afresh')
+
+
+def _only_run_files(save_path: Path, rule: str, folders_only: bool = False) -> None:
+    """UserError unless save_path holds only a run's files (RUN_FILES, the lock, temporary files;
+    with `folders_only`, any file but no folder other than tensorboard/): a folder holding other
+    runs (the save root, a home folder) is never moved aside nor written into as a run."""
+    foreign = sorted(p.name for p in save_path.iterdir()
+                     if not (_ours(p.name) or RUN_FILES.fullmatch(p.name) or (folders_only and not p.is_dir())))
+    if foreign:
+        more = f' (+{len(foreign) - 1} more)' if len(foreign) > 1 else ''
+        raise UserError(f'{rule}, and {save_path} also holds {foreign[0]!r}{more} (another run, or files of '
+                        'yours): nothing was touched; give --name NEW')
 
 
 def set_aside(save_path: Path) -> Path:

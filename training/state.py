@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from datasets.seeding import seed_all
+from datasets.seeding import derive_seed, seed_all
 from inference.norm import DataNorm
 from utils.checkpoints import check_finite, load_state_dict_strict
 from utils.errors import UserError
@@ -26,12 +26,6 @@ from utils.errors import UserError
 from .config import OPTIMIZERS
 
 RANK_STREAM = 2  # derive_seed key of each rank's global generators (its augmentation draws)
-
-
-def derive_seed(*keys: int) -> int:
-    """An independent 63-bit seed for a tuple of non-negative ints, e.g. (seed, rank, epoch)."""
-    state = np.random.SeedSequence(list(keys)).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 31 | int(state[1]) >> 1
 
 
 def rng_state() -> dict:
@@ -152,31 +146,92 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
             env) -> tuple[int, float, Optional[str]]:
     """Load a checkpoint's training state into a fresh run: returns (completed epochs, best val,
     a note or None). The scheduler's state is loaded, never replayed; this rank's random state
-    is restored when the checkpoint has one per rank of this run."""
+    is restored when the checkpoint has one per rank of this run. Every part is checked here,
+    before the run folder and the first step: a hostile or damaged state (a best_val that is no
+    number, optimizer or scheduler state that does not fit, a random state that cannot be set)
+    is a UserError naming the part."""
     load_state_dict_strict(model, ckpt['model']['sd'], what=str(where))
     if type(optimizer) is not OPTIMIZERS.get(ckpt['optimizer']['name']):
         raise UserError(f"{where}: was trained with {ckpt['optimizer']['name']!r}, this run's config "
                         f'asks for {type(optimizer).__name__}')
+    best_val = ckpt.get('best_val', -math.inf)
+    if isinstance(best_val, bool) or not isinstance(best_val, (int, float)) or math.isnan(best_val):
+        raise UserError(f'{where}: best_val: expected a number (-inf before any validation), got {best_val!r}')
     wanted = _schedule(optimizer, scheduler)  # the config's, before the checkpoint's replaces it
     try:
         optimizer.load_state_dict(ckpt['optimizer']['sd'])
-    except ValueError as e:
-        raise UserError(f"{where}: its {ckpt['optimizer']['name']} state does not fit this run's optimizer ({e})") from None
+        check_optimizer_state(optimizer)
+    except Exception as e:  # noqa: BLE001  (a damaged state fails inside torch in many ways)
+        raise UserError(f"{where}: its {ckpt['optimizer']['name']} optimizer state does not fit this run's "
+                        f'optimizer ({_reason(e)})') from None
     if scheduler is not None and ckpt.get('scheduler') is not None:
-        load_scheduler_state(scheduler, ckpt['scheduler'])
+        try:
+            load_scheduler_state(scheduler, ckpt['scheduler'])
+            check_scheduler_state(scheduler, len(optimizer.param_groups))
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f'{where}: its scheduler state is damaged ({_reason(e)})') from None
     elif scheduler is not None:  # e.g. a released checkpoint: position from the epoch, no steps
         scheduler.last_epoch = ckpt['epoch']
     notes = [apply_schedule(optimizer, scheduler, wanted, ckpt['epoch'])]
     if scaler.is_enabled() and ckpt.get('scaler'):
-        scaler.load_state_dict(ckpt['scaler'])
+        try:
+            scaler.load_state_dict(ckpt['scaler'])
+        except Exception as e:  # noqa: BLE001
+            raise UserError(f'{where}: its grad scaler state is damaged ({_reason(e)})') from None
     rng = ckpt.get('rng') or []
+    if not isinstance(rng, list):
+        raise UserError(f'{where}: its random state is damaged (expected a list, one per process)')
     if len(rng) == env.world_size:
-        set_rng_state(rng[env.rank])
+        saved = rng_state()
+        try:
+            set_rng_state(rng[env.rank])
+        except Exception as e:  # noqa: BLE001
+            set_rng_state(saved)
+            raise UserError(f'{where}: its random state is damaged ({_reason(e)})') from None
     else:
         seed_all(derive_seed(ckpt.get('config', {}).get('seed', 0), RANK_STREAM, env.rank, ckpt['epoch']))
         notes.append(f'the checkpoint holds random states for {len(rng)} process(es), this run has '
                      f'{env.world_size}: the continuation is reseeded, not bit-identical')
-    return ckpt['epoch'], float(ckpt.get('best_val', -math.inf)), '; '.join(n for n in notes if n) or None
+    return ckpt['epoch'], float(best_val), '; '.join(n for n in notes if n) or None
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as one short line: its message, or its type."""
+    msg = ' '.join(str(e).split())
+    return (msg[:200] + '...' if len(msg) > 200 else msg) or type(e).__name__
+
+
+def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """ValueError unless every per-parameter state tensor (Adam's moments, SGD's momentum) has its
+    parameter's shape and every hyperparameter the groups hold is a plain value: torch loads any
+    shapes and fails only at the first step."""
+    for group in optimizer.param_groups:
+        for p in group['params']:
+            for key, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f'state {key!r} of a {tuple(p.shape)} parameter has shape {tuple(value.shape)}')
+        for key, value in group.items():
+            if key != 'params' and isinstance(value, (dict, list)) and key != 'betas':
+                raise ValueError(f'param group entry {key!r} is a {type(value).__name__}')
+
+
+def check_scheduler_state(scheduler, n_groups: int) -> None:
+    """ValueError unless a loaded MultiStepLR state is what MultiStepLR keeps: integer milestones
+    and counts, a finite gamma, an integer epoch, one finite rate per parameter group."""
+    def numbers(values) -> bool:
+        return (isinstance(values, list) and len(values) == n_groups
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+    ms = scheduler.milestones
+    if not (isinstance(ms, Counter) and all(isinstance(k, int) and isinstance(v, int) for k, v in ms.items())):
+        raise ValueError(f'milestones: expected epochs and counts, got {ms!r:.60}')
+    gamma = scheduler.gamma
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
+        raise ValueError(f'gamma: expected a positive number, got {gamma!r:.60}')
+    if isinstance(scheduler.last_epoch, bool) or not isinstance(scheduler.last_epoch, int):
+        raise ValueError(f'last_epoch: expected an integer, got {scheduler.last_epoch!r:.60}')
+    for key in ('base_lrs', '_last_lr'):
+        if hasattr(scheduler, key) and not numbers(getattr(scheduler, key)):
+            raise ValueError(f'{key}: expected {n_groups} finite rate(s), got {getattr(scheduler, key)!r:.60}')
 
 
 def _schedule(optimizer: torch.optim.Optimizer, scheduler) -> tuple:

@@ -12,12 +12,15 @@ import torch
 import torch.nn as nn
 
 import models
-from datasets.seeding import seed_all
+from datasets import spec_inputs
+from datasets.seeding import derive_seed, seed_all
+from inference.eval_config import with_protocol_scale
+from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
-from utils.files import WriteError
+from utils.files import WriteError, refuse_inputs
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS
@@ -26,7 +29,7 @@ from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .probe import probe
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
-from .state import (RANK_STREAM, check_resumable, derive_seed, forked_rng, init_weights, make_checkpoint,
+from .state import (RANK_STREAM, check_resumable, forked_rng, init_weights, make_checkpoint,
                     parameters_finite, restore, rng_state)
 
 
@@ -79,8 +82,9 @@ def build_optimizer(config: dict, model: nn.Module, where: str) -> torch.optim.O
     spec = config['optimizer']
     try:
         return OPTIMIZERS[spec['name']](model.parameters(), **spec['args'])
-    except (TypeError, ValueError) as e:
-        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({e})") from None
+    except Exception as e:  # noqa: BLE001  (betas: [0.9] fails with an IndexError inside torch)
+        msg = ' '.join(str(e).split()) or type(e).__name__
+        raise UserError(f"{where}: optimizer.args: not accepted by {spec['name']} ({msg})") from None
 
 
 def build_training(config: dict, where: str, device: torch.device):
@@ -104,7 +108,8 @@ def build_loaders(config: dict, where: str, env: DistEnv, device: torch.device):
     train_loaders = EpochLoaders(train_set, batch, env, config['seed'], workers, pin, train=True)
     val_loaders, n_val = None, 0
     if config['val_dataset'] is not None and config['epoch_val'] is not None:
-        val_set = make_dataset(config['val_dataset'], 'val_dataset', where)
+        val_spec = with_protocol_scale(config['val_dataset'], parse_eval_type(config['eval_type']), f'{where}: val_dataset')
+        val_set = make_dataset(val_spec, 'val_dataset', where)
         val_batch = max(1, config['val_dataset']['batch_size'] // env.world_size)
         val_loaders, n_val = EpochLoaders(val_set, val_batch, env, config['seed'], workers, pin, train=False), len(val_set)
     summary = f'train: {len(train_set)} items, {batch} per step and process; val: {n_val} items; {workers} worker(s)'
@@ -126,6 +131,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     init_ckpt = load_checkpoint(init) if init else None
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
+    # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
+    # a folder of the data, nor hold the --init checkpoint.
+    refuse_inputs(save_path, {'--init checkpoint': init, **spec_inputs(config['train_dataset']),
+                              **spec_inputs(config['val_dataset'] or {})}, 'run folder', folder=True)
     move_aside = check_run_folder(save_path, resume, ckpt and ckpt['epoch'], last_epoch, overwrite)
     checked = folder_state(save_path)
 
@@ -211,9 +220,12 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             if val_loaders is not None and epoch % config['epoch_val'] == 0:
                 # Validation's own random state (crops, scales drawn in this process when there are no
                 # loader workers): the same samples every epoch, training's stream untouched.
-                with forked_rng(val_loaders.seed_for(epoch)):
-                    val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                   device, precision, show=env.is_main)
+                try:
+                    with forked_rng(val_loaders.seed_for(epoch)):
+                        val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
+                                       device, precision, show=env.is_main)
+                except UserError as e:
+                    raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
                 log.scalar('psnr', val, epoch)
                 msg += f', val: psnr={val:.4f}'
                 if val > best_val:

@@ -13,8 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .config import check_value_graph
 from .errors import UserError
 from .files import PathLike, WriteError, atomic_write
+from .images import physical_memory
 
 
 def _first(names, n: int = 3) -> str:
@@ -25,6 +27,13 @@ def _first(names, n: int = 3) -> str:
 def load_state_dict_strict(model: nn.Module, sd: dict, what: str = 'model') -> None:
     """Load every tensor of sd into model; any missing, unexpected or mis-shaped parameter is a
     UserError naming the first few."""
+    check_state_dict(model, sd, what)
+    model.load_state_dict(sd)
+
+
+def check_state_dict(model: nn.Module, sd: dict, what: str = 'model') -> None:
+    """UserError naming the first few parameters that model has and sd lacks, that sd has and
+    model lacks, or whose shapes differ (model may live on the meta device: nothing is loaded)."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
@@ -36,7 +45,6 @@ def load_state_dict_strict(model: nn.Module, sd: dict, what: str = 'model') -> N
               for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
     if shaped:
         raise UserError(f'{what}: mis-shaped parameters {_first(shaped)}')
-    model.load_state_dict(sd)
 
 
 def non_finite(sd: dict) -> list[str]:
@@ -54,10 +62,24 @@ def check_finite(sd: dict, path: PathLike) -> None:
                         'a damaged file); refusing to use it')
 
 
+# torch.save stores tensors uncompressed, so a checkpoint's archive expands to about its own size;
+# one that expands to more than this many times its size (plus a little) is a zip bomb.
+MAX_EXPANSION = 4
+MAX_CHECKPOINT_VALUES = 10_000_000  # every tensor, number and string of the dict, shared ones at every use
+
+
 def verify_archive(path: Path) -> None:
-    """UserError unless every member of the zip archive at `path` matches its stored CRC-32."""
+    """UserError unless every member of the zip archive at `path` matches its stored CRC-32, after
+    checking from the directory alone (nothing decompressed) that the archive does not expand
+    beyond MAX_EXPANSION times its size nor beyond this machine's memory."""
     try:
         with zipfile.ZipFile(path) as archive:
+            total = sum(info.file_size for info in archive.infolist())
+            size = path.stat().st_size
+            memory = physical_memory()
+            if total > MAX_EXPANSION * size + (1 << 20) or (memory is not None and total > memory):
+                raise UserError(f'{path}: its archive expands to {total / 1e9:,.2f} GB, {total / max(size, 1):,.0f} times '
+                                'its size (torch writes checkpoints uncompressed): refused as a zip bomb')
             bad = archive.testzip()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -96,6 +118,13 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
             and isinstance(spec.get('args', {}), dict) and isinstance(spec.get('sd'), dict)):
         raise UserError(f"{path}: not a LIIF checkpoint (expected a dict whose 'model' holds "
                         "'name', 'args' and 'sd')")
+    # Unpickling can build shared or self-referencing lists: bounded as YAML configs are (tensors
+    # count as one value; a checkpoint holds at most a few thousand of them and their states).
+    check_value_graph(ckpt, str(path), max_values=MAX_CHECKPOINT_VALUES)
+    bad = [k for k, v in spec['sd'].items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise UserError(f"{path}: not a LIIF checkpoint: model.sd[{bad[0]!r}] is a "
+                        f"{type(spec['sd'][bad[0]]).__name__}, expected a tensor named by a string")
     return ckpt
 
 

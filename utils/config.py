@@ -1,8 +1,11 @@
 """YAML configs: safe_load's plain types only, with limits (alias expansion, self-reference,
 depth, size), no duplicate keys, UTF-8, and one clear line for a missing, unreadable or malformed
 file; `Checker`, the type checks every config reader uses (`<where>: <key>: <what was expected>`)."""
+import inspect
 import math
+import numbers
 import re
+import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -55,6 +58,38 @@ def check_node_graph(root: yaml.Node) -> None:
                 raise yaml.YAMLError(f'an alias at line {child.start_mark.line + 1} refers to a value '
                                      'that contains it (a self-referencing alias)')
             if id(child) not in size:
+                stack.append((child, depth + 1, False))
+
+
+def check_value_graph(root: Any, where: str, max_values: int = MAX_YAML_VALUES, max_depth: int = MAX_YAML_DEPTH) -> None:
+    """The limits of check_node_graph on plain Python data (a checkpoint's stored config, which
+    unpickling may have built with shared or self-referencing lists): UserError, naming `where`,
+    when it contains itself, nests deeper than max_depth or expands (shared values counted at
+    every use) to more than max_values values. Linear in the number of distinct containers."""
+    size, on_path = {}, set()
+    stack = [(root, 0, False)]
+
+    def children(v):
+        return list(v.values()) if isinstance(v, dict) else list(v) if isinstance(v, (list, tuple)) else []
+    while stack:
+        value, depth, done = stack.pop()
+        if done:
+            on_path.discard(id(value))
+            size[id(value)] = 1 + sum(size.get(id(c), 1) for c in children(value))
+            if size[id(value)] > max_values:
+                raise UserError(f'{where}: expands to more than {max_values:,} values (shared values counted at '
+                                'every use); refused')
+            continue
+        if id(value) in size or not isinstance(value, (dict, list, tuple)):
+            continue
+        if depth > max_depth:
+            raise UserError(f'{where}: nested deeper than {max_depth} levels; refused')
+        on_path.add(id(value))
+        stack.append((value, depth, True))
+        for child in children(value):
+            if id(child) in on_path:
+                raise UserError(f'{where}: holds a value that contains itself; refused')
+            if isinstance(child, (dict, list, tuple)) and id(child) not in size:
                 stack.append((child, depth + 1, False))
 
 
@@ -144,8 +179,44 @@ def yaml_float(text: str) -> str:
     return f'{mantissa}e{exponent}'
 
 
+def _bool_annotation(annotation: Any) -> bool:
+    """Whether a parameter annotation says bool (or Optional[bool]), also as a string."""
+    if annotation is bool:
+        return True
+    if isinstance(annotation, str):
+        return annotation.replace(' ', '').replace('typing.', '') in ('bool', 'Optional[bool]', 'bool|None', 'None|bool')
+    args = typing.get_args(annotation)
+    return bool in args and set(args) <= {bool, type(None)}
+
+
+def boolean_params(factory: Callable) -> dict[str, bool]:
+    """{name: whether None is allowed} of the parameters of `factory` (a class or function) that
+    take a boolean: annotated bool or Optional[bool], or defaulting to True or False."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    found = {}
+    for p in params:
+        if _bool_annotation(p.annotation) or isinstance(p.default, bool):
+            text = p.annotation if isinstance(p.annotation, str) else ''
+            found[p.name] = (p.default is None or type(None) in typing.get_args(p.annotation)
+                             or 'Optional' in text or 'None' in text)
+    return found
+
+
+def check_spec(spec: Any, kind: str) -> None:
+    """UserError unless spec is a registry spec: a mapping with a string 'name' and, if present,
+    a mapping 'args' (models.make and datasets.make check what they are given)."""
+    if not (isinstance(spec, dict) and isinstance(spec.get('name'), str)):
+        raise UserError(f"{kind} spec: expected a mapping with a 'name' (and 'args'), got {type(spec).__name__}")
+    if spec.get('args') is not None and not isinstance(spec['args'], dict):
+        raise UserError(f"{kind} {spec['name']!r}: args: expected a mapping, got {type(spec['args']).__name__}")
+
+
 class Checker:
-    """Type checks that fail with `<file>: <key>: <message>`."""
+    """Type checks that fail with `<file>: <key>: <message>`: the validators every config schema
+    and the library's options use (docs/design.md §4). Numbers may be Python or numpy scalars."""
 
     def __init__(self, where: str):
         self.where = where
@@ -173,18 +244,40 @@ class Checker:
                     self.fail(f'{key}.{k}', f'unknown key; expected one of {", ".join(allowed)}')
         return value
 
+    def boolean(self, value: Any, key: str, optional: bool = False) -> Optional[bool]:
+        """true or false (a YAML boolean; None too when `optional`). Strings such as 'false' or
+        'no' and numbers are refused: Python would take 'false' and 1 as true."""
+        if value is None and optional:
+            return None
+        if not isinstance(value, bool):
+            self.fail(key, f'expected true or false (a YAML boolean, unquoted), got {self.got(value)}')
+        return value
+
+    def factory_args(self, factory: Callable, args: Any, key: str) -> None:
+        """The arguments `args` of `factory` that take a boolean (boolean_params) are booleans."""
+        if not isinstance(args, dict):
+            return
+        for name, optional in boolean_params(factory).items():
+            if name in args:
+                self.boolean(args[name], f'{key}.{name}', optional)
+
     def integer(self, value: Any, key: str, minimum: int = 1, maximum: Optional[int] = None) -> int:
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__module__ == 'numpy':
+            value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             self.fail(key, f'expected an integer >= {minimum}, got {self.got(value)}')
         if value < minimum:
             self.fail(key, f'expected an integer >= {minimum}, got {value}')
         if maximum is not None and value > maximum:
-            self.fail(key, f'expected an integer <= {maximum} ({maximum.bit_length()} bits), got {value}')
+            bits = f' ({maximum.bit_length()} bits)' if maximum >= 2 ** 32 else ''
+            self.fail(key, f'expected an integer <= {maximum}{bits}, got {value}')
         return value
 
     def number(self, value: Any, key: str, positive: bool = False, nonzero: bool = False,
                maximum: Optional[float] = None) -> float:
         """A finite int or float (YAML's .inf and .nan are refused), optionally > 0, != 0, <= maximum."""
+        if isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__module__ == 'numpy':
+            value = float(value)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             self.fail(key, f'expected a number, got {self.got(value)}')
         if not math.isfinite(value):
@@ -224,7 +317,11 @@ class Checker:
         elif isinstance(value, float) and not math.isfinite(value):
             self.fail(key, f'expected a finite number, got {value}')
 
-    def spec(self, value: Any, key: str, known: Optional[Callable[[str], bool]], names: Callable[[], list]) -> dict:
+    def spec(self, value: Any, key: str, known: Optional[Callable[[str], bool]], names: Callable[[], list],
+             factory: Optional[Callable[[str], Callable]] = None) -> dict:
+        """A registry spec {name, args}: a known name, args a mapping without number strings; with
+        `factory` (name -> class), its boolean args are booleans, and so in nested specs (an args
+        value with a known 'name', e.g. encoder_spec)."""
         self.mapping(value, key, allowed=('name', 'args'), required=('name',))
         self.string(value['name'], f'{key}.name')
         if known is not None and not known(value['name']):
@@ -232,4 +329,9 @@ class Checker:
         if value.get('args') is not None:
             self.mapping(value['args'], f'{key}.args')
             self.no_number_strings(value['args'], f'{key}.args')
+            if factory is not None:
+                self.factory_args(factory(value['name']), value['args'], f'{key}.args')
+                for k, v in value['args'].items():
+                    if isinstance(v, dict) and isinstance(v.get('name'), str) and known is not None and known(v['name']):
+                        self.spec(v, f'{key}.args.{k}', known, names, factory)
         return value

@@ -53,19 +53,36 @@ class CheckedLoader:
             yield batch
 
 
-class CliParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one-line UserErrors (exit 2 through run_cli)."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one-line UserErrors (`error: <message>`, exit 2 through
+    run_cli, without argparse's usage block); every entry point parses with it."""
 
     def error(self, message: str):
         raise UserError(message)
 
 
+# Messages longer than this per word (a 4 MB file name) are shortened in the middle.
+MAX_WORD = 300
+
+
+def shorten(message: str) -> str:
+    """message with every word longer than MAX_WORD characters cut to its start and end."""
+    return re.sub(r'\S{%d,}' % (MAX_WORD + 1),
+                  lambda m: f'{m.group()[:MAX_WORD // 2]}...({len(m.group()):,} characters)...{m.group()[-60:]}',
+                  message)
+
+
 def run_cli(main: Callable[[], object]) -> None:
-    """Run an entry point; a UserError becomes `error: <message>` on stderr and exit status 2."""
+    """Run an entry point; a UserError (or an OSError the system raised on a path the user gave)
+    becomes one line `error: <message>` on stderr, overlong words shortened, and exit status 2."""
     try:
         main()
     except UserError as e:
-        print(f'error: {one_line(str(e))}', file=sys.stderr)
+        print(f'error: {shorten(one_line(str(e)))}', file=sys.stderr)
+        sys.exit(2)
+    except OSError as e:  # the system refusing a path the user gave (a name too long, no permission)
+        where = f' {e.filename}' if getattr(e, 'filename', None) else ''
+        print(shorten(' '.join(f'error: cannot use{where} ({e.strerror or e})'.split())), file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
