@@ -26,6 +26,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from inference.groups import group_note, parse_attention_rows
 from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.errors import ArgumentParser, UserError, run_cli
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--attention-rows', default='whole',
+                   help="SRNO/HIIF: output rows that attend together ('whole', the default: the whole image, as "
+                        "the SRNO demo, computed in bounded memory; N: blocks of N rows, the authors' chunked test)")
     p.add_argument('--force', action='store_true', help=f'allow inputs over {MAX_INPUT_MEGAPIXELS} and outputs '
                    f'over {MAX_MEGAPIXELS} megapixels')
     return p
@@ -165,6 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     scale = parse_scale(args.scale) if args.scale is not None else None
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    attention_rows = parse_attention_rows(args.attention_rows)
     if args.bsize < 1:
         raise UserError(f'--bsize must be at least 1, got {args.bsize}')
     if not 1 <= args.quality <= 100:
@@ -180,7 +185,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
 
     upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
                              window=args.window, tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
-                             progress=len(inputs) == 1)
+                             progress=len(inputs) == 1, attention_rows=attention_rows)
+    if group_note(upscaler.model, attention_rows):
+        _note(group_note(upscaler.model, attention_rows))
     written, failed = [], []
     bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)
     for inp, out in bar:

@@ -190,6 +190,20 @@ def paired_scale(lr_hw, hr_hw, scale: Optional[float], what: str) -> tuple[float
         raise UserError(f'pair {what}: LR {lr_hw[0]}x{lr_hw[1]} is not HR {hr_hw[0]}x{hr_hw[1]} at scale '
                         f'{scale:g} (expected LR {want}): a file of another scale or size')
     return scale, extent
+@register('sr-implicit-downsampled-fast')
+class SRImplicitDownsampledFast(SRImplicitDownsampled):
+    """The SRNO and HIIF authors' wrapper: sr-implicit-downsampled whose training crops (inp_size
+    given) keep as many random HR pixels as the LR crop has, inp_size^2, drawn without replacement
+    in random order (their models attend over the queries of a sample, so the count is part of the
+    recipe); the cell is the HR crop's, the same for every query. Without inp_size, every pixel.
+    Args as sr-implicit-downsampled, without sample_q."""
+
+    def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
+                 scale_max: Optional[float] = None, augment: bool = False, resize: str = 'pil',
+                 rgb_permute: bool = False):
+        check_size(inp_size, 'inp_size')
+        super().__init__(dataset, inp_size, scale_min, scale_max, augment,
+                         None if inp_size is None else inp_size ** 2, resize, rgb_permute)
 
 
 @register('sr-implicit-paired')

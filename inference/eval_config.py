@@ -13,6 +13,7 @@ import datasets
 from utils.config import Checker, load_yaml
 from utils.errors import UserError
 
+from .groups import check_attention_rows
 from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
 
@@ -122,12 +123,14 @@ def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
 @dataclass(frozen=True)
 class TestPlan:
     """What a test config asks for, checked: the dataset spec (paths under the data root), the
-    protocol, the query chunk (None: all at once), the normalisation and LTE's cell clip."""
+    protocol, the query chunk (None: all at once), the normalisation, LTE's cell clip and the rows
+    that attend together for SRNO/HIIF (None: the whole image; inference/groups.py)."""
     spec: dict
     protocol: Protocol
     bsize: Optional[int]
     norm: DataNorm
     cell_scale_max: Optional[float]
+    attention_rows: Optional[int] = None
 
 
 def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None) -> TestPlan:
@@ -145,7 +148,8 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     clip = cfg.get('cell_scale_max')
     if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
         raise UserError(f'{config}: cell_scale_max must be a positive number or absent, got {clip!r}')
-    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
+    rows = check_attention_rows(cfg.get('attention_rows'), f'{config}: attention_rows')
+    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip, rows)
 
 
 def target_names(dataset: Dataset) -> Optional[list[str]]:

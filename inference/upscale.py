@@ -11,7 +11,8 @@
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
-mirror padding for window encoders (SwinIR).
+mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from utils.images import (LoadedImage, check_format, check_output_size, compose,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
+from .groups import check_attention_rows
 from .norm import DataNorm
 from .onnx_backend import IDENTITY_NORM, load_onnx_model
 from .render import render
@@ -81,6 +83,7 @@ class Upscaler:
     bsize: int = 30000
     progress: bool = False
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
+    attention_rows: Optional[int] = None
 
     def __post_init__(self):
         self.check_options()
@@ -88,12 +91,13 @@ class Upscaler:
     def check_options(self) -> tuple[Optional[int], Optional[int]]:
         """Validate the rendering options (inference/options.py): precision for the device,
         window (one the model can take), tile (0/None or at least the encoder's receptive field),
-        bsize, progress; returns (window size or None, tile or None). Run again by every render,
-        so an option changed after construction is checked too."""
+        bsize, progress, attention_rows; returns (window size or None, tile or None). Run again by
+        every render, so an option changed after construction is checked too."""
         c = Checker('Upscaler')
         check_precision(c.string(self.precision, 'precision'), self.device)
         c.boolean(self.progress, 'progress')
         check_bsize(self.bsize)
+        check_attention_rows(self.attention_rows)
         return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
@@ -103,7 +107,7 @@ class Upscaler:
         ...; default CUDA when present), with its checkpoint's normalisation. `backend`
         'onnxruntime' runs a file written by scripts/export_onnx.py instead (inference/onnx_backend.py:
         CPU, fp32; the same tiling, chunks and bands). `options`: precision, window, tile, bsize,
-        progress (see the fields)."""
+        progress, attention_rows (see the fields)."""
         if backend not in BACKENDS:
             raise UserError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
         if backend == 'onnxruntime':
@@ -145,7 +149,8 @@ class Upscaler:
         window, _ = self.check_options()
         x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
-                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window)
+                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window,
+                     attention_rows=self.attention_rows)
         del x
         alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
         return compose(rgb, alpha, image.gray)

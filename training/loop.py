@@ -60,15 +60,17 @@ def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: tor
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: Iterable, norm: DataNorm, eval_type: Optional[str],
-             eval_bsize: Optional[int], device: torch.device, precision: str, show: bool) -> float:
+             eval_bsize: Optional[int], device: torch.device, precision: str, show: bool,
+             attention_rows: Optional[int] = None) -> float:
     """Mean PSNR over the validation set: inference.evaluate (the computation test.py reports) on
     this rank's shard, summed over ranks; the unwrapped model is queried eval_bsize coords at a
-    time (all at once when None), in eval mode, window-padded as test.py does it by default."""
+    time (all at once when None), in eval mode, window-padded as test.py does it by default, SRNO
+    and HIIF attending over blocks of attention_rows rows (None: whole images; inference/groups.py)."""
     model.eval()
     try:
         rows = evaluate(model, loader, norm, eval_type, eval_bsize, device, precision,
                         progress=None if show else False, desc='val', with_ssim=False, key='val_dataset',
-                        window=model_window(model))
+                        window=model_window(model), attention_rows=attention_rows)
     finally:
         model.train()
     total = all_sum(torch.tensor([sum(r['psnr'] for r in rows), len(rows)], dtype=torch.float64, device=device))

@@ -28,6 +28,7 @@ from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
 from .probe import probe
+from .schedule import build_scheduler
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
 from .state import (RANK_STREAM, check_resumable, forked_rng, init_weights, make_checkpoint,
                     parameters_finite, restore, rng_state)
@@ -93,8 +94,7 @@ def build_training(config: dict, where: str, device: torch.device):
     seed_all(config['seed'])
     model = build_model(config, where).to(device)
     optimizer = build_optimizer(config, model, where)
-    msl = config['multi_step_lr']
-    scheduler = None if msl is None else torch.optim.lr_scheduler.MultiStepLR(optimizer, msl['milestones'], msl['gamma'])
+    scheduler = build_scheduler(config, optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=config['precision'] == 'fp16')
     return model, optimizer, scheduler, scaler
 
@@ -223,7 +223,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                 try:
                     with forked_rng(val_loaders.seed_for(epoch)):
                         val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                       device, precision, show=env.is_main)
+                                       device, precision, show=env.is_main, attention_rows=config['attention_rows'])
                 except UserError as e:
                     raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
                 log.scalar('psnr', val, epoch)
