@@ -3,25 +3,28 @@ onnxruntime behind the interface the renderer drives (`encoder`, `gen_feat`, `qu
 rendering keeps the PyTorch path's tiled encoding, query chunks and bands (inference/render.py)
 whichever backend runs the model.
 
-The file's graph is cut at its named tensors into its three stages (inference/onnx_export.py), one
+The file's graph is cut at its named tensors into its stages (inference/onnx_stages.py), one
 onnxruntime session each: `encoder` runs the encode stage (on the whole input, or tile by tile with
 the receptive radius the export recorded), `gen_feat` then runs the prepare stage once per image,
-and `query_rgb` the query stage once per chunk. The graph normalises its input and de-normalises
-and clamps its output itself, so the renderer is given the identity normalisation (`norm`).
+and `query_rgb` the query stage once per chunk. For SRNO and HIIF, whose queries attend to each
+other, `query_context` also runs the context stages (OnnxAttentionModel). The graph normalises its
+input and de-normalises and clamps its output itself, so the renderer is given the identity
+normalisation (`norm`).
 """
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
 
+from models.galerkin import Chunks, accumulate_context
 from utils.errors import UserError
 from utils.files import PathLike
 
 from .norm import DataNorm
-from .onnx_format import INPUTS, META_KEY, OUTPUT, STAGES, parse_metadata
+from .onnx_format import INPUTS, META_KEY, OUTPUT, context_stage, kv_name, kv_sum_name, parse_metadata
 
 # onnx (about a second to import) and onnxruntime are imported inside the functions that use them,
 # so that demo.py and the library start as fast without this backend as before it.
@@ -63,7 +66,7 @@ def read_onnx(path: PathLike) -> tuple['onnx.ModelProto', dict[str, Any]]:
                         'written by scripts/export_onnx.py can be rendered in stages')
     meta = parse_metadata(props[META_KEY], path)
     names = {v.name for v in (*proto.graph.input, *proto.graph.output)} | {o for n in proto.graph.node for o in n.output}
-    missing = sorted({t for s in STAGES for t in (*meta['stages'][s]['inputs'], *meta['stages'][s]['outputs'])} - names)
+    missing = sorted({t for io in meta['stages'].values() for t in (*io['inputs'], *io['outputs'])} - names)
     if missing:
         raise UserError(f'{path}: malformed export: the graph has no tensor {missing[0]!r} its metadata names')
     try:
@@ -137,14 +140,19 @@ class OnnxModel(nn.Module):
                 raise UserError(f'{name} must be a positive integer, got {value!r}')
         self.query_piece = query_piece
         threads = threads or torch.get_num_threads()
+        cuts = {**meta['stages'], **self.extra_cuts(meta)}
         try:
-            parts = stage_models(proto, {s: meta['stages'][s] for s in STAGES})
+            parts = stage_models(proto, cuts)
         except Exception as e:  # onnx's shape inference or extraction failing on a damaged graph
             raise UserError(f'{path}: malformed export: the graph cannot be cut into its stages ({_first_line(e)})') from None
-        stages = {s: Stage(parts[s], meta['stages'][s], threads, path) for s in STAGES}
-        self.encoder = OnnxEncoder(stages['encode'], meta)
-        self.prepare, self.query = stages['prepare'], stages['query']
+        self.stages = {s: Stage(parts[s], cuts[s], threads, path) for s in cuts}
+        self.encoder = OnnxEncoder(self.stages['encode'], meta)
+        self.prepare, self.query = self.stages['prepare'], self.stages['query']
         self.meta, self.state = meta, None
+
+    def extra_cuts(self, meta: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+        """Parts of the graph to run besides its stages, {name: {'inputs', 'outputs'}}: none here."""
+        return {}
 
     def gen_feat(self, image: Tensor) -> Tensor:
         """image (1, 3, h, w) in [0, 1] -> feat; keeps the query stage's state for query_rgb."""
@@ -157,12 +165,51 @@ class OnnxModel(nn.Module):
         QUERY_PIECE queries per run (the PyTorch path's ROW_CHUNK, models/fast_query.py)."""
         if self.state is None:
             raise RuntimeError('query_rgb before gen_feat')
+        return self.query_pieces(coord, cell)
+
+    def query_pieces(self, coord: Tensor, cell: Tensor, extra: Optional[dict[str, np.ndarray]] = None) -> Tensor:
+        """The query stage on coord, cell (1, Q, 2) (and `extra` inputs), QUERY_PIECE queries per
+        run -> rgb (1, Q, 3)."""
         coord, cell = _numpy(coord), _numpy(cell)
         out = np.empty((*coord.shape[:2], 3), dtype=np.float32)  # (1, Q, 3)
         for i in range(0, coord.shape[1], self.query_piece):
             piece = slice(i, i + self.query_piece)
-            out[:, piece] = self.query.run(**self.state, coord=coord[:, piece], cell=cell[:, piece])[OUTPUT]
+            out[:, piece] = self.query.run(**self.state, **(extra or {}), coord=coord[:, piece],
+                                           cell=cell[:, piece])[OUTPUT]
         return torch.from_numpy(out)
+
+
+class OnnxAttentionModel(OnnxModel):
+    """An exported model whose queries attend to each other (SRNO, HIIF): query_rgb(coord, cell)
+    runs them as one call (all Q attend together), query_context(chunks) accumulates the
+    attention means of a group given in chunks (the context stages' sums, added as
+    models/galerkin.py adds them) and query_rgb(coord, cell, context) queries any of its chunks
+    with them, so the renderer groups and chunks them as for the PyTorch model
+    (inference/groups.py)."""
+
+    def extra_cuts(self, meta: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+        """'call': from the query state, coord and cell to rgb through every context stage, the
+        queries of the run attending together."""
+        return {'call': {'inputs': [*meta['stages']['prepare']['outputs'], 'coord', 'cell'], 'outputs': [OUTPUT]}}
+
+    def query_context(self, chunks: Chunks) -> list[Tensor]:
+        """The attention means (one (1, heads, c, c) per block) over all queries of chunks()."""
+        def part(i: int, coord: Tensor, cell: Tensor, context: Sequence[Tensor]) -> Tensor:
+            means = {kv_name(j): _numpy(kv) for j, kv in enumerate(context)}
+            out = self.stages[context_stage(i)].run(**self.state, coord=_numpy(coord), cell=_numpy(cell), **means)
+            return torch.from_numpy(out[kv_sum_name(i)])
+        if self.state is None:
+            raise RuntimeError('query_context before gen_feat')
+        return accumulate_context(part, self.meta['attention_blocks'], chunks)
+
+    def query_rgb(self, coord: Tensor, cell: Tensor, context: Optional[Sequence[Tensor]] = None) -> Tensor:
+        """coord, cell (1, Q, 2) -> rgb (1, Q, 3) in [0, 1]: without `context`, these Q queries
+        attending together (one run); with query_context's, QUERY_PIECE queries per run."""
+        if self.state is None:
+            raise RuntimeError('query_rgb before gen_feat')
+        if context is None:
+            return torch.from_numpy(self.stages['call'].run(**self.state, coord=_numpy(coord), cell=_numpy(cell))[OUTPUT])
+        return self.query_pieces(coord, cell, {kv_name(j): _numpy(kv) for j, kv in enumerate(context)})
 
 
 def load_onnx_model(path: PathLike, threads: Optional[int] = None) -> OnnxModel:
@@ -171,4 +218,4 @@ def load_onnx_model(path: PathLike, threads: Optional[int] = None) -> OnnxModel:
     for name in INPUTS:
         if name not in {i.name for i in proto.graph.input}:
             raise UserError(f'{path}: malformed export: the graph has no input {name!r}')
-    return OnnxModel(proto, meta, path, threads)
+    return (OnnxAttentionModel if meta['attention_blocks'] else OnnxModel)(proto, meta, path, threads)

@@ -3,20 +3,19 @@
     image (1, 3, h, w) float32 in [0, 1], coord (1, Q, 2), cell (1, Q, 2)  ->  rgb (1, Q, 3) in [0, 1]
 
 for any h, w and Q (coordinates and cells in the project's conventions, docs/design.md §1), the
-model's normalisation inside, the prediction de-normalised and clamped. It is made of three graphs
-exported from the same model the PyTorch path runs, joined at named tensors, so that a runtime can
-encode once and query in chunks by cutting it there (the ONNX Runtime backend does,
-inference/onnx_backend.py):
+model's normalisation inside, the prediction de-normalised and clamped; for SRNO and HIIF the Q
+queries of a run attend to each other, as in one call of the model. It is made of graphs exported
+from the same model the PyTorch path runs (inference/onnx_stages.py: encode, prepare, a context
+stage per attention block, query), joined at named tensors, so that a runtime can encode once and
+query in chunks by cutting it there (the ONNX Runtime backend does, inference/onnx_backend.py).
 
-    encode:   image -> feat                      normalisation, then the encoder
-    prepare:  feat, image -> table (, inp)       the rest of gen_feat and the fast path's state (§8)
-    query:    table (, inp), coord, cell -> rgb  the fast query, de-normalised and clamped
-
-The metadata (key 'liif', JSON) names each stage's inputs and outputs, the encoder's receptive
-radius (tiled encoding) and window (mirror padding), the model and its normalisation.
-Exporter: torch.onnx.export with dynamo=True at the pinned torch's default opset, no custom operators.
+The metadata (key 'liif', JSON) names each stage's inputs and outputs, the number of attention
+blocks, the encoder's receptive radius (tiled encoding) and window (mirror padding), the model and
+its normalisation. Exporter: torch.onnx.export with dynamo=True at the pinned torch's default
+opset, no custom operators.
 """
 import contextlib
+import inspect
 import io
 import json
 import warnings
@@ -30,75 +29,20 @@ import torch.nn as nn
 from torch import Tensor
 from torch.export import Dim
 
-from models.fast_query import supports_fast
-from models.loading import is_implicit
 from utils.coords import make_cell, make_coord
 from utils.errors import UserError
 from utils.files import PathLike, atomic_write
 
+from .groups import couples_queries
 from .norm import DataNorm
 from .onnx_format import DYNAMIC_AXES, FORMAT, META_KEY, OUTPUT
-from .render import fixed_feat
+from .onnx_stages import StageSpec, check_exportable, plan_stages
 from .tiling import receptive_radius
 from .window import model_window
 
 # The largest difference from the PyTorch model an exported file may show on the check sample.
 TOLERANCE = 1e-4
 ONNX_LIMIT = 2 ** 31 - 1  # bytes: a protobuf message (the whole file, weights embedded) is at most this
-
-
-class EncodeStage(nn.Module):
-    """image (1, 3, h, w) in [0, 1] -> feat (1, C, h', w'): the normalisation, then the encoder."""
-
-    def __init__(self, model: nn.Module, norm: DataNorm):
-        super().__init__()
-        self.model, self.norm = model, norm
-
-    def forward(self, image: Tensor) -> Tensor:
-        return self.model.encoder(self.norm.inp(image))
-
-
-class PrepareStage(nn.Module):
-    """feat, image -> the fast query's state (model.fast_state(), in `names` order), as gen_feat
-    would prepare it from an encoder that returned feat."""
-
-    def __init__(self, model: nn.Module, norm: DataNorm, names: Sequence[str]):
-        super().__init__()
-        self.model, self.norm, self.names = model, norm, tuple(names)
-
-    def forward(self, feat: Tensor, image: Tensor) -> tuple[Tensor, ...]:
-        with fixed_feat(self.model, feat):
-            self.model.gen_feat(self.norm.inp(image))
-        state = self.model.fast_state()
-        return tuple(state[k] for k in self.names)
-
-
-class QueryStage(nn.Module):
-    """The state's tensors (in `names` order), coord, cell -> rgb in [0, 1]: the fast query,
-    de-normalised and clamped."""
-
-    def __init__(self, model: nn.Module, norm: DataNorm, names: Sequence[str]):
-        super().__init__()
-        self.model, self.norm, self.names = model, norm, tuple(names)
-
-    def forward(self, *args: Tensor) -> Tensor:
-        *state, coord, cell = args
-        pred = self.model.query_state(dict(zip(self.names, state)), coord, cell)
-        return self.norm.pred_to_rgb(pred)
-
-
-def check_exportable(model: nn.Module, where: str = 'model') -> None:
-    """UserError unless model is an implicit model whose query has the fast path's two steps
-    (fast_state, query_state) with a decoder that supports it: what the query graph is made of."""
-    if not is_implicit(model):
-        raise UserError(f'{where}: not an implicit image function (no gen_feat/query_rgb); nothing to export')
-    if not (callable(getattr(model, 'fast_state', None)) and callable(getattr(model, 'query_state', None))):
-        raise UserError(f'{where}: model {type(model).__name__} has no fast_state/query_state, which '
-                        'the query graph is made of; it cannot be exported yet')
-    imnet = getattr(model, 'imnet', None)
-    if imnet is None or not supports_fast(imnet):
-        raise UserError(f'{where}: the model has no decoder with a first layer to split (imnet '
-                        f'{type(imnet).__name__}); only models whose fast path applies can be exported')
 
 
 def sample_inputs(in_hw: Sequence[int] = (13, 17), n_query: int = 257, scale: float = 3.7,
@@ -130,21 +74,25 @@ def _summary(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _to_proto(module: nn.Module, args: tuple, names_in: Sequence[str], names_out: Sequence[str],
-              dynamic: Any) -> onnx.ModelProto:
-    """torch.onnx.export (dynamo, the default opset) of module on args -> the ONNX model, its
-    progress messages and warnings silenced; a failure is a UserError naming the stage. The
-    exporter's own graph optimizer is off: onnxscript 0.7's rewriter takes `x + 1e-9` for `x + 0`
-    and drops it (the area floor of the ensemble weights, docs/design.md §2.1, whose 0/0 then made
-    NaNs); the runtime optimises the graph itself when it loads it."""
+def _to_proto(name: str, spec: StageSpec) -> onnx.ModelProto:
+    """torch.onnx.export (dynamo, the default opset) of the stage `spec` on its example arguments,
+    every axis of DYNAMIC_AXES dynamic -> the ONNX model, its progress messages and warnings
+    silenced; a failure is a UserError naming the stage. The exporter's own graph optimizer is off:
+    onnxscript 0.7's rewriter takes `x + 1e-9` for `x + 0` and drops it (the area floor of the
+    ensemble weights, docs/design.md §2.1, whose 0/0 then made NaNs); the runtime optimises the
+    graph itself when it loads it."""
+    dynamic = _dynamic(spec.inputs)
+    params = inspect.signature(spec.module.forward).parameters.values()
+    if any(p.kind == p.VAR_POSITIONAL for p in params):  # forward(*args): one entry for all of them
+        dynamic = {'args': dynamic}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
         warnings.simplefilter('ignore')
         try:
-            program = torch.onnx.export(module, args, input_names=list(names_in), output_names=list(names_out),
-                                        dynamic_shapes=dynamic, dynamo=True, optimize=False, verbose=False)
+            program = torch.onnx.export(spec.module, spec.args, input_names=list(spec.inputs),
+                                        output_names=list(spec.outputs), dynamic_shapes=dynamic, dynamo=True,
+                                        optimize=False, verbose=False)
         except Exception as e:  # torch.export's and the translator's errors, many lines each
-            stage = type(module).__name__.replace('Stage', '').lower()
-            raise UserError(f'torch.onnx.export failed on the {stage} stage: {_summary(e)}') from None
+            raise UserError(f'torch.onnx.export failed on the {name} stage: {_summary(e)}') from None
     return program.model_proto
 
 
@@ -184,24 +132,11 @@ def _name_dims(proto: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def export_stages(model: nn.Module, norm: DataNorm, image: Tensor) -> tuple[dict[str, onnx.ModelProto], list[str]]:
-    """The three stage graphs of model for inputs like `image`, and the names of its state's
-    tensors (the query's inputs besides coord and cell)."""
-    with torch.no_grad():
-        feat = EncodeStage(model, norm)(image)
-        with fixed_feat(model, feat):
-            model.gen_feat(norm.inp(image))
-        state = model.fast_state()
-    names = list(state)
+    """The stage graphs of model (inference/onnx_stages.py), in order, for inputs like `image`, and
+    the names of its query state's tensors (the query's inputs besides coord, cell and the means)."""
     _, coord, cell = sample_inputs(image.shape[-2:], n_query=37)
-    query_in = [*names, 'coord', 'cell']
-    stages = {
-        'encode': _to_proto(EncodeStage(model, norm), (image,), ['image'], ['feat'], _dynamic(['image'])),
-        'prepare': _to_proto(PrepareStage(model, norm, names), (feat, image), ['feat', 'image'], names,
-                             _dynamic(['feat', 'image'])),
-        'query': _to_proto(QueryStage(model, norm, names), (*state.values(), coord, cell), query_in, [OUTPUT],
-                           {'args': _dynamic(query_in)}),
-    }
-    return {k: _name_dims(_drop_unused_inputs(v)) for k, v in stages.items()}, names
+    plan, names = plan_stages(model, norm, image, coord, cell)
+    return {name: _name_dims(_drop_unused_inputs(_to_proto(name, spec))) for name, spec in plan.items()}, names
 
 
 def compose(stages: dict[str, onnx.ModelProto]) -> onnx.ModelProto:
@@ -256,7 +191,12 @@ def export_onnx(model: nn.Module, norm: DataNorm, name: str = 'model', source: s
     image, _, _ = sample_inputs(sample_sizes(model_window(model))[0])
     stages, names = export_stages(model, norm, image)
     proto = compose(stages)
+    if proto.ByteSize() > ONNX_LIMIT:
+        raise UserError(f'{source or name}: the model is {proto.ByteSize() / 2 ** 30:.1f} GiB, over the 2 GiB '
+                        'an ONNX file with its weights inside can hold')
+    blocks = len(model.attention_blocks()) if couples_queries(model) else 0
     meta = {'format': FORMAT, 'model': name, 'source': source, 'stages': stage_io(stages), 'state': names,
+            'attention_blocks': blocks,
             'receptive_radius': radius, 'window_size': model_window(model),
             'out_dim': int(getattr(model.encoder, 'out_dim', 0)) or None, 'data_norm': norm.to_config(),
             'exporter': f'torch {torch.__version__.split("+")[0]} torch.onnx.export(dynamo=True)',
@@ -282,7 +222,8 @@ def check_samples(model: nn.Module) -> list[tuple[Tensor, Tensor, Tensor]]:
 def max_difference(proto: onnx.ModelProto, model: nn.Module, norm: DataNorm,
                    samples: Sequence[tuple[Tensor, Tensor, Tensor]]) -> float:
     """The largest |rgb| difference between the ONNX graph run by onnxruntime alone and the
-    PyTorch model (its default path, de-normalised and clamped) on (image, coord, cell) samples."""
+    PyTorch model (its default path, de-normalised and clamped; one call, so that SRNO's and HIIF's
+    queries attend together in both) on (image, coord, cell) samples."""
     import onnxruntime as ort  # third-party: imported where a graph is run, not by the export alone
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only

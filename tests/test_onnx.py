@@ -33,6 +33,7 @@ from utils.coords import make_cell, make_coord
 from utils.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
+DOCS = ('README.md', 'docs/deploy.md')  # the documents whose Deploy examples are run as written
 export_script = load_script('scripts/export_onnx.py', 'export_onnx_script')
 # A per-channel normalisation (MMEditing's DIV2K mean), so the graph's own normalisation is tested.
 MEAN_NORM = {'inp': {'sub': [0.4488, 0.4371, 0.404], 'div': [1.0]},
@@ -187,18 +188,26 @@ def run_example(code: str, folder: Path, allowed: set[str]) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize('doc', ['README.md', 'docs/deploy.md'])
-def test_standalone_examples_run_as_written(exported, tmp_path, doc):
+def examples_render_like_pytorch(onnx_path: Path, pytorch: Upscaler, folder: Path, docs=DOCS) -> None:
     """The README's standalone example (numpy, PIL, onnxruntime) and docs/deploy.md's encode-once
-    example (+ onnx) upscale lr.png x4 with model.onnx as the PyTorch model does."""
-    text = deploy_section() if doc == 'README.md' else (REPO / doc).read_text()
-    (code,) = code_blocks(text)
-    shutil.copy(exported.onnx, tmp_path / 'model.onnx')
+    example (+ onnx), run as written in `folder` on onnx_path as model.onnx, upscale lr.png x4 as
+    the `pytorch` Upscaler does (within one level)."""
     lr = photo(11, 14, seed=3)
-    Image.fromarray(lr).save(tmp_path / 'lr.png')
-    run_example(code, tmp_path, {'numpy', 'onnxruntime', 'PIL'} | ({'onnx', 'json'} if doc != 'README.md' else set()))
-    got = np.asarray(Image.open(tmp_path / 'lr_x4.png'))
-    closest_levels(got, Upscaler.load(exported.ckpt, 'cpu')(lr, scale=4))
+    expected = pytorch(lr, scale=4)
+    for doc in docs:
+        work = folder / doc.replace('/', '_')
+        work.mkdir()
+        text = deploy_section() if doc == 'README.md' else (REPO / doc).read_text()
+        (code,) = code_blocks(text)
+        shutil.copy(onnx_path, work / 'model.onnx')
+        Image.fromarray(lr).save(work / 'lr.png')
+        run_example(code, work, {'numpy', 'onnxruntime', 'PIL'} | ({'onnx', 'json'} if doc != 'README.md' else set()))
+        closest_levels(np.asarray(Image.open(work / 'lr_x4.png')), expected)
+
+
+@pytest.mark.parametrize('doc', DOCS)
+def test_standalone_examples_run_as_written(exported, tmp_path, doc):
+    examples_render_like_pytorch(exported.onnx, Upscaler.load(exported.ckpt, 'cpu'), tmp_path, [doc])
 
 
 # ---------------------------------------------------------------- refusals, in one line

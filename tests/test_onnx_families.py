@@ -1,8 +1,9 @@
 """Every family and encoder exports: onnxruntime alone == PyTorch to 1e-4 (random weights, the
 authors' vectors' checkpoints, the bundled model; non-integer scales; sides not multiples of the
 window), and the ONNX Runtime backend renders what the PyTorch path renders (SwinIR's window
-padding around the graph, tiles for a large input). One family runs in the fast suite; the rest
-are slow (each export takes seconds): `bash scripts/test.sh -m slow`."""
+padding around the graph, tiles for a large input; SRNO's and HIIF's whole image through the
+attention context and their row blocks). Two families run in the fast suite; the rest are slow
+(each export takes seconds): `bash scripts/test.sh -m slow`."""
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,17 @@ import torch
 import demo
 import models
 from inference.norm import DataNorm
+from inference.groups import couples_queries
+from inference.onnx_backend import OnnxAttentionModel, load_onnx_model
 from inference.onnx_export import check_samples, export_onnx, max_difference, save_onnx
 from inference.options import min_tile
 from inference.upscale import BUNDLED_MODEL, Upscaler
+from inference.window import model_window
 from models.loading import build_model
 from script_loader import load_script
-from test_onnx import closest_levels, photo
-from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, swinir_spec
+from test_onnx import closest_levels, examples_render_like_pytorch, photo
+from release_keys import as_queries
+from tiny import aliif_spec, edsr_spec, hiif_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, srno_spec, swinir_spec
 from utils.checkpoints import load_checkpoint
 
 VECTORS = Path(__file__).resolve().parent / 'data' / 'vectors'
@@ -49,8 +54,13 @@ FAMILIES = {
     'swinir-liif': on(swinir_spec()),
     'swinir-metasr': on(swinir_spec(), 'metasr'),
     'swinir-lte': lte_spec(swinir_spec()),
+    'srno': srno_spec(),
+    'hiif': hiif_spec(),
+    'swinir-hiif': hiif_spec(encoder=swinir_spec()),
 }
-FAST = {'swinir-lte'}  # LTE (the bilinear term, the input-sized centres), SwinIR (its padding, the window)
+# LTE (the bilinear term, the input-sized centres), SwinIR (its padding, the window); HIIF (the
+# attention's context stages, its hierarchical bits, which turn on single ulps of the coordinates).
+FAST = {'swinir-lte', 'hiif'}
 
 
 def exported(model, norm: DataNorm, folder: Path, name: str) -> tuple[Path, float]:
@@ -76,13 +86,24 @@ def test_family_exports_and_renders_like_pytorch(name, tmp_path):
     assert (rt.tile_for((27, 19)) is None) == (pt.tile_for((27, 19)) is None)  # tiled alike
     lr = photo(27, 19)
     closest_levels(rt(lr, scale=3.7), pt(lr, scale=3.7))  # SwinIR: mirror-padded to the window, both
+    if couples_queries(model):  # above: the whole image through the context (100 x 70 in chunks of 301)
+        assert isinstance(rt.model, OnnxAttentionModel)
+        pt.attention_rows = rt.attention_rows = 7  # blocks of 7 rows, each one run (2 x 70 < 301) or chunked
+        for bsize in (301, 150):
+            pt.bsize = rt.bsize = bsize
+            closest_levels(rt(lr, resolution=(61, 43)), pt(lr, resolution=(61, 43)))
+        if model_window(model) is None:  # the examples do not pad to a window
+            pt.attention_rows = None  # the examples attend over the whole image
+            examples_render_like_pytorch(path, pt, tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('vector', sorted(p.name for p in VECTORS.glob('*-seed0.pth') if 'upsample' not in p.name))
 def test_the_authors_vectors_export(vector, tmp_path):
     """The checkpoints of the test vectors (the authors' code's tiny models, released format): the
-    file gives the vector's expected output (normalisation 0.5 / 0.5 inside the graph)."""
+    file gives the vector's expected output (normalisation 0.5 / 0.5 inside the graph); SRNO's and
+    HIIF's also their authors' chunked prediction of a whole grid, blocks of eval_bsize rows each
+    one run of the backend's graph."""
     import onnxruntime as ort
     data = torch.load(VECTORS / vector, weights_only=True)
     model = build_model(data['checkpoint'], vector)
@@ -90,8 +111,20 @@ def test_the_authors_vectors_export(vector, tmp_path):
     assert worst <= 1e-4, worst
     session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
     image = data['inp'] * 0.5 + 0.5  # the vector's input is already normalised
-    got = session.run(['rgb'], {'image': image.numpy(), 'coord': data['coord'].numpy(), 'cell': data['cell'].numpy()})[0]
-    assert np.abs(got - HALF.pred_to_rgb(data['expected']).numpy()).max() <= 1e-4
+    coord, cell, expected = as_queries(data)
+    got = session.run(['rgb'], {'image': image.numpy(), 'coord': coord.numpy(), 'cell': cell.numpy()})[0]
+    assert np.abs(got - HALF.pred_to_rgb(expected).numpy()).max() <= 1e-4
+    if data.get('expected_grid_batched') is not None:
+        backend = load_onnx_model(path)
+        backend.gen_feat(image)
+        grid = data['coord_grid']  # (1, H, W, 2)
+        rows = data['eval_bsize']
+        h, w = grid.shape[1:3]
+        for r0 in range(0, h, rows):
+            block = grid[:, r0:r0 + rows].reshape(1, -1, 2)
+            cells = data['cell'].unsqueeze(1).expand(1, block.shape[1], 2)
+            want = data['expected_grid_batched'][:, :, r0:r0 + rows].flatten(2).transpose(1, 2)
+            assert np.abs(backend.query_rgb(block, cells).numpy() - HALF.pred_to_rgb(want).numpy()).max() <= 1e-4
 
 
 @pytest.mark.slow
