@@ -3,6 +3,7 @@
     python demo.py --input lr.png --scale 30
     python demo.py --input lr.png --scale 2,3.5 --output wide.webp --quality 90
     python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
+    python demo.py --input phone.jpg --scale 4 --model real     # the bundled real-world model
     python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
     python demo.py --input lr.png --scale 4 --backend onnxruntime --model model.onnx
 
@@ -50,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument('--scale', help='S or SY,SX: any positive real factor (e.g. 30, 3.7, 0.5)')
     size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
-    p.add_argument('--model', help=f'checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}), '
-                                   'or with --backend onnxruntime an export of scripts/export_onnx.py')
+    p.add_argument('--model', help='checkpoint, or a bundled model: sample (the default, '
+                   f'{DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}, trained on bicubic downsampling) or '
+                   'real (trained on blur, noise and JPEG: for photos from phones and the web); with '
+                   '--backend onnxruntime an export of scripts/export_onnx.py')
     p.add_argument('--backend', default='pytorch', choices=BACKENDS,
                    help='what runs the model: pytorch (a checkpoint), or onnxruntime (an exported .onnx file; '
                         'CPU, fp32, the same tiling, chunks and bands)')

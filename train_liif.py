@@ -31,6 +31,8 @@ line naming the key and the file; write floats with a dot and signed exponent, 1
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
                     Samples are seeded one by one (seed, epoch, index): any num_workers, same run.
+  loss:             {name, args}, a registered loss (training/losses.py); default l1, the only one
+                    shipped (the hook for perceptual / GAN terms).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
 tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
@@ -46,7 +48,7 @@ import argparse
 from typing import Optional, Sequence
 
 from training.config import check_train_config
-from training.distributed import dist_env, init_distributed, shutdown
+from training.distributed import barrier, dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
@@ -107,6 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         train(config, save_path, where=where, resume=config['resume'], overwrite=args.overwrite,
               env=env, device=device, gpu_ids=gpu_ids, init=args.init)
+        # Every rank leaves the process group together: a rank tearing gloo down while another is
+        # still writing its last files was aborted in C++ ("terminate called without an active
+        # exception") on a CI machine. Not after an error: the other ranks may be gone.
+        barrier()
     finally:
         shutdown()
 

@@ -1,4 +1,4 @@
-"""The ONNX Runtime backend (docs/design.md §10): a file written by scripts/export_onnx.py, run by
+"""The ONNX Runtime backend (docs/design.md §11): a file written by scripts/export_onnx.py, run by
 onnxruntime behind the interface the renderer drives (`encoder`, `gen_feat`, `query_rgb`), so
 rendering keeps the PyTorch path's tiled encoding, query chunks and bands (inference/render.py)
 whichever backend runs the model.

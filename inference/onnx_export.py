@@ -1,4 +1,4 @@
-"""ONNX export of an implicit model (docs/design.md §10): one file whose graph is the model itself,
+"""ONNX export of an implicit model (docs/design.md §11): one file whose graph is the model itself,
 
     image (1, 3, h, w) float32 in [0, 1], coord (1, Q, 2), cell (1, Q, 2)  ->  rgb (1, Q, 3) in [0, 1]
 

@@ -1,4 +1,4 @@
-"""The exported ONNX file's contract (docs/design.md §10), shared by the exporter and the backend
+"""The exported ONNX file's contract (docs/design.md §11), shared by the exporter and the backend
 without importing either's heavy dependencies.
 
 Graph: `image` float32 (1, 3, h, w) in [0, 1], `coord` and `cell` float32 (1, Q, 2) (docs/design.md

@@ -1,4 +1,4 @@
-"""What an ONNX export is made of (docs/design.md §10): the model's own code cut into stages, each
+"""What an ONNX export is made of (docs/design.md §11): the model's own code cut into stages, each
 an nn.Module that torch.onnx.export turns into one graph, joined afterwards at named tensors
 (inference/onnx_export.py):
 

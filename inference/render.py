@@ -6,7 +6,7 @@ the output: besides the latent grid and the uint8 result (3 bytes per output pix
 band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
 """
 import contextlib
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ import torch.nn as nn
 from torch import Tensor
 from tqdm import tqdm
 
-from utils.coords import grid_rows, make_cell, make_coord
+from utils.coords import coord_block, make_cell
 from utils.errors import UserError
 from utils.precision import autocast
 
@@ -44,16 +44,21 @@ def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, 
     return torch.cat(preds, dim=1)
 
 
+def region_coord(out_hw: Sequence[int], top: int, left: int, height: int, width: int, device=None,
+                 frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
+    """Pixel centres of rows top .. top+height-1 and columns left .. left+width-1 of the full (H, W)
+    output grid: (height * width, 2), row-major, (row, col) — that block of make_coord((H, W)) bit
+    for bit, without building the full grid. With a window frame (inference/window.py) the output
+    covers only the top-left (fh, fw) fraction of [-1, 1]."""
+    ranges = ((-1, -1 + 2 * frame[0]), (-1, -1 + 2 * frame[1]))
+    return coord_block(out_hw, (top, left), (height, width), ranges, device=device)
+
+
 def band_coord(out_hw: Sequence[int], r0: int, r1: int, device=None,
                frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
-    """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2),
-    row-major, (row, col) — make_coord((H, W))[r0 * W:r1 * W], the same floats. With a window
-    frame (inference/window.py) the output covers only the top-left (fh, fw) fraction of [-1, 1]."""
-    if tuple(frame) == (1.0, 1.0):
-        return grid_rows(out_hw, r0, r1, device=device)
-    h, w = out_hw
-    ranges = ((-1 + 2 * r0 / h * frame[0], -1 + 2 * r1 / h * frame[0]), (-1, -1 + 2 * frame[1]))
-    return make_coord((r1 - r0, w), ranges=ranges, device=device)
+    """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2), the
+    region_coord of whole rows, so a render in bands queries exactly the points of one in one shot."""
+    return region_coord(out_hw, r0, 0, r1 - r0, out_hw[1], device=device, frame=frame)
 
 
 def frame_cell(out_hw: Sequence[int], coord: Tensor, frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
@@ -122,6 +127,25 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
             return model.gen_feat(inp)
 
 
+class Cancelled(Exception):
+    """A render stopped between two chunks because its `cancelled` callback said so."""
+
+
+@torch.no_grad()
+def query_chunks(model: nn.Module, coord: Tensor, cell: Tensor, bsize: int, precision: str = 'fp32',
+                 cancelled: Optional[Callable[[], bool]] = None) -> Tensor:
+    """After `encode`: coord, cell (1, Q, 2) -> pred (Q, 3) float32 in the model's normalised output
+    space, querying `bsize` points at a time. `cancelled`, if given, is asked before each chunk;
+    when it returns True the render stops with Cancelled."""
+    pred = torch.empty(coord.shape[1], 3, device=coord.device)  # (Q, 3)
+    with autocast(coord.device, precision):
+        for i in range(0, coord.shape[1], bsize):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            pred[i:i + bsize] = model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])[0]
+    return pred
+
+
 @torch.no_grad()
 def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
                 precision: str = 'fp32', device=None,
@@ -132,11 +156,8 @@ def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: 
     h, w = out_hw
     band_rows = band_rows or default_band_rows(out_hw)
     for r0, r1 in band_spans(h, band_rows):
-        coord, cell = band_queries(out_hw, r0, r1, device, frame)  # (1, Q, 2) each
-        pred = torch.empty(coord.shape[1], 3, device=device)  # (Q, 3)
-        with autocast(coord.device, precision):
-            for i in range(0, coord.shape[1], bsize):
-                pred[i:i + bsize] = model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])[0]
+        coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)  # (1, Q, 2)
+        pred = query_chunks(model, coord, frame_cell(out_hw, coord, frame), bsize, precision)
         yield r0, r1, pred.view(r1 - r0, w, 3)
 
 

@@ -2,6 +2,7 @@
 
     from inference.upscale import Upscaler
     up = Upscaler.load('pretrained/edsr-baseline-liif-sample.pth')   # or Upscaler.load() for it
+    up = Upscaler.load('real')            # a bundled model by name: 'sample' (default) or 'real'
     out = up(image, scale=4)              # image: uint8 (H, W[, 3|4]) array, float [0, 1] array, or PIL
     out = up(image, resolution=(1080, 1920))                          # (H, W), height first
     up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
@@ -42,7 +43,12 @@ from .options import check_bsize, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
 BACKENDS = ('pytorch', 'onnxruntime')
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / 'pretrained' / 'edsr-baseline-liif-sample.pth'
+PRETRAINED = Path(__file__).resolve().parents[1] / 'pretrained'
+# The bundled demo models by name (README, "The bundled models"): 'sample' (the default) was trained on
+# bicubic downsampling, 'real' on Real-ESRGAN-style degradations (blur, resizes, noise, JPEG).
+BUNDLED_MODEL = PRETRAINED / 'edsr-baseline-liif-sample.pth'
+REAL_MODEL = PRETRAINED / 'edsr-baseline-liif-real.pth'
+BUNDLED_NAMES = ('sample', 'real')
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
 MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
 
@@ -69,6 +75,20 @@ def as_loaded(image: ImageLike) -> LoadedImage:
     a = array_to_uint8(a, what)
     mode = 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA')
     return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
+
+
+def resolve_checkpoint(checkpoint: Optional[PathLike]) -> Path:
+    """The checkpoint path of a path or a bundled model's name (None: 'sample'). A name wins over a
+    file of the same name in the current folder (write ./real for that); a missing bundled model
+    is a UserError saying so."""
+    name = 'sample' if checkpoint is None else str(checkpoint)
+    if name not in BUNDLED_NAMES:
+        return Path(checkpoint)
+    path = BUNDLED_MODEL if name == 'sample' else REAL_MODEL
+    if not path.is_file():
+        raise UserError(f'the bundled {name!r} model {path} is missing; pass --model CKPT (a checkpoint, '
+                        "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
+    return path
 
 
 @dataclass
@@ -103,19 +123,16 @@ class Upscaler:
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, backend: str = 'pytorch',
              **options) -> 'Upscaler':
-        """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
-        ...; default CUDA when present), with its checkpoint's normalisation. `backend`
-        'onnxruntime' runs a file written by scripts/export_onnx.py instead (inference/onnx_backend.py:
-        CPU, fp32; the same tiling, chunks and bands). `options`: precision, window, tile, bsize,
-        progress, attention_rows (see the fields)."""
+        """The model of `checkpoint` (a path, or the name of a bundled model: 'sample', the default,
+        or 'real'), on `device` ('cpu', '0', ...; default CUDA when present), with its checkpoint's
+        normalisation. `backend` 'onnxruntime' runs a file written by scripts/export_onnx.py instead
+        (inference/onnx_backend.py: CPU, fp32; the same tiling, chunks and bands). `options`:
+        precision, window, tile, bsize, progress, attention_rows (see the fields)."""
         if backend not in BACKENDS:
             raise UserError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
         if backend == 'onnxruntime':
             return cls.load_onnx(checkpoint, device, **options)
-        path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
-        if checkpoint is None and not path.is_file():
-            raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
-                            "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
+        path = resolve_checkpoint(checkpoint)
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt = load_checkpoint(path)
@@ -144,10 +161,19 @@ class Upscaler:
             return None
         return tile
 
+    def input_tensor(self, image: LoadedImage) -> torch.Tensor:
+        """The RGB pixels of a LoadedImage as the model's input: (1, 3, h, w) float in [0, 1], on
+        the upscaler's device (not yet normalised)."""
+        return torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)
+
+    def window_size(self) -> Optional[int]:
+        """The window the input is mirror-padded to (resolve_window of the `window` option), or None."""
+        return resolve_window(self.window, self.model)
+
     def render_loaded(self, image: LoadedImage, out_hw: Sequence[int]) -> Image.Image:
         """A LoadedImage rendered at out_hw -> PIL image (L, LA, RGB or RGBA, as the input)."""
         window, _ = self.check_options()
-        x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
+        x = self.input_tensor(image)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
                      progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window,
                      attention_rows=self.attention_rows)

@@ -1,4 +1,4 @@
-"""Export a checkpoint's implicit model to one ONNX file (docs/deploy.md, docs/design.md §10).
+"""Export a checkpoint's implicit model to one ONNX file (docs/deploy.md, docs/design.md §11).
 
     python scripts/export_onnx.py save/run/epoch-best.pth model.onnx
     python demo.py --input lr.png --scale 4 --backend onnxruntime --model model.onnx

@@ -18,6 +18,8 @@ from utils.config import Checker, load_yaml
 from utils.errors import UserError
 from utils.precision import PRECISIONS
 
+from .losses import LOSSES
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     'adam': torch.optim.Adam,
     'adamw': torch.optim.AdamW,
@@ -40,7 +42,7 @@ REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
     'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None, 'attention_rows': None,
     'multi_step_lr': None, 'warmup_cosine_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
-    'seed': 0, 'precision': 'fp32', 'num_workers': None,
+    'seed': 0, 'precision': 'fp32', 'num_workers': None, 'loss': None,
 }
 
 
@@ -134,6 +136,8 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
         if out[key] is not None:
             c.integer(out[key], key)
     c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names, models.MODELS.get)
+    if out['loss'] is not None:
+        c.spec(out['loss'], 'loss', LOSSES.__contains__, LOSSES.names, LOSSES.get)
     _check_optimizer(c, out['optimizer'])
     c.integer(out['epoch_max'], 'epoch_max', maximum=MAX_EPOCHS)
     if out['multi_step_lr'] is not None:

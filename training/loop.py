@@ -4,7 +4,6 @@ from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -15,6 +14,7 @@ from utils.errors import CheckedLoader
 from utils.precision import autocast
 
 from .distributed import all_mean, all_sum
+from .losses import LossFn, make_loss
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -23,14 +23,16 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: torch.device, precision: str) -> Tensor:
-    """One step of L1 loss in normalised units; returns the loss averaged over ranks (a scalar,
-    the same on every rank). A non-finite loss raises FloatingPointError before any update."""
+               scaler: torch.amp.GradScaler, device: torch.device, precision: str,
+               loss_fn: Optional[LossFn] = None) -> Tensor:
+    """One step of `loss_fn` (default L1, training/losses.py) in normalised units; returns the loss
+    averaged over ranks (a scalar, the same on every rank). A non-finite loss raises
+    FloatingPointError before any update."""
     inp = norm.inp(batch['inp'])  # (B, 3, h, w)
     gt = norm.gt(batch['gt'])  # (B, Q, 3)
     with autocast(device, precision):
         pred = net(inp, batch['coord'], batch['cell'])  # (B, Q, 3)
-    loss = F.l1_loss(pred.float(), gt)
+    loss = (loss_fn or make_loss(None))(pred.float(), gt, batch)
     mean = all_mean(loss.detach())
     if not torch.isfinite(mean):
         raise FloatingPointError(f'non-finite loss ({mean.item()})')
@@ -43,14 +45,14 @@ def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.opt
 
 def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, device: torch.device, precision: str, show: bool,
-                desc: str) -> float:
+                desc: str, loss_fn: Optional[LossFn] = None) -> float:
     """One pass over loader; returns the mean of the iterations' losses."""
     net.train()
     total, n = 0.0, 0
     bar = tqdm(CheckedLoader(loader, 'train_dataset'), leave=False, desc=desc, disable=None if show else True)
     for i, batch in enumerate(bar):
         try:
-            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision)
+            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision, loss_fn)
         except FloatingPointError as e:
             raise FloatingPointError(f'{e} at iteration {i + 1}') from None
         total, n = total + loss.item(), n + 1

@@ -27,6 +27,7 @@ from .config import OPTIMIZERS
 from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
+from .losses import make_loss
 from .probe import probe
 from .schedule import build_scheduler
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
@@ -140,6 +141,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
     model, optimizer, scheduler, scaler = build_training(config, where, device)
+    try:
+        loss_fn = make_loss(config['loss'])
+    except UserError as e:
+        raise UserError(f'{where}: loss: {e}') from None
     start_epoch, best_val, note = 0, -math.inf, None
     if ckpt is not None:
         start_epoch, best_val, note = restore(ckpt, resume, model, optimizer, scheduler, scaler, env)
@@ -207,7 +212,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             lr = optimizer.param_groups[0]['lr']
             try:
                 loss = train_epoch(net, train_loaders(epoch), norm, optimizer, scaler, device, precision,
-                                   show=env.is_main, desc=f'epoch {epoch}')
+                                   show=env.is_main, desc=f'epoch {epoch}', loss_fn=loss_fn)
             except FloatingPointError as e:
                 raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
                                        f'{last_good(good)} with a lower learning rate, or check the data') from None

@@ -10,33 +10,40 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def coord_seq(n: int, v0: float = -1, v1: float = 1, device=None) -> Tensor:
-    """The n pixel centres of an axis spanning [v0, v1], float32, computed as the paper's code
-    does (a float32 arange times 2r, plus v0 + r): models whose outputs jump at ulp-level
-    differences (HIIF's bits, nearest picks) see exactly these values."""
-    # The scalars v0 + r and 2r in float64, rounded once to float32, then float32 products: what
-    # torch does with Python scalars, so the paper code's values exactly. The size is made a float64
-    # tensor so that an exported graph, where it is symbolic, computes the same (its Python
-    # arithmetic on a symbolic size would be float32).
+def axis_centres(n: int, span: Sequence[float] = (-1, 1), start: int = 0, stop: Optional[int] = None,
+                 device=None) -> Tensor:
+    """Centres of pixels start .. stop-1 (default: all n) of an axis of n pixels spanning
+    [span[0], span[1]]: float32 (stop - start,). Every entry is computed by the same float32
+    operations whatever start and stop are, so a slice equals that slice of the whole axis bit for
+    bit (a band or a region of an output queries exactly the points of the full grid)."""
+    # The paper's code: a float32 arange times 2r, plus v0 + r, the scalars in float64 rounded once
+    # to float32 (what torch does with Python scalars). The size is made a float64 tensor so that an
+    # exported graph, where it is symbolic, computes the same values (a symbolic size's Python
+    # arithmetic would be float32; docs/design.md §11): models whose outputs jump at ulp-level
+    # differences (HIIF's bits, nearest picks) see exactly these values in every runtime.
+    v0, v1 = span
     r = (v1 - v0) / (2 * torch.scalar_tensor(n, dtype=torch.float64, device=device))
-    return (v0 + r).float() + (2 * r).float() * torch.arange(n, device=device).float()
+    steps = torch.arange(start, n if stop is None else stop, device=device).float()
+    return (v0 + r).float() + (2 * r).float() * steps
 
 
 def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]] = None,
                flatten: bool = True, device=None) -> Tensor:
     """Pixel-centre coordinates of a grid: (*shape, ndim), or (prod(shape), ndim) if flatten.
     Row-major order, last dim (row, col)."""
-    seqs = [coord_seq(n, *((-1, 1) if ranges is None else ranges[i]), device=device) for i, n in enumerate(shape)]
-    coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*shape, ndim)
+    return coord_block(shape, [0] * len(shape), shape, ranges, flatten, device)
+
+
+def coord_block(shape: Sequence[int], starts: Sequence[int], sizes: Sequence[int],
+                ranges: Optional[Sequence[Sequence[float]]] = None, flatten: bool = True, device=None) -> Tensor:
+    """The block of make_coord(shape, ranges) that starts at index `starts` and has `sizes` pixels
+    per axis (rows top .. top+height-1 and columns left .. left+width-1 of a 2-D grid): (*sizes,
+    ndim), or (prod(sizes), ndim) if flatten; equal to that block of the whole grid bit for bit,
+    without building it."""
+    seqs = [axis_centres(n, (-1, 1) if ranges is None else ranges[i], a, a + m, device)
+            for i, (n, a, m) in enumerate(zip(shape, starts, sizes))]
+    coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*sizes, ndim)
     return coord.view(-1, coord.shape[-1]) if flatten else coord
-
-
-def grid_rows(shape: Sequence[int], r0: int, r1: int, device=None) -> Tensor:
-    """Rows r0 .. r1-1 of make_coord(shape) for shape (H, W): ((r1 - r0) * W, 2), the same floats,
-    without building the other rows."""
-    rows = coord_seq(shape[0], device=device)[r0:r1]
-    cols = coord_seq(shape[1], device=device)
-    return torch.stack(torch.meshgrid(rows, cols, indexing='ij'), dim=-1).view(-1, 2)  # ((r1 - r0) * W, 2)
 
 
 def make_cell(shape: Sequence[int], coord: Tensor) -> Tensor:
