@@ -5,6 +5,7 @@
     python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
     python demo.py --input phone.jpg --scale 4 --model real     # the bundled real-world model
     python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
+    python demo.py --input lr.png --scale 4 --backend onnxruntime --model model.onnx
 
 Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H * SY) x
 round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gives exactly that.
@@ -27,7 +28,7 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from inference.groups import group_note, parse_attention_rows
-from inference.upscale import BUNDLED_MODEL, Upscaler
+from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.errors import ArgumentParser, UserError, run_cli
 from utils.files import check_output
@@ -52,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
     p.add_argument('--model', help='checkpoint, or a bundled model: sample (the default, '
                    f'{DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}, trained on bicubic downsampling) or '
-                   'real (trained on blur, noise and JPEG: for photos from phones and the web)')
+                   'real (trained on blur, noise and JPEG: for photos from phones and the web); with '
+                   '--backend onnxruntime an export of scripts/export_onnx.py')
+    p.add_argument('--backend', default='pytorch', choices=BACKENDS,
+                   help='what runs the model: pytorch (a checkpoint), or onnxruntime (an exported .onnx file; '
+                        'CPU, fp32, the same tiling, chunks and bands)')
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
                                     'folder for several inputs')
     p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
@@ -185,8 +190,8 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, 'CMSR tables': args.cmsr,
                            **protected[out]}, 'output')
 
-    upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
-                             tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
+    upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
+                             window=args.window, tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
                              progress=len(inputs) == 1, attention_rows=attention_rows, cmsr=args.cmsr)
     if group_note(upscaler.model, attention_rows):
         _note(group_note(upscaler.model, attention_rows))

@@ -5,6 +5,7 @@ Shared by evaluation (`batched_predict`) and demo.py (`render`). Memory stays bo
 the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
 band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
 """
+import contextlib
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -105,6 +106,18 @@ class _FixedFeat(nn.Module):
         return self.feat
 
 
+@contextlib.contextmanager
+def fixed_feat(model: nn.Module, feat: Tensor) -> Iterator[None]:
+    """Within the context, model.encoder returns `feat` whatever its input: model.gen_feat(inp)
+    then prepares the queries of a latent grid computed elsewhere (in tiles, or by another graph)."""
+    encoder = model.encoder
+    model.encoder = _FixedFeat(feat, getattr(encoder, 'out_dim', feat.shape[1]))
+    try:
+        yield
+    finally:
+        model.encoder = encoder
+
+
 @torch.no_grad()
 def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision: str = 'fp32',
            progress: bool = False) -> Tensor:
@@ -119,12 +132,8 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
         with tqdm(total=n_tiles, unit='tile', desc='encode', delay=1.0,
                   disable=not progress, leave=False) as bar:
             feat = encode_tiled(model.encoder, inp, tile, progress=bar.update)
-        encoder = model.encoder
-        model.encoder = _FixedFeat(feat, getattr(encoder, 'out_dim', feat.shape[1]))
-        try:
+        with fixed_feat(model, feat):
             return model.gen_feat(inp)
-        finally:
-            model.encoder = encoder
 
 
 class Cancelled(Exception):

@@ -7,6 +7,8 @@
     out = up(image, resolution=(1080, 1920))                          # (H, W), height first
     up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
 
+    up = Upscaler.load('model.onnx', backend='onnxruntime')           # an export (scripts/export_onnx.py)
+
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
@@ -37,10 +39,12 @@ from utils.precision import check_precision
 
 from .groups import check_attention_rows
 from .norm import DataNorm
+from .onnx_backend import IDENTITY_NORM, load_onnx_model
 from .render import render
 from .options import check_bsize, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
+BACKENDS = ('pytorch', 'onnxruntime')
 PRETRAINED = Path(__file__).resolve().parents[1] / 'pretrained'
 # The bundled demo models by name (README, "The bundled models"): 'sample' (the default) was trained on
 # bicubic downsampling, 'real' on Real-ESRGAN-style degradations (blur, resizes, noise, JPEG).
@@ -122,16 +126,37 @@ class Upscaler:
         return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
-    def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
+    def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, backend: str = 'pytorch',
+             **options) -> 'Upscaler':
         """The model of `checkpoint` (a path, or the name of a bundled model: 'sample', the default,
         or 'real'), on `device` ('cpu', '0', ...; default CUDA when present), with its checkpoint's
-        normalisation. `options`: precision, window, tile, bsize, progress, attention_rows, cmsr (a
-        CMSR table file or the tables, LMF models; see the fields)."""
+        normalisation. `backend` 'onnxruntime' runs a file written by scripts/export_onnx.py instead
+        (inference/onnx_backend.py: CPU, fp32; the same tiling, chunks and bands). `options`:
+        precision, window, tile, bsize, progress, attention_rows, cmsr (a CMSR table file or the
+        tables, LMF models; see the fields)."""
+        if backend not in BACKENDS:
+            raise UserError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+        if backend == 'onnxruntime':
+            return cls.load_onnx(checkpoint, device, **options)
         path = resolve_checkpoint(checkpoint)
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt, model = load_model_checkpoint(path, dev)
         return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
+
+    @classmethod
+    def load_onnx(cls, path: Optional[PathLike], device: Optional[str] = None, **options) -> 'Upscaler':
+        """The exported model at `path` run by onnxruntime on the CPU in fp32 (other devices and
+        precisions are a UserError). The graph normalises itself: the renderer's norm is identity."""
+        if path is None:
+            raise UserError('the onnxruntime backend needs --model MODEL.onnx (written by scripts/export_onnx.py)')
+        if device is not None and str(device).strip().lower() not in ('cpu', 'auto', ''):
+            raise UserError(f'--gpu {device}: the onnxruntime backend runs on the CPU here; use --gpu cpu, '
+                            'or the pytorch backend for a GPU')
+        if options.get('precision', 'fp32') != 'fp32':
+            raise UserError(f"--precision {options['precision']}: the onnxruntime backend runs the exported "
+                            'fp32 graph; reduced precision is the pytorch backend\'s')
+        return cls(load_onnx_model(path), IDENTITY_NORM, torch.device('cpu'), source=str(path), **options)
 
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
         """The tile size to encode an input of in_hw with: None when it fits one tile or the

@@ -7,8 +7,8 @@ from torch import Tensor
 
 from utils.coords import (latent_centres, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (cached_projection, cell_rows, corner_picks, decode_rows, encoder_input, flat_index,
-                         inputs_finite, project_feat, supports_fast, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_table, corner_picks, decode_rows, encoder_input, flat_index,
+                         inputs_finite, project_feat, supports_fast, table_rows, use_fast, with_finiteness)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -89,25 +89,45 @@ class LIIF(nn.Module):
 
     def query_rgb_fast(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """query_rgb_plain computed with the decoder's first layer split (models/fast_query.py):
-        its q_feat part as a convolution on the latent grid, its coord/cell part per query, and
-        the corners batched into one decoder call. Same function up to float rounding."""
-        feat = self.feat
-        hw = feat.shape[-2:]
-        weight, bias = self.imnet.first_layer()  # (O, D), (O,)
-        n_feat = self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
+        its q_feat part as a convolution on the latent grid (fast_state, once per image), its
+        coord/cell part per query, and the corners batched into one decoder call (query_state).
+        Same function up to float rounding."""
         params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
-        table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(
-            cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias)), params))  # (B*h*w, O)
-        index, rel_coord = corner_picks(coord, hw, *self.corners())  # (B, K*Q), (B, K, Q, 2)
+        state, finite = cached_projection(self, self.feat, params,
+                                          lambda: with_finiteness(self.fast_state(), params))
+        out = self.query_state(state, coord, cell, finite)
+        return self.query_rgb_plain(coord, cell) if out is None else out  # plain: keeps a NaN
+
+    @property
+    def n_feat(self) -> int:
+        """Width of q_feat, the decoder input's first part: C, or 9C with unfolding."""
+        return self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
+
+    def fast_state(self) -> dict[str, Tensor]:
+        """What the fast query reads, from the last gen_feat: {'table': (B, h, w, O)}, the decoder's
+        first layer applied to every latent cell's (unfolded) code, its bias included."""
+        weight, bias = self.imnet.first_layer()  # (O, D), (O,)
+        return {'table': cell_table(project_feat(self.feat, weight[:, :self.n_feat], self.feat_unfold, bias))}
+
+    def query_state(self, state: dict[str, Tensor], coord: Tensor, cell: Optional[Tensor] = None,
+                    finite: bool = True) -> Optional[Tensor]:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from fast_state's table; None when the decoder's
+        inputs are not all finite (`finite`: whether the state and weights are; the caller then
+        takes the plain path, which keeps a NaN the fused layers would turn into 0)."""
+        table = state['table']  # (B, h, w, O)
+        hw = table.shape[1:3]
+        weight = self.imnet.first_layer()[0]  # (O, D)
+        corners, eps = self.corners()
+        index, rel_coord = corner_picks(coord, hw, corners, eps)  # (B, K*Q), (B, K, Q, 2)
         b, k, q = rel_coord.shape[:3]
         rel = [rel_coord]
         if self.cell_decode:
             rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
         rel = torch.cat(rel, dim=-1).view(b * k * q, -1)  # (B*K*Q, 2 or 4)
-        if not inputs_finite(table_finite, rel):
-            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would turn into 0
-        pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
-                           weight[:, n_feat:]).view(b, k, q, -1)
+        if not inputs_finite(finite, rel):
+            return None
+        pred = decode_rows(self.imnet, table_rows(table), flat_index(index, hw[0] * hw[1]), rel,
+                           weight[:, self.n_feat:]).view(b, k, q, -1)
         out = blend_corners(pred, rel_coord)
         return out.to(torch.promote_types(out.dtype, torch.float32))
 
