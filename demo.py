@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from inference.options import MAX_BSIZE
 from inference.upscale import BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.errors import ArgumentParser, UserError, run_cli
@@ -160,8 +161,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     scale = parse_scale(args.scale) if args.scale is not None else None
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     resolve_window(args.window, None)  # a malformed --window fails before any work
-    if args.bsize < 1:
-        raise UserError(f'--bsize must be at least 1, got {args.bsize}')
+    if not 1 <= args.bsize <= MAX_BSIZE:
+        raise UserError(f'--bsize must be from 1 to {MAX_BSIZE}, got {args.bsize}')
+    if args.tile < 0:
+        raise UserError(f'--tile must be 0 (never tile) or a size in pixels, got {args.tile}')
     if not 1 <= args.quality <= 100:
         raise UserError(f'--quality must be from 1 to 100, got {args.quality}')
     if not 0 <= args.png_compression <= 9:
@@ -174,7 +177,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
-                             tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
+                             tile=args.tile, bsize=args.bsize,
                              progress=len(inputs) == 1)
     written, failed = [], []
     bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)

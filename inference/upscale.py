@@ -33,12 +33,13 @@ from utils.precision import check_precision
 
 from .norm import DataNorm
 from .render import render
-from .options import check_bsize, check_tile, min_tile, output_size
+from .options import check_bsize, check_path, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
 BUNDLED_MODEL = Path(__file__).resolve().parents[1] / 'pretrained' / 'edsr-baseline-liif-sample.pth'
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
 MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
+OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress')  # Upscaler.load's options (the fields)
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
@@ -97,7 +98,10 @@ class Upscaler:
         """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
         ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
         window, tile, bsize, progress (see the fields)."""
-        path = Path(checkpoint) if checkpoint is not None else BUNDLED_MODEL
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError(f'Upscaler.load: unknown option {unknown[0]!r}; expected one of {", ".join(OPTIONS)}')
+        path = Path(check_path(checkpoint, 'checkpoint', 'Upscaler.load')) if checkpoint is not None else BUNDLED_MODEL
         if checkpoint is None and not path.is_file():
             raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
                             "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
@@ -151,6 +155,10 @@ class Upscaler:
         neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
         its format and the sizes."""
         c = Checker('upscale_file')
+        check_path(src, 'src', 'upscale_file')
+        check_path(dst, 'dst', 'upscale_file')
+        if protect is not None:
+            c.mapping(protect, 'protect')
         c.integer(quality, 'quality', 1, 100)
         c.integer(png_compression, 'png_compression', 0, 9)
         c.boolean(force, 'force')

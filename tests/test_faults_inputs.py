@@ -452,6 +452,23 @@ def test_upscale_arguments_are_validated(tiny_ckpt, kwargs, expect):
             up(np.zeros((6, 5, 3), np.uint8), scale=torch.tensor(2.0))
 
 
+def test_paths_and_option_names_of_the_library_are_checked(tiny_ckpt, tmp_path):
+    """Before: TypeErrors (a path that is None or a number, an unknown option, protect not a mapping)."""
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    src = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(src)
+    for call, expect in (
+            (lambda: up.upscale_file(None, tmp_path / 'o.png', scale=2), 'upscale_file: src: expected a file path'),
+            (lambda: up.upscale_file(src, 123, scale=2), 'upscale_file: dst: expected a file path'),
+            (lambda: up.upscale_file(src, tmp_path / 'o.png', scale=2, protect=5), 'protect: expected a mapping'),
+            (lambda: Upscaler.load(5), 'Upscaler.load: checkpoint: expected a file path'),
+            (lambda: Upscaler.load(tiny_ckpt, 'cpu', bsise=5), "unknown option 'bsise'; expected one of precision")):
+        with pytest.raises(UserError, match=expect):
+            call()
+    assert not (tmp_path / 'o.png').exists()
+
+
 def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt, monkeypatch):
     import torch
     from inference.upscale import Upscaler
@@ -471,6 +488,8 @@ def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt,
     (['--window', '200'], 'has no attention window'),
     (['--window', '100000000'], 'an integer from 1 to 256'),
     (['--tile', '1'], 'tile: expected 0 (never tile) or at least'),
+    (['--tile', '-1'], '--tile must be 0 (never tile) or a size in pixels, got -1'),  # was taken as 0
+    (['--bsize', '100000000000'], '--bsize must be from 1 to 16777216'),
 ])
 def test_window_and_tile_are_bounded(tmp_path, tiny_ckpt, capsys, flags, expect):
     inp = tmp_path / 'in.png'
