@@ -15,6 +15,7 @@ from utils.errors import UserError
 
 from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
+from .options import check_bsize
 
 LOAD_PREFIX = 'load'  # configs name their data ./load/...; a data root replaces this folder
 
@@ -140,11 +141,11 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
         spec, protocol = at_scale(spec, protocol, scale, config)
     spec = with_protocol_scale(spec, protocol, f'{config}: test_dataset')
     bsize = cfg.get('eval_bsize')
-    if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
-        raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
+    if bsize is not None:
+        check_bsize(bsize, config, 'eval_bsize')
     clip = cfg.get('cell_scale_max')
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
-        raise UserError(f'{config}: cell_scale_max must be a positive number or absent, got {clip!r}')
+    if clip is not None:
+        Checker(config).number(clip, 'cell_scale_max', positive=True)
     return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
 
 

@@ -115,7 +115,8 @@ def test_two_epochs_end_to_end(data, tmp_path, monkeypatch, capsys):
 
 
 def test_loss_falls_when_overfitting_one_image(data, tmp_path):
-    raw = tiny_raw(data, epoch_max=30, multi_step_lr=None, epoch_val=None, epoch_save=None)
+    raw = tiny_raw(data, epoch_max=30, multi_step_lr=None, epoch_val=None, epoch_save=None,
+                   val_dataset=None)
     raw['train_dataset']['dataset']['args'].update(root_path=str(data / 'one'), repeat=8)
     raw['train_dataset']['wrapper']['args'].update(scale_min=2, scale_max=2, augment=False)
     raw['optimizer']['args']['lr'] = 3e-3

@@ -38,13 +38,18 @@ def check_model(model: nn.Module, config: dict, where: str) -> None:
                             f'{tuple(p.shape)}); every width must be at least 1')
 
 
-def first_batch(dataset: Dataset, key: str, where: str) -> dict:
+def first_batch(dataset: Dataset, key: str, where: str, batch_size: int = 1) -> dict:
     """Item 0 of a wrapped dataset as a batch of one, after the wrapper checked every item's size
     from the headers (check_items: a late image too small for the crop would otherwise stop the
-    run after its folder exists); failures name the config key."""
+    run after its folder exists) and, for batches of several items, that they have one size
+    (varying_sizes); failures name the config key."""
     try:
         if hasattr(dataset, 'check_items'):
             dataset.check_items()
+        varying = dataset.varying_sizes() if batch_size > 1 and hasattr(dataset, 'varying_sizes') else None
+        if varying:
+            raise UserError(f'batch_size {batch_size} needs items of one size, but without an inp_size crop '
+                            f'{varying}; use {key}.batch_size 1 or set {key}.wrapper.args.inp_size')
         return default_collate([dataset[0]])
     except UserError as e:
         raise UserError(f'{where}: {key}: {e}') from None
@@ -92,9 +97,10 @@ def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm
     model.eval()
     try:
         with forked_rng(config['seed']):
-            forward_once(model, first_batch(train_set, 'train_dataset', where), norm, device,
-                         config['precision'], where)
+            forward_once(model, first_batch(train_set, 'train_dataset', where, config['train_dataset']['batch_size']),
+                         norm, device, config['precision'], where)
             if val_set is not None:
-                validate_once(model, first_batch(val_set, 'val_dataset', where), norm, config, device, where)
+                validate_once(model, first_batch(val_set, 'val_dataset', where, config['val_dataset']['batch_size']),
+                              norm, config, device, where)
     finally:
         model.train(was_training)
