@@ -164,6 +164,26 @@ def test_booleans_in_test_configs_and_checkpoints_must_be_booleans(eval_setup, t
     assert 'bad.pth' in err and 'args.local_ensemble: expected true or false' in err, err
 
 
+@pytest.mark.parametrize('change, expect', [
+    ({'eval_bsise': 1000}, 'eval_bsise: unknown key'),  # a misspelt key used to be ignored
+    ({'test_dataset.wrapper.args.scale': 3}, "test_dataset.wrapper: dataset 'sr-implicit-downsampled': got an "
+                                             "unexpected keyword argument 'scale'"),  # a TypeError traceback
+    ({'test_dataset.batch_size': 10 ** 30}, 'test_dataset.batch_size: expected an integer <='),  # a traceback
+    ({'eval_type': 'benchmark-3'}, 'scale_min 2 disagrees with eval_type benchmark-3'),  # x2 data scored as x3
+    ({'test_dataset.wrapper.args.augment': True}, 'augment: must be false'),  # scores changed between runs
+    ({'cell_scale_max': math.inf}, 'cell_scale_max: expected a finite number'),
+])
+def test_test_configs_that_misled_or_crashed_are_one_line(eval_setup, tmp_path, capsys, change, expect):
+    raw = yaml.safe_load(eval_setup['config'].read_text())
+    for path, value in change.items():
+        raw = with_args(raw, path, value) if '.' in path else {**raw, path: value}
+    cfg = tmp_path / 'bad.yaml'
+    cfg.write_text(yaml.safe_dump(raw))
+    err = one_line_error(lambda: test_cli.main(['--config', str(cfg), '--model', str(eval_setup['ckpt']),
+                                                '--quiet']), capsys)
+    assert expect in err, err
+
+
 # ---------------------------------------------------------------- tracebacks that must be one line (round 3)
 
 @pytest.mark.parametrize('path, value, expect', [

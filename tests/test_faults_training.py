@@ -392,7 +392,8 @@ def test_run_names_stay_in_the_save_root_and_overwrite_moves_only_a_run(data, tm
                           (['--name', str(tmp_path / 'abs')], 'a run name is one folder name'),
                           (['--name', 'a/../..'], 'a run name is one folder name'),
                           (['--name', ''], 'a run name is one folder name'),
-                          (['--tag', '../..'], 'a run name is one folder name')):
+                          (['--tag', '../..'], 'a run name is one folder name'),
+                          (['--name', 'n', '--tag', 't'], 'give one of them')):  # the tag was ignored
         code, err = cli(['--config', str(cfg), *flags, '--overwrite'], capsys)
         assert code == 2 and err.count('\n') == 1 and expect in err, (flags, err)
         assert snapshot() == before

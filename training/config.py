@@ -12,6 +12,7 @@ import torch
 
 import datasets
 import models
+from inference.eval_config import MAX_BATCH, MAX_WORKERS
 from inference.metrics import parse_eval_type
 from inference.options import check_bsize
 from inference.norm import parse_data_norm
@@ -29,11 +30,8 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 # (the paper's is 1e-4); seeds are 63-bit, what torch's and numpy's generators take.
 MAX_LR = 1.0
 MAX_SEED = 2 ** 63 - 1
-# Counts no run reaches (the paper's: 1000 epochs, batch 16, 8 workers): larger ones are mistakes
-# that would hang (a million loader workers) or never end.
+# Counts no run reaches (the paper's: 1000 epochs; batch and workers: inference.eval_config).
 MAX_EPOCHS = 10 ** 7
-MAX_BATCH = 1 << 20
-MAX_WORKERS = 256
 # Optimizer switches the training loop does not support (they fail only at the first step).
 UNSUPPORTED_OPTIMIZER_ARGS = ('differentiable', 'capturable')
 # Optimizer numbers are multiplied into 32-bit tensors: a larger one (weight_decay: 1.0e+300) fails
