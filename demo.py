@@ -3,6 +3,7 @@
     python demo.py --input lr.png --scale 30
     python demo.py --input lr.png --scale 2,3.5 --output wide.webp --quality 90
     python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
+    python demo.py --input phone.jpg --scale 4 --model real     # the bundled real-world model
     python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
 
 Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H * SY) x
@@ -26,6 +27,7 @@ from typing import Optional, Sequence
 from tqdm import tqdm
 
 from inference.options import MAX_BSIZE
+from inference.groups import group_note, parse_attention_rows
 from inference.upscale import BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.errors import ArgumentParser, UserError, run_cli
@@ -49,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     size = p.add_mutually_exclusive_group(required=True)
     size.add_argument('--scale', help='S or SY,SX: any positive real factor (e.g. 30, 3.7, 0.5)')
     size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
-    p.add_argument('--model', help=f'checkpoint (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})')
+    p.add_argument('--model', help='checkpoint, or a bundled model: sample (the default, '
+                   f'{DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}, trained on bicubic downsampling) or '
+                   'real (trained on blur, noise and JPEG: for photos from phones and the web)')
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
                                     'folder for several inputs')
     p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
@@ -64,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--attention-rows', default='whole',
+                   help="SRNO/HIIF: output rows that attend together ('whole', the default: the whole image, as "
+                        "the SRNO demo, computed in bounded memory; N: blocks of N rows, the authors' chunked test)")
     p.add_argument('--force', action='store_true', help=f'allow inputs over {MAX_INPUT_MEGAPIXELS} and outputs '
                    f'over {MAX_MEGAPIXELS} megapixels')
     return p
@@ -161,6 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     scale = parse_scale(args.scale) if args.scale is not None else None
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    attention_rows = parse_attention_rows(args.attention_rows)
     if not 1 <= args.bsize <= MAX_BSIZE:
         raise UserError(f'--bsize must be from 1 to {MAX_BSIZE}, got {args.bsize}')
     if args.tile < 0:
@@ -178,7 +186,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
 
     upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
                              tile=args.tile, bsize=args.bsize,
-                             progress=len(inputs) == 1)
+                             progress=len(inputs) == 1, attention_rows=attention_rows)
+    if group_note(upscaler.model, attention_rows):
+        _note(group_note(upscaler.model, attention_rows))
     written, failed = [], []
     bar = tqdm(list(zip(inputs, outputs)), unit='image', desc='demo', disable=len(inputs) == 1)
     for inp, out in bar:

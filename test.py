@@ -8,6 +8,9 @@ benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per
 mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
 `cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+SRNO and HIIF attend over the queries of a call: by default each image is one group (computed in
+bounded memory), or blocks of N rows with `attention_rows: N` in the config or --attention-rows N
+(the authors' chunked prediction, their eval_bsize counted in rows).
 The bicubic baseline upsamples the LR input with PIL's bicubic on the
 8-bit image (datasets.resize.resize_fn 'pil', the same resize the data pipeline downsamples with).
 """
@@ -18,9 +21,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from datasets import spec_inputs
 from inference.eval_config import MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
-from datasets import spec_inputs
+from inference.groups import couples_queries, group_note, parse_attention_rows
 from inference.norm import DataNorm
 from inference.window import resolve_window
 from models.loading import build_model, require_implicit
@@ -61,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--scale', type=float, default=None,
                    help="evaluate the config's HR images at this scale instead (any real S > 1: LR made "
                         "on the fly with the config's resize, the config's protocol at S, e.g. div2k-2.5)")
+    p.add_argument('--attention-rows', default=None,
+                   help="SRNO/HIIF: output rows that attend together, as the authors' chunked test (their eval_bsize "
+                        "in rows), or 'whole' for the whole image (default: the config's attention_rows, else whole)")
     p.add_argument('--save-images', metavar='DIR', default=None,
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
@@ -95,6 +102,7 @@ def main(argv=None) -> dict:
     if args.out and args.save_images and is_within(args.out, args.save_images):
         raise UserError(f'--out {args.out} is inside --save-images {args.save_images}, which holds the '
                         'predicted images only (one could overwrite it); write --out elsewhere')
+    attention_rows = parse_attention_rows(args.attention_rows)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
     device = resolve_device(args.gpu)
@@ -110,13 +118,18 @@ def main(argv=None) -> dict:
         model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
         norm = model_norm(ckpt, args.model, norm, args.config)
     window = resolve_window(args.window, model)
+    if args.attention_rows is None:
+        attention_rows = plan.attention_rows
+    note = model is not None and group_note(model, attention_rows)
+    if note:
+        print(f'note: {note}', file=sys.stderr)
     writer = None
     if args.save_images:
         folder = prepare_image_folder(args.save_images, reads)
         writer = PredictionWriter(folder, target_names(loader.dataset), len(loader.dataset))
     rows = evaluate(model, loader, norm, plan.protocol, plan.bsize, device, args.precision,
                     names=item_names(loader.dataset), progress=not args.quiet, whole=True,
-                    window=window, cell_scale_max=plan.cell_scale_max, on_image=writer)
+                    window=window, cell_scale_max=plan.cell_scale_max, on_image=writer, attention_rows=attention_rows)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
     protocol = plan.protocol
@@ -124,7 +137,9 @@ def main(argv=None) -> dict:
         'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
         'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
         'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max, 'num_images': len(rows),
+        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max,
+        'attention_rows': attention_rows if model is not None and couples_queries(model) else None,
+        'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

@@ -16,16 +16,23 @@ line naming the key and the file; write floats with a dot and signed exponent, 1
                     each (default sub 0, div 1). The loss is L1 in normalised units.
   eval_type:        validation PSNR protocol (div2k-S, benchmark-S, rgb-S; default all pixels).
   eval_bsize:       query the decoder this many coords at a time in validation (default all).
+  attention_rows:   SRNO/HIIF validation: output rows that attend together (default the whole image).
   model:            {name, args}, any registered model (required).
   optimizer:        {name: adam | adamw | sgd, args: {lr: float, ...}} (required).
   epoch_max:        int (required).
   multi_step_lr:    {milestones: [int], gamma: float}, stepped once per epoch; optional.
+  warmup_cosine_lr: {warmup_epochs: int, warmup_start_lr: float, min_lr: 0.0, warmup_prefix: true}:
+                    linear warm-up to the optimizer's lr, then cosine to min_lr at epoch_max (from the
+                    warm-up's end, or with warmup_prefix false from epoch 1); optional, not with
+                    multi_step_lr (training/schedule.py).
   epoch_val, epoch_save: validate / keep epoch-<N>.pth every so many epochs; optional.
   resume:           checkpoint to continue from (as --resume); optional.
   seed:             int, default 0 (--seed). Same seed, same run on CPU.
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
                     Samples are seeded one by one (seed, epoch, index): any num_workers, same run.
+  loss:             {name, args}, a registered loss (training/losses.py); default l1, the only one
+                    shipped (the hook for perceptual / GAN terms).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
 tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
@@ -34,14 +41,14 @@ run folder is never replaced: resume it, pick another name, or --overwrite moves
 <folder>.old-<time> (only a folder holding nothing but a run's files; names are one folder name). A non-finite loss stops the run before the weights are updated; Ctrl-C
 stops it; either way epoch-last.pth holds the end of the last completed epoch, resumable
 exactly (model, optimizer, scheduler, scaler, best score and every rank's random state).
-Resuming with a config whose lr, multi_step_lr or optimizer args differ follows the config:
+Resuming with a config whose lr, schedule or optimizer args differ follows the config:
 the rate is recomputed for the resumed epoch, and the log notes it.
 """
 import argparse
 from typing import Optional, Sequence
 
 from training.config import check_train_config
-from training.distributed import dist_env, init_distributed, shutdown
+from training.distributed import barrier, dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
@@ -102,6 +109,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         train(config, save_path, where=where, resume=config['resume'], overwrite=args.overwrite,
               env=env, device=device, gpu_ids=gpu_ids, init=args.init)
+        # Every rank leaves the process group together: a rank tearing gloo down while another is
+        # still writing its last files was aborted in C++ ("terminate called without an active
+        # exception") on a CI machine. Not after an error: the other ranks may be gone.
+        barrier()
     finally:
         shutdown()
 

@@ -4,20 +4,12 @@ AVX512-BF16 (bf16 dot products), which decides how much faster bf16 is than fp32
     python benchmarks/cpu_info.py        # prints e.g. 'AMD EPYC, 2 threads, AVX512-BF16 (no AMX)'
 """
 import os
+import sys
 
 import torch
 
-
-def cpu_flags() -> set[str]:
-    """The flags of the first CPU in /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('flags'):
-                    return set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return set()
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from utils.precision import cpu_flags  # noqa: E402
 
 
 def cpu_model() -> str:

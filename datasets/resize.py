@@ -113,3 +113,76 @@ def check_resize_method(method: str) -> str:
     if method not in RESIZE_METHODS:
         raise UserError(f'unknown resize method {method!r}; expected one of {", ".join(RESIZE_METHODS)}')
     return method
+
+
+# PIL's fixed-point resampling (libImaging/Resample.c): weights scaled by 2^22, two extra bits
+# for sums that overshoot, 8 bits for the result.
+PIL_PRECISION_BITS = 22
+
+
+def pil_cubic(x: np.ndarray) -> np.ndarray:
+    """PIL's bicubic filter (Keys, a = -0.5), its operations in its order, so the weights round to
+    the same fixed-point values as PIL's."""
+    a = -0.5
+    x = np.abs(x)
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+
+def pil_bicubic_taps(in_len: int, out_len: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """PIL's bicubic resize of an axis of in_len pixels to out_len, for output pixels start ..
+    start+count-1: input indices (count, K) and fixed-point weights (count, K) int64 (0 past the
+    taps a pixel uses). Output pixel i is centred at input position (i + 0.5) * in_len / out_len;
+    when shrinking, the kernel widens by in_len / out_len; taps beyond the edges are dropped and
+    the rest renormalised."""
+    scale = in_len / out_len
+    filterscale = max(scale, 1.0)
+    support = 2.0 * filterscale
+    k = int(math.ceil(support)) * 2 + 1
+    centre = (np.arange(start, start + count) + 0.5) * scale  # (count,)
+    first = np.maximum(np.trunc(centre - support + 0.5), 0).astype(np.int64)
+    last = np.minimum(np.trunc(centre + support + 0.5), in_len).astype(np.int64)
+    taps = np.arange(k)[None, :]  # (1, K)
+    weights = pil_cubic(((taps + first[:, None]) - centre[:, None] + 0.5) * (1.0 / filterscale))  # (count, K)
+    weights = np.where(taps < (last - first)[:, None], weights, 0.0)
+    total = weights.sum(axis=1, keepdims=True)
+    weights = np.divide(weights, total, out=weights, where=total != 0)
+    fixed = weights * (1 << PIL_PRECISION_BITS)
+    fixed = np.trunc(np.where(fixed < 0, fixed - 0.5, fixed + 0.5)).astype(np.int64)
+    return np.minimum(first[:, None] + taps, in_len - 1), fixed
+
+
+def _pil_pass(x: np.ndarray, index: np.ndarray, fixed: np.ndarray, axis: int) -> np.ndarray:
+    """One fixed-point pass of PIL's resampling along `axis` of uint8 x, rounded and clipped to 8
+    bits as PIL does between and after its passes."""
+    x = np.moveaxis(x, axis, 0)
+    acc = np.full((index.shape[0], *x.shape[1:]), 1 << (PIL_PRECISION_BITS - 1), dtype=np.int64)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    for t in range(index.shape[1]):  # tap by tap: memory stays one output, however wide the kernel
+        acc += fixed[:, t].reshape(shape) * x[index[:, t]]
+    out = np.clip(acc >> PIL_PRECISION_BITS, 0, 255).astype(np.uint8)
+    return np.moveaxis(out, 0, axis)
+
+
+def pil_bicubic_region(img: np.ndarray, out_hw: Sequence[int], top: int, left: int, height: int,
+                       width: int) -> np.ndarray:
+    """Rows top .. top+height-1 and columns left .. left+width-1 of PIL's bicubic resize of uint8
+    img (H, W[, C]) to out_hw, computed for those pixels only, and the same whatever region asks:
+    PIL's fixed-point weights and its two passes, each row resized first and rounded to 8 bits,
+    then the columns. When enlarging this is Image.fromarray(img).resize(out_hw[::-1], BICUBIC)
+    bit for bit; when shrinking, recent Pillow may run the columns first, which rounds elsewhere
+    (a few levels, up to a dozen at sharp edges). PIL's own resize of a box cannot serve: it
+    stores the box in float32 and picks the pass order by the box's size, so neighbouring regions
+    would disagree by a level or two."""
+    in_h, in_w = img.shape[:2]
+    out_h, out_w = out_hw
+    rows, row_w = pil_bicubic_taps(in_h, out_h, top, height)
+    cols, col_w = pil_bicubic_taps(in_w, out_w, left, width)
+    horizontal = (out_w, left, width) != (in_w, 0, in_w)  # PIL skips a pass that changes nothing
+    vertical = (out_h, top, height) != (in_h, 0, in_h)
+    r0, r1 = int(rows.min()), int(rows.max()) + 1  # the input rows the second pass reads
+    x = img[r0:r1]
+    if horizontal:
+        x = _pil_pass(x, cols, col_w, axis=1)
+    return _pil_pass(x, rows - r0, row_w, axis=0) if vertical else x

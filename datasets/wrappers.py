@@ -112,8 +112,9 @@ class SRImplicitDownsampled(Dataset):
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
                  scale_max: Optional[float] = None, augment: bool = False,
                  sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
-        self.dataset, self.inp_size, self.augment, self.sample_q = dataset, inp_size, augment, sample_q
-        self.augment, self.rgb_permute = check_switch(augment, 'augment'), check_switch(rgb_permute, 'rgb_permute')
+        self.dataset, self.inp_size, self.sample_q = dataset, inp_size, sample_q
+        self.augment = check_switch(augment, 'augment')
+        self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
@@ -154,26 +155,32 @@ class SRImplicitDownsampled(Dataset):
     def __getitem__(self, idx: int) -> dict:
         img = self.dataset[idx]
         s = random.uniform(self.scale_min, self.scale_max)
+        crop_hr, lr_size = self.crop(img, s, idx)
+        crop_lr = self.make_lr(crop_hr, lr_size)
+        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
+        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+
+    def crop(self, img: Tensor, s: float, idx: int) -> tuple[Tensor, tuple[int, int]]:
+        """The HR crop of item idx at scale s, and the LR size (h, w) it is made into."""
         if self.inp_size is None:
             h_lr = math.floor(img.shape[-2] / s + 1e-9)
             w_lr = math.floor(img.shape[-1] / s + 1e-9)
             if h_lr < 1 or w_lr < 1:
                 raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
                                 f'too small to downsample by {s:.3f}')
-            crop_hr = img[:, :round(h_lr * s), :round(w_lr * s)]
-            crop_lr = resize_fn(crop_hr, (h_lr, w_lr), self.resize)
-        else:
-            w_hr = round(self.inp_size * s)
-            if img.shape[-2] < w_hr or img.shape[-1] < w_hr:
-                raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
-                                f'smaller than the {w_hr}x{w_hr} HR crop for inp_size {self.inp_size} '
-                                f'at scale {s:.3f} (crops reach {round(self.inp_size * self.scale_max)})')
-            x0 = random.randint(0, img.shape[-2] - w_hr)
-            y0 = random.randint(0, img.shape[-1] - w_hr)
-            crop_hr = img[:, x0:x0 + w_hr, y0:y0 + w_hr]
-            crop_lr = resize_fn(crop_hr, self.inp_size, self.resize)
-        crop_lr, crop_hr = augment_pair(crop_lr, crop_hr, self.augment, self.rgb_permute)
-        return make_sample(crop_lr, crop_hr, self.sample_q, describe(self.dataset, idx))
+            return img[:, :round(h_lr * s), :round(w_lr * s)], (h_lr, w_lr)
+        w_hr = round(self.inp_size * s)
+        if img.shape[-2] < w_hr or img.shape[-1] < w_hr:
+            raise UserError(f'image {describe(self.dataset, idx)} is {img.shape[-2]}x{img.shape[-1]}, '
+                            f'smaller than the {w_hr}x{w_hr} HR crop for inp_size {self.inp_size} '
+                            f'at scale {s:.3f} (crops reach {round(self.inp_size * self.scale_max)})')
+        x0 = random.randint(0, img.shape[-2] - w_hr)
+        y0 = random.randint(0, img.shape[-1] - w_hr)
+        return img[:, x0:x0 + w_hr, y0:y0 + w_hr], (self.inp_size, self.inp_size)
+
+    def make_lr(self, crop_hr: Tensor, lr_size: tuple[int, int]) -> Tensor:
+        """The LR input (3, *lr_size) made from an HR crop: bicubic by `resize`."""
+        return resize_fn(crop_hr, lr_size, self.resize)
 
 
 def lr_extent(n_lr: int, n_hr: int, scale: float) -> Optional[int]:
@@ -207,11 +214,28 @@ def paired_scale(lr_hw, hr_hw, scale: Optional[float], what: str) -> tuple[float
     return scale, extent
 
 
+@register('sr-implicit-downsampled-fast')
+class SRImplicitDownsampledFast(SRImplicitDownsampled):
+    """The SRNO and HIIF authors' wrapper: sr-implicit-downsampled whose training crops (inp_size
+    given) keep as many random HR pixels as the LR crop has, inp_size^2, drawn without replacement
+    in random order (their models attend over the queries of a sample, so the count is part of the
+    recipe); the cell is the HR crop's, the same for every query. Without inp_size, every pixel.
+    Args as sr-implicit-downsampled, without sample_q."""
+
+    def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
+                 scale_max: Optional[float] = None, augment: bool = False, resize: str = 'pil',
+                 rgb_permute: bool = False):
+        check_size(inp_size, 'inp_size')
+        super().__init__(dataset, inp_size, scale_min, scale_max, augment,
+                         None if inp_size is None else inp_size ** 2, resize, rgb_permute)
+
+
 @register('sr-implicit-paired')
 class SRImplicitPaired(Dataset):
-    """(LR, HR) pairs from disk at scale s: `scale` if given (test configs give their protocol's),
-    else the integer H_hr / H_lr; every pair is checked to be at that scale (paired_scale). HR
-    cropped to what the LR covers, round(s * (h_lr, w_lr)); with inp_size (integer s only),
+    """(LR, HR) pairs from disk at scale s: `scale` if given (test configs give their protocol's; a
+    non-integer one for LR made by scripts/make_degraded_testset.py), else the integer H_hr / H_lr;
+    every pair is checked to be at that scale (paired_scale). HR cropped to what the LR covers,
+    round(s * (h_lr, w_lr)), as sr-implicit-downsampled crops at s; with inp_size (integer s only),
     aligned random crops (inp_size and s * inp_size)."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, augment: bool = False,

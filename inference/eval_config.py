@@ -13,6 +13,7 @@ import datasets
 from utils.config import Checker, load_yaml
 from utils.errors import UserError
 
+from .groups import check_attention_rows
 from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
 from .options import check_bsize
@@ -25,7 +26,7 @@ MAX_WORKERS = 256
 # Wrapper switches that draw at random (training's augmentation): an evaluation must repeat.
 RANDOM_SWITCHES = ('augment', 'rgb_permute')
 # The keys of a test config.
-TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max')
+TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max', 'attention_rows')
 
 
 def rewrite_data_root(spec, data_root: Optional[str]):
@@ -156,12 +157,14 @@ def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
 @dataclass(frozen=True)
 class TestPlan:
     """What a test config asks for, checked: the dataset spec (paths under the data root), the
-    protocol, the query chunk (None: all at once), the normalisation and LTE's cell clip."""
+    protocol, the query chunk (None: all at once), the normalisation, LTE's cell clip and the rows
+    that attend together for SRNO/HIIF (None: the whole image; inference/groups.py)."""
     spec: dict
     protocol: Protocol
     bsize: Optional[int]
     norm: DataNorm
     cell_scale_max: Optional[float]
+    attention_rows: Optional[int] = None
 
 
 def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None) -> TestPlan:
@@ -180,7 +183,8 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
     clip = cfg.get('cell_scale_max')
     if clip is not None:
         Checker(config).number(clip, 'cell_scale_max', positive=True)
-    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip)
+    rows = check_attention_rows(cfg.get('attention_rows'), f'{config}: attention_rows')
+    return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip, rows)
 
 
 def target_names(dataset: Dataset) -> Optional[list[str]]:

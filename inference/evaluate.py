@@ -25,10 +25,11 @@ from utils.files import refuse_inputs, unique_stems
 from utils.images import write_image
 from utils.precision import autocast
 
+from .groups import couples_queries
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
 from .render import band_coord, batched_predict, count_non_finite, frame_cell, non_finite_error
-from .window import cell_clip, mirror_pad, window_frame
+from .window import cell_clip, mirror_pad, padded_grid, window_frame
 
 
 def grid_size(cell: Tensor) -> tuple[int, int]:
@@ -67,26 +68,34 @@ def bicubic_upsample(inp: Tensor, size: Sequence[int]) -> Tensor:
 
 def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optional[Sequence[int]],
             bsize: Optional[int], device: torch.device, precision: str, window: Optional[int] = None,
-            cell_scale_max: Optional[float] = None) -> tuple[Tensor, Tensor]:
+            cell_scale_max: Optional[float] = None, attention_rows: Optional[int] = None) -> tuple[Tensor, Tensor]:
     """One batch -> (pred, gt) in [0, 1], both (B, 3, H, W) for hw = (H, W), or both (B, 3, 1, Q)
     strips for hw None; model None means bicubic (whole images only). With `window`, whole images
     are rendered mirror-padded to the window (inference/window.py; strips are queried as given);
-    with `cell_scale_max`, LTE's cell clip for scales beyond it."""
+    with `cell_scale_max`, LTE's cell clip for scales beyond it. A model whose queries attend to
+    each other attends over blocks of `attention_rows` rows of a whole image (None: all of it; a
+    strip is one group), over the padded grid under a window (inference/groups.py)."""
     inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
     if model is None:
         if hw is None:
             raise UserError('the bicubic baseline needs whole images: remove sample_q from the dataset wrapper')
         return bicubic_upsample(inp, hw), as_images(gt, hw)
     x = norm.inp(inp)
+    grid_hw, coupled = hw, couples_queries(model)
     if window and hw is not None:
         (pad_h, pad_w), frame = window_frame(inp.shape[-2:], window)
         x = mirror_pad(x, pad_h, pad_w)
-        coord = band_coord(hw, 0, hw[0], device, frame).unsqueeze(0).expand(inp.shape[0], -1, -1)  # (B, Q, 2)
-        cell = frame_cell(hw, coord, frame)
+        if coupled:  # the authors' padded grid: its queries take part in the attention
+            grid_hw, frame = padded_grid(hw, inp.shape[-2:], window)
+        coord = band_coord(grid_hw, 0, grid_hw[0], device, frame).unsqueeze(0).expand(inp.shape[0], -1, -1)  # (B, Q', 2)
+        cell = frame_cell(grid_hw, coord, frame)
     if cell_scale_max is not None:
         cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
+    group = attention_rows * grid_hw[1] if coupled and attention_rows and hw is not None else None
     with autocast(device, precision):
-        pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1])  # (B, Q, 3)
+        pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1], group)  # (B, Q', 3)
+    if grid_hw != hw:
+        pred = pred.view(pred.shape[0], *grid_hw, 3)[:, :hw[0], :hw[1]].reshape(pred.shape[0], -1, 3)  # (B, H*W, 3)
     bad = count_non_finite(pred)  # clamped, a NaN or inf would score as black or white
     if bad:
         raise non_finite_error(bad, pred.shape[0] * pred.shape[1], precision, 'no score is given')
@@ -99,12 +108,12 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
              precision: str = 'fp32', names: Optional[Sequence[str]] = None, progress: Optional[bool] = True,
              desc: str = 'test', whole: bool = False, with_ssim: bool = True, window: Optional[int] = None,
              cell_scale_max: Optional[float] = None, on_image: Optional[Callable[[int, Tensor], None]] = None,
-             key: str = 'test_dataset') -> list[dict]:
+             key: str = 'test_dataset', attention_rows: Optional[int] = None) -> list[dict]:
     """Per-image results [{'index', 'name', 'lr_size', 'hr_size', 'psnr', 'ssim'}] of `model`
     (None: bicubic) over `loader`, querying `bsize` coordinates at a time (all at once if None).
     'ssim' is None for pixel subsets (`whole` refuses them) and without `with_ssim` (training's
-    validation, whose crops may be smaller than SSIM's window). `window` and `cell_scale_max`:
-    see predict. `on_image(index, pred (3, H, W) in [0, 1])` sees each whole prediction.
+    validation, whose crops may be smaller than SSIM's window). `window`, `cell_scale_max` and
+    `attention_rows`: see predict. `on_image(index, pred (3, H, W) in [0, 1])` sees each whole prediction.
     `progress` None: a bar only on a terminal. `key` names the config section in loader errors.
     The model's train/eval mode is the caller's business."""
     protocol = parse_eval_type(eval_type)
@@ -118,7 +127,8 @@ def evaluate(model: Optional[nn.Module], loader: Iterable, norm: DataNorm, eval_
             raise UserError(f'{first}: the LR input is {hw[0]}x{hw[1]}, the size of its ground truth: nothing '
                             'to super-resolve (a scale too close to 1?)')
         try:
-            pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max)
+            pred, gt = predict(model, batch, norm, hw, bsize, device, precision, window, cell_scale_max,
+                               attention_rows)
         except UserError as e:
             raise UserError(f'{names[len(rows)] if names else f"item {len(rows)}"}: {e}') from None
         lr_size = list(batch['inp'].shape[-2:])

@@ -5,7 +5,7 @@ Shared by evaluation (`batched_predict`) and demo.py (`render`). Memory stays bo
 the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
 band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
 """
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -13,37 +13,51 @@ import torch.nn as nn
 from torch import Tensor
 from tqdm import tqdm
 
-from utils.coords import make_cell, make_coord
+from utils.coords import coord_block, make_cell
 from utils.errors import UserError
 from utils.precision import autocast
 
 from .norm import DataNorm
 from .options import check_bsize
+from .groups import couples_queries, query_group
 from .tiling import encode_tiled
-from .window import mirror_pad, window_frame
+from .window import mirror_pad, padded_grid, window_frame
 
 # A band holds about this many output pixels: 12 MB of float predictions.
 BAND_PIXELS = 1 << 20
 
 
 @torch.no_grad()
-def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, bsize: int) -> Tensor:
+def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, bsize: int,
+                    group: Optional[int] = None) -> Tensor:
     """inp (B, 3, h, w), coord and cell (B, Q, 2) -> pred (B, Q, 3), querying `bsize` coords at a
-    time after one encoder pass."""
+    time after one encoder pass. A model whose queries attend to each other (inference/groups.py)
+    attends over groups of `group` consecutive queries (None: all Q of a sample)."""
     model.gen_feat(inp)
-    preds = [model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])
-             for i in range(0, coord.shape[1], bsize)]
+    n = coord.shape[1]
+    if couples_queries(model):
+        group = group or n
+        preds = [query_group(model, coord[:, i:i + group], cell[:, i:i + group], bsize) for i in range(0, n, group)]
+    else:
+        preds = [model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize]) for i in range(0, n, bsize)]
     return torch.cat(preds, dim=1)
+
+
+def region_coord(out_hw: Sequence[int], top: int, left: int, height: int, width: int, device=None,
+                 frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
+    """Pixel centres of rows top .. top+height-1 and columns left .. left+width-1 of the full (H, W)
+    output grid: (height * width, 2), row-major, (row, col) — that block of make_coord((H, W)) bit
+    for bit, without building the full grid. With a window frame (inference/window.py) the output
+    covers only the top-left (fh, fw) fraction of [-1, 1]."""
+    ranges = ((-1, -1 + 2 * frame[0]), (-1, -1 + 2 * frame[1]))
+    return coord_block(out_hw, (top, left), (height, width), ranges, device=device)
 
 
 def band_coord(out_hw: Sequence[int], r0: int, r1: int, device=None,
                frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
-    """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2),
-    row-major, (row, col) — the same points as make_coord((H, W))[r0 * W:r1 * W]. With a window
-    frame (inference/window.py) the output covers only the top-left (fh, fw) fraction of [-1, 1]."""
-    h, w = out_hw
-    ranges = ((-1 + 2 * r0 / h * frame[0], -1 + 2 * r1 / h * frame[0]), (-1, -1 + 2 * frame[1]))
-    return make_coord((r1 - r0, w), ranges=ranges, device=device)
+    """Pixel centres of rows r0 .. r1-1 of the full (H, W) output grid: ((r1 - r0) * W, 2), the
+    region_coord of whole rows, so a render in bands queries exactly the points of one in one shot."""
+    return region_coord(out_hw, r0, 0, r1 - r0, out_hw[1], device=device, frame=frame)
 
 
 def frame_cell(out_hw: Sequence[int], coord: Tensor, frame: Sequence[float] = (1.0, 1.0)) -> Tensor:
@@ -52,6 +66,13 @@ def frame_cell(out_hw: Sequence[int], coord: Tensor, frame: Sequence[float] = (1
     if tuple(frame) != (1.0, 1.0):
         cell *= cell.new_tensor(frame)
     return cell
+
+
+def band_queries(out_hw: Sequence[int], r0: int, r1: int, device=None,
+                 frame: Sequence[float] = (1.0, 1.0)) -> tuple[Tensor, Tensor]:
+    """(coord, cell), each (1, (r1 - r0) * W, 2): band_coord and frame_cell of rows r0 .. r1-1."""
+    coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)
+    return coord, frame_cell(out_hw, coord, frame)
 
 
 def band_spans(height: int, band_rows: int) -> list[tuple[int, int]]:
@@ -97,6 +118,25 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
             model.encoder = encoder
 
 
+class Cancelled(Exception):
+    """A render stopped between two chunks because its `cancelled` callback said so."""
+
+
+@torch.no_grad()
+def query_chunks(model: nn.Module, coord: Tensor, cell: Tensor, bsize: int, precision: str = 'fp32',
+                 cancelled: Optional[Callable[[], bool]] = None) -> Tensor:
+    """After `encode`: coord, cell (1, Q, 2) -> pred (Q, 3) float32 in the model's normalised output
+    space, querying `bsize` points at a time. `cancelled`, if given, is asked before each chunk;
+    when it returns True the render stops with Cancelled."""
+    pred = torch.empty(coord.shape[1], 3, device=coord.device)  # (Q, 3)
+    with autocast(coord.device, precision):
+        for i in range(0, coord.shape[1], bsize):
+            if cancelled is not None and cancelled():
+                raise Cancelled()
+            pred[i:i + bsize] = model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])[0]
+    return pred
+
+
 @torch.no_grad()
 def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
                 precision: str = 'fp32', device=None,
@@ -108,25 +148,62 @@ def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: 
     band_rows = band_rows or default_band_rows(out_hw)
     for r0, r1 in band_spans(h, band_rows):
         coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)  # (1, Q, 2)
-        cell = frame_cell(out_hw, coord, frame)
-        pred = torch.empty(coord.shape[1], 3, device=device)  # (Q, 3)
-        with autocast(coord.device, precision):
-            for i in range(0, coord.shape[1], bsize):
-                pred[i:i + bsize] = model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize])[0]
+        pred = query_chunks(model, coord, frame_cell(out_hw, coord, frame), bsize, precision)
         yield r0, r1, pred.view(r1 - r0, w, 3)
+
+
+@torch.no_grad()
+def attention_bands(model: nn.Module, out_hw: Sequence[int], grid_hw: Sequence[int], bsize: int,
+                    rows: Optional[int], precision: str = 'fp32', device=None,
+                    frame: Sequence[float] = (1.0, 1.0)) -> Iterator[tuple[int, int, Tensor]]:
+    """query_bands for a model whose queries attend to each other (inference/groups.py): the
+    (H', W') query grid `grid_hw` in `frame` (the padded grid under a window, else out_hw), in
+    groups of `rows` rows (None: all), each group's chunks of whole rows (at least one, about
+    `bsize` queries) sharing its attention context. Yields (r0, r1, pred (r1 - r0, W, 3)) for the
+    top-left (H, W) = out_hw only."""
+    h, w = out_hw
+    step = max(1, bsize // grid_hw[1])
+    for g0, g1 in band_spans(grid_hw[0], rows or grid_hw[0]):
+        if g0 >= h:
+            break
+        chunks = [(a, min(a + step, g1)) for a in range(g0, g1, step)]
+        with autocast(device, precision):
+            context = None if len(chunks) == 1 else model.query_context(
+                lambda: (band_queries(grid_hw, a, b, device, frame) for a, b in chunks))
+        for a, b in chunks:
+            if a >= h:
+                break
+            with autocast(device, precision):
+                coord, cell = band_queries(grid_hw, a, b, device, frame)
+                pred = model.query_rgb(coord, cell) if context is None else model.query_rgb(coord, cell, context=context)
+            yield a, min(b, h), pred[0].float().view(b - a, grid_hw[1], 3)[:min(b, h) - a, :w]
+
+
+def output_bands(model: nn.Module, in_hw: Sequence[int], out_hw: Sequence[int], bsize: int, precision: str = 'fp32',
+                 device=None, window: Optional[int] = None, attention_rows: Optional[int] = None,
+                 band_rows: Optional[int] = None) -> Iterator[tuple[int, int, Tensor]]:
+    """After `encode` of an (h, w) = in_hw input (mirror-padded to `window`, if any): the (H, W) =
+    out_hw output as bands (r0, r1, pred (r1 - r0, W, 3)) in normalised units: query_bands, or
+    attention_bands for a model whose queries attend to each other (inference/groups.py)."""
+    if couples_queries(model):
+        grid_hw, grid_frame = padded_grid(out_hw, in_hw, window)
+        return attention_bands(model, out_hw, grid_hw, bsize, attention_rows, precision, device, grid_frame)
+    return query_bands(model, out_hw, bsize, band_rows, precision, device=device, frame=window_frame(in_hw, window)[1])
 
 
 @torch.no_grad()
 def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm, bsize: int = 30000,
            band_rows: Optional[int] = None, precision: str = 'fp32', progress: bool = False,
            tile: Optional[int] = None, out: Optional[np.ndarray] = None,
-           window: Optional[int] = None) -> np.ndarray:
+           window: Optional[int] = None, attention_rows: Optional[int] = None) -> np.ndarray:
     """img (1, 3, h, w) in [0, 1] -> the (H, W) = out_hw output as uint8 numpy (H, W, 3), written
     band by band into `out` (allocated if None). `norm` is the model's normalisation (its
     checkpoint's, DataNorm.from_checkpoint): the input is normalised and the predictions
     de-normalised with it. With `window`, the input is mirror-padded to the window as the LTE
-    authors evaluate window encoders (inference/window.py). `progress` shows a tqdm bar (bands,
-    with ETA) once a render takes over a second."""
+    authors evaluate window encoders (inference/window.py). A model whose queries attend to each
+    other is queried in groups of `attention_rows` output rows (None: the whole image), over the
+    padded grid under a window (inference/groups.py). `progress` shows a tqdm bar (rows, with ETA)
+    once a render takes over a second."""
     if img.dim() != 4 or img.shape[0] != 1:
         raise ValueError(f'render expects one image (1, 3, h, w), got {tuple(img.shape)}')
     check_bsize(bsize, 'render')
@@ -135,17 +212,16 @@ def render(model: nn.Module, img: Tensor, out_hw: Sequence[int], norm: DataNorm,
         out = np.empty((h, w, 3), dtype=np.uint8)
     elif out.shape != (h, w, 3) or out.dtype != np.uint8:
         raise ValueError(f'out must be uint8 {(h, w, 3)}, got {out.dtype} {out.shape}')
-    (pad_h, pad_w), frame = window_frame(img.shape[-2:], window)
+    (pad_h, pad_w), _ = window_frame(img.shape[-2:], window)
     encode(model, mirror_pad(norm.inp(img), pad_h, pad_w), tile=tile, precision=precision, progress=progress)
-    band_rows = band_rows or default_band_rows(out_hw)
-    bands = query_bands(model, out_hw, bsize, band_rows, precision, device=img.device, frame=frame)
+    bands = output_bands(model, img.shape[-2:], out_hw, bsize, precision, img.device, window, attention_rows,
+                         band_rows)
     bad = 0
-    with tqdm(total=len(band_spans(h, band_rows)), unit='band', desc='render', delay=1.0,
-              disable=not progress, leave=False) as bar:
+    with tqdm(total=h, unit='row', desc='render', delay=1.0, disable=not progress, leave=False) as bar:
         for r0, r1, pred in bands:
             bad += count_non_finite(pred)
             out[r0:r1] = norm.pred_to_uint8(pred)
-            bar.update()
+            bar.update(r1 - r0)
     if bad:
         raise non_finite_error(bad, h * w, precision, 'the image is not written')
     return out

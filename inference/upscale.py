@@ -2,6 +2,7 @@
 
     from inference.upscale import Upscaler
     up = Upscaler.load('pretrained/edsr-baseline-liif-sample.pth')   # or Upscaler.load() for it
+    up = Upscaler.load('real')            # a bundled model by name: 'sample' (default) or 'real'
     out = up(image, scale=4)              # image: uint8 (H, W[, 3|4]) array, float [0, 1] array, or PIL
     out = up(image, resolution=(1080, 1920))                          # (H, W), height first
     up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
@@ -9,7 +10,8 @@
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
 upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
 memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
-mirror padding for window encoders (SwinIR).
+mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows.
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,15 +33,21 @@ from utils.images import (LoadedImage, check_format, check_output_size, compose,
                           storable_mode, upscale_alpha, write_image)
 from utils.precision import check_precision
 
+from .groups import check_attention_rows
 from .norm import DataNorm
 from .render import render
 from .options import check_bsize, check_path, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
-BUNDLED_MODEL = Path(__file__).resolve().parents[1] / 'pretrained' / 'edsr-baseline-liif-sample.pth'
+PRETRAINED = Path(__file__).resolve().parents[1] / 'pretrained'
+# The bundled demo models by name (README, "The bundled models"): 'sample' (the default) was trained on
+# bicubic downsampling, 'real' on Real-ESRGAN-style degradations (blur, resizes, noise, JPEG).
+BUNDLED_MODEL = PRETRAINED / 'edsr-baseline-liif-sample.pth'
+REAL_MODEL = PRETRAINED / 'edsr-baseline-liif-real.pth'
+BUNDLED_NAMES = ('sample', 'real')
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
 MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
-OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress')  # Upscaler.load's options (the fields)
+OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress', 'attention_rows')  # Upscaler.load's options (the fields)
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
@@ -66,6 +74,20 @@ def as_loaded(image: ImageLike) -> LoadedImage:
     return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
 
 
+def resolve_checkpoint(checkpoint: Optional[PathLike]) -> Path:
+    """The checkpoint path of a path or a bundled model's name (None: 'sample'). A name wins over a
+    file of the same name in the current folder (write ./real for that); a missing bundled model
+    is a UserError saying so."""
+    name = 'sample' if checkpoint is None else str(checkpoint)
+    if name not in BUNDLED_NAMES:
+        return Path(checkpoint)
+    path = BUNDLED_MODEL if name == 'sample' else REAL_MODEL
+    if not path.is_file():
+        raise UserError(f'the bundled {name!r} model {path} is missing; pass --model CKPT (a checkpoint, '
+                        "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
+    return path
+
+
 @dataclass
 class Upscaler:
     """A loaded implicit model with its normalisation and rendering options (see module doc)."""
@@ -78,6 +100,7 @@ class Upscaler:
     bsize: int = 30000
     progress: bool = False
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
+    attention_rows: Optional[int] = None
 
     def __post_init__(self):
         self.check_options()
@@ -85,26 +108,25 @@ class Upscaler:
     def check_options(self) -> tuple[Optional[int], Optional[int]]:
         """Validate the rendering options (inference/options.py): precision for the device,
         window (one the model can take), tile (0/None or at least the encoder's receptive field),
-        bsize, progress; returns (window size or None, tile or None). Run again by every render,
-        so an option changed after construction is checked too."""
+        bsize, progress, attention_rows; returns (window size or None, tile or None). Run again by
+        every render, so an option changed after construction is checked too."""
         c = Checker('Upscaler')
         check_precision(c.string(self.precision, 'precision'), self.device)
         c.boolean(self.progress, 'progress')
         check_bsize(self.bsize)
+        check_attention_rows(self.attention_rows)
         return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
     def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
-        """The model of `checkpoint` (default: the bundled demo model), on `device` ('cpu', '0',
-        ...; default CUDA when present), with its checkpoint's normalisation. `options`: precision,
-        window, tile, bsize, progress (see the fields)."""
+        """The model of `checkpoint` (a path, or the name of a bundled model: 'sample', the default,
+        or 'real'), on `device` ('cpu', '0', ...; default CUDA when present), with its checkpoint's
+        normalisation. `options`: precision, window, tile, bsize, progress, attention_rows (see the
+        fields)."""
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
             raise UserError(f'Upscaler.load: unknown option {unknown[0]!r}; expected one of {", ".join(OPTIONS)}')
-        path = Path(check_path(checkpoint, 'checkpoint', 'Upscaler.load')) if checkpoint is not None else BUNDLED_MODEL
-        if checkpoint is None and not path.is_file():
-            raise UserError(f'the bundled default model {path} is missing; pass --model CKPT (a checkpoint, '
-                            "e.g. one of the LIIF paper's released ones, linked from the yinboc/liif repository)")
+        path = resolve_checkpoint(None if checkpoint is None else check_path(checkpoint, 'checkpoint', 'Upscaler.load'))
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt = load_checkpoint(path)
@@ -119,12 +141,22 @@ class Upscaler:
             return None
         return tile
 
+    def input_tensor(self, image: LoadedImage) -> torch.Tensor:
+        """The RGB pixels of a LoadedImage as the model's input: (1, 3, h, w) float in [0, 1], on
+        the upscaler's device (not yet normalised)."""
+        return torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)
+
+    def window_size(self) -> Optional[int]:
+        """The window the input is mirror-padded to (resolve_window of the `window` option), or None."""
+        return resolve_window(self.window, self.model)
+
     def render_loaded(self, image: LoadedImage, out_hw: Sequence[int]) -> Image.Image:
         """A LoadedImage rendered at out_hw -> PIL image (L, LA, RGB or RGBA, as the input)."""
         window, _ = self.check_options()
-        x = torch.from_numpy(image.rgb).to(self.device).permute(2, 0, 1).float().div_(255).unsqueeze(0)  # (1, 3, h, w)
+        x = self.input_tensor(image)  # (1, 3, h, w)
         rgb = render(self.model, x, out_hw, self.norm, bsize=self.bsize, precision=self.precision,
-                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window)
+                     progress=self.progress, tile=self.tile_for(image.rgb.shape[:2]), window=window,
+                     attention_rows=self.attention_rows)
         del x
         alpha = upscale_alpha(image.alpha, out_hw) if image.alpha is not None else None
         return compose(rgb, alpha, image.gray)

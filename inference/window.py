@@ -80,6 +80,25 @@ def window_frame(in_hw: Sequence[int], window: Optional[int]) -> tuple[tuple[int
     return pads, tuple(n / (n + p) for n, p in zip(in_hw, pads))
 
 
+def padded_grid(out_hw: Sequence[int], in_hw: Sequence[int],
+                window: Optional[int]) -> tuple[tuple[int, int], tuple[float, float]]:
+    """The output grid over the whole padded input, of which the (H, W) output is the top-left
+    part, and its frame: for an integer scale s = H / h, (s (h + pad), s (w + pad)) in frame 1,
+    the authors' padded grid itself; otherwise as many rows and columns of the output's spacing
+    as fit in [-1, 1], floor(H (h + pad) / h), in the frame that spacing gives. Models whose
+    queries attend to each other are queried over it (inference/groups.py). Without a window:
+    (out_hw, (1, 1))."""
+    if not window:
+        return (int(out_hw[0]), int(out_hw[1])), (1.0, 1.0)
+    grid, frame = [], []
+    for out, n in zip(out_hw, in_hw):
+        padded = n + window_pad(n, window)
+        g = out * padded // n
+        grid.append(g)
+        frame.append(1.0 if g * n == out * padded else g * n / (out * padded))
+    return (grid[0], grid[1]), (frame[0], frame[1])
+
+
 def cell_clip(scale: float, scale_max: Optional[float]) -> float:
     """LTE's evaluation option for scales beyond training: the cell is multiplied by
     max(scale / scale_max, 1), so queries beyond scale_max see the cell of scale_max. 1 without it."""

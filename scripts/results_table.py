@@ -14,12 +14,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 
 
-def parse_entry(entry: str) -> tuple[str, int, str]:
-    """'Set5:2=out/set5-2.json' -> ('Set5', 2, 'out/set5-2.json')."""
+def parse_entry(entry: str) -> tuple[str, float, str]:
+    """'Set5:2=out/set5-2.json' -> ('Set5', 2, 'out/set5-2.json'); scales may be non-integer (2.5)."""
     try:
         key, path = entry.split('=', 1)
         row, scale = key.rsplit(':', 1)
-        return row, int(scale), path
+        value = float(scale)
+        return row, int(value) if value.is_integer() else value, path
     except ValueError:
         raise UserError(f'expected ROW:SCALE=FILE (e.g. Set5:2=set5-2.json), got {entry!r}') from None
 
@@ -41,7 +42,7 @@ def cell(value: Optional[tuple[float, float]]) -> str:
     return '-' if value is None else f'{value[0]:.2f} / {value[1]:.4f}'
 
 
-def markdown_table(entries: list[tuple[str, int, str]], title: Optional[str] = None) -> str:
+def markdown_table(entries: list[tuple[str, float, str]], title: Optional[str] = None) -> str:
     """The table as markdown: one row per dataset with a result, one column per scale."""
     rows, scales, values = [], sorted({s for _, s, _ in entries}), {}
     for row, scale, path in entries:
@@ -50,7 +51,7 @@ def markdown_table(entries: list[tuple[str, int, str]], title: Optional[str] = N
         values[row, scale] = read_mean(path)
     rows = [r for r in rows if any(values.get((r, s)) for s in scales)]
     lines = [f'**{title}**', ''] if title else []
-    lines.append('| Dataset | ' + ' | '.join(f'×{s}' for s in scales) + ' |')
+    lines.append('| Dataset | ' + ' | '.join(f'×{s:g}' for s in scales) + ' |')
     lines.append('|---|' + '---|' * len(scales))
     for r in rows:
         lines.append(f'| {r} | ' + ' | '.join(cell(values.get((r, s))) for s in scales) + ' |')

@@ -1,5 +1,6 @@
-"""Read the released checkpoints' state-dict listings in tests/data (state-dict-keys*.txt): a
-'## section ...: N tensors, M parameters|numbers' header, then one 'key (shape)' line per tensor."""
+"""Read what tests/data holds about the authors' code: the released checkpoints' state-dict listings
+(state-dict-keys*.txt: a '## section ...: N tensors, M parameters|numbers' header, then one
+'key (shape)' line per tensor), and the vectors' queries in this project's convention."""
 import re
 from pathlib import Path
 
@@ -23,3 +24,13 @@ def header_counts(filename: str, section: str) -> tuple[int, int]:
     text = (DATA / filename).read_text()
     match = re.search(rf'^## {re.escape(section)}\b.*?: (\d+) tensors, (\d+) (?:parameters|numbers)$', text, re.M)
     return int(match.group(1)), int(match.group(2))
+
+
+def as_queries(v: dict) -> tuple:
+    """A vector's (coord, cell, expected) in this project's convention: (1, Q, 2), (1, Q, 2), (1, Q, 3).
+    The SRNO and HIIF vectors store the authors' image-shaped call: coord (1, H, W, 2), one cell
+    (1, 2) for the call, expected (1, 3, H, W); their queries are the same 1149 points."""
+    if v['coord'] is None or v['coord'].dim() == 3:
+        return v['coord'], v['cell'], v['expected']
+    coord = v['coord'].reshape(1, -1, 2)
+    return coord, v['cell'].unsqueeze(1).expand(1, coord.shape[1], 2), v['expected'].flatten(2).transpose(1, 2)

@@ -157,5 +157,6 @@ def test_folder_errors_name_the_file(tmp_path):
 
 
 def test_registry_has_every_dataset():
-    assert datasets.DATASETS.names() == ['image-folder', 'paired-image-folders', 'sr-implicit-downsampled',
+    assert datasets.DATASETS.names() == ['image-folder', 'paired-image-folders', 'sr-implicit-degraded',
+                                         'sr-implicit-downsampled', 'sr-implicit-downsampled-fast',
                                          'sr-implicit-paired', 'sr-implicit-uniform-varied']

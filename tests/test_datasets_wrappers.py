@@ -281,3 +281,26 @@ def test_wrapper_errors_say_the_sizes(tmp_path):
         wrap(folder(root), 'sr-implicit-downsampled', resize='bilinear')
     with pytest.raises(UserError, match='need 0 < scale_min <= scale_max, got 4 and 2'):
         wrap(folder(root), 'sr-implicit-downsampled', scale_min=4, scale_max=2)
+
+
+def test_fast_wrapper_keeps_as_many_queries_as_lr_pixels(photos):
+    """sr-implicit-downsampled-fast (SRNO/HIIF): inp_size^2 distinct HR pixels of the crop, each with
+    its colour, one cell (the crop's) for all; the same draws as sr-implicit-downsampled with
+    sample_q = inp_size^2, so it is seeded like it; whole images without inp_size."""
+    args = dict(inp_size=12, scale_min=1.5, scale_max=3.5, augment=True)
+    fast = wrap(folder(photos), 'sr-implicit-downsampled-fast', **args)
+    plain = wrap(folder(photos), 'sr-implicit-downsampled', sample_q=144, **args)
+    for i in range(2):
+        datasets.seed_all(7 + i)
+        item = fast[i]
+        datasets.seed_all(7 + i)
+        ref = plain[i]
+        assert all(torch.equal(item[k], ref[k]) for k in ('inp', 'coord', 'cell', 'gt'))
+        assert item['inp'].shape == (3, 12, 12) and item['coord'].shape == (144, 2) and item['gt'].shape == (144, 3)
+        assert len({tuple(c) for c in item['coord'].tolist()}) == 144
+        h_hr = round(2 / item['cell'][0, 0].item())
+        assert 18 <= h_hr <= 42 and torch.equal(item['cell'], item['cell'][:1].expand(144, 2))
+    whole = wrap(folder(photos), 'sr-implicit-downsampled-fast', scale_min=4)[0]
+    assert torch.equal(whole['gt'], wrap(folder(photos), 'sr-implicit-downsampled', scale_min=4)[0]['gt'])
+    with pytest.raises(UserError, match='inp_size must be a positive integer'):
+        wrap(folder(photos), 'sr-implicit-downsampled-fast', inp_size='48')

@@ -21,7 +21,7 @@ ALLOWED = {
     'inference': {'utils', 'models', 'datasets'},
     'training': {'utils', 'models', 'datasets', 'inference'},
 }
-TOP_MODULES = ('train_liif', 'test', 'demo')
+TOP_MODULES = ('train_liif', 'test', 'demo', 'viewer')
 
 
 def project_files() -> list[Path]:

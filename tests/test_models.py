@@ -10,7 +10,7 @@ import models
 from models.registry import MODELS
 from utils.errors import UserError
 from utils.registry import Registry
-from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, swinir_spec
+from tiny import aliif_spec, edsr_spec, hiif_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, srno_spec, swinir_spec
 
 TINY_EDSR = edsr_spec()
 TINY_MLP = mlp_spec(hidden=(16,))
@@ -34,6 +34,8 @@ TINY = {
             {'name': 'lte', 'args': {'encoder_spec': TINY_SWINIR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}}],
     'metasr': [metasr_spec()],
     'a-liif': [aliif_spec()],
+    'sronet': [srno_spec()],
+    'hiif': [hiif_spec(), hiif_spec(encoder=TINY_SWINIR)],
 }
 
 

@@ -115,8 +115,7 @@ def test_two_epochs_end_to_end(data, tmp_path, monkeypatch, capsys):
 
 
 def test_loss_falls_when_overfitting_one_image(data, tmp_path):
-    raw = tiny_raw(data, epoch_max=30, multi_step_lr=None, epoch_val=None, epoch_save=None,
-                   val_dataset=None)
+    raw = tiny_raw(data, epoch_max=30, multi_step_lr=None, val_dataset=None, epoch_val=None, epoch_save=None)
     raw['train_dataset']['dataset']['args'].update(root_path=str(data / 'one'), repeat=8)
     raw['train_dataset']['wrapper']['args'].update(scale_min=2, scale_max=2, augment=False)
     raw['optimizer']['args']['lr'] = 3e-3
@@ -230,6 +229,32 @@ def test_resume_with_a_changed_schedule_follows_the_config(data, tmp_path):
     ckpt = load_checkpoint(tmp_path / 'b/epoch-last.pth')
     assert ckpt['optimizer']['sd']['param_groups'][0]['lr'] == pytest.approx(lr / 2 * 0.25 ** 2, rel=1e-12)
     assert ckpt['scheduler']['milestones'] == {1: 1, 4: 1} and ckpt['scheduler']['gamma'] == 0.25
+
+
+def test_warmup_cosine_schedule_resumes_exactly(data, tmp_path):
+    """warmup_cosine_lr (training/schedule.py): each epoch's rate is the closed form; a run resumed
+    from epoch 2 ends with the uninterrupted run's weights and state; resumed with another
+    warmup_prefix, the config's schedule is followed from there."""
+    sched = {'warmup_epochs': 2, 'warmup_start_lr': 1.0e-4, 'min_lr': 1.0e-5}
+    cfg = tiny(data, epoch_max=4, multi_step_lr=None, warmup_cosine_lr=sched, val_dataset=None, epoch_val=None)
+    assert cfg['warmup_cosine_lr'] == {**sched, 'warmup_prefix': True}
+    trainer.train(cfg, tmp_path / 'full')
+    log = (tmp_path / 'full/log.txt').read_text()
+    base = cfg['optimizer']['args']['lr']  # 1e-3
+    wants = [1e-4, 1e-4 + (base - 1e-4) / 2, base, 1e-5 + (base - 1e-5) * (1 + math.cos(math.pi / 2)) / 2]
+    for epoch, want in enumerate(wants, 1):
+        assert f'epoch {epoch}/4, lr {want:.2e}' in log, (epoch, log)
+    trainer.train(cfg, tmp_path / 'b', resume=str(tmp_path / 'full/epoch-2.pth'))
+    a, b = load_checkpoint(tmp_path / 'full/epoch-last.pth'), load_checkpoint(tmp_path / 'b/epoch-last.pth')
+    assert all(torch.equal(v, b['model']['sd'][k]) for k, v in a['model']['sd'].items())
+    assert a['scheduler'] == b['scheduler'] and 'differs' not in (tmp_path / 'b/log.txt').read_text()
+    other = tiny(data, epoch_max=4, multi_step_lr=None, warmup_cosine_lr={**sched, 'warmup_prefix': False},
+                 val_dataset=None, epoch_val=None)
+    trainer.train(other, tmp_path / 'c', resume=str(tmp_path / 'full/epoch-2.pth'))
+    log = (tmp_path / 'c/log.txt').read_text()
+    assert "schedule differs" in log
+    for epoch, t in ((3, 2), (4, 3)):  # the cosine counted from epoch 1 over 4 epochs
+        assert f'epoch {epoch}/4, lr {1e-5 + (base - 1e-5) * (1 + math.cos(math.pi * t / 4)) / 2:.2e}' in log
 
 
 def test_existing_run_is_never_replaced(data, tmp_path, monkeypatch, capsys):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import models
-from release_keys import DATA, header_counts, reference_keys
+from release_keys import DATA, as_queries, header_counts, reference_keys
 
 VECTORS = sorted((DATA / 'vectors').glob('*-seed0.pth'))
 
@@ -13,19 +13,22 @@ def test_all_vector_files_present():
     assert names == {'liif-seed0.pth', 'liif-no-ensemble-seed0.pth', 'liif-no-unfold-seed0.pth',
                      'liif-no-cell-seed0.pth', 'metasr-seed0.pth', 'rcan-liif-seed0.pth',
                      'rcan-upsample-seed0.pth', 'lte-seed0.pth', 'swinir-liif-seed0.pth',
-                     'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth'}
+                     'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth', 'srno-seed0.pth', 'hiif-seed0.pth',
+                     'swinir-hiif-seed0.pth'}
+
 
 
 @pytest.mark.parametrize('path', VECTORS, ids=lambda p: p.stem)
 def test_vector_reproduced(path):
     v = torch.load(path, weights_only=True)
     model = models.make(v['checkpoint']['model'], load_sd=True).eval()
+    coord, cell, expected = as_queries(v)
     with torch.no_grad():
         # A vector without queries (rcan-upsample) pins an encoder with its upsampling tail.
-        out = model(v['inp']) if v['coord'] is None else model(v['inp'], v['coord'], v['cell'])
-    assert out.shape == v['expected'].shape
-    assert v['coord'] is None or out.shape == (1, 1149, 3)
-    assert (out - v['expected']).abs().max().item() <= 1e-5
+        out = model(v['inp']) if coord is None else model(v['inp'], coord, cell)
+    assert out.shape == expected.shape
+    assert coord is None or out.shape == (1, 1149, 3)
+    assert (out - expected).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize('path', VECTORS, ids=lambda p: p.stem)

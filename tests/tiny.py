@@ -60,6 +60,17 @@ def aliif_spec(n_feats: int = 8, basis_num: int = 3, basis_hidden: Sequence[int]
                                        'expansion_spec': mlp_spec(expansion, out_dim=None), **aliif_args}}
 
 
+def srno_spec(width: int = 16, blocks: int = 2) -> Spec:
+    """An SRNO over a one-block EDSR-baseline of 64 features (SRNO's lifting layer takes 64)."""
+    return {'name': 'sronet', 'args': {'encoder_spec': edsr_spec(n_feats=64), 'width': width, 'blocks': blocks}}
+
+
+def hiif_spec(hidden_dim: int = 16, blocks: int = 2, encoder: Optional[Spec] = None) -> Spec:
+    """A HIIF over a tiny EDSR-baseline (or `encoder`)."""
+    return {'name': 'hiif', 'args': {'encoder_spec': encoder or edsr_spec(), 'hidden_dim': hidden_dim,
+                                     'blocks': blocks}}
+
+
 def tiny_liif(n_feats: int = 8, hidden: Optional[Sequence[int]] = (16, 16), n_resblocks: int = 1,
               **liif_args: Any) -> nn.Module:
     """The model of `liif_spec(...)`, built and in eval mode."""

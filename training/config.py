@@ -20,6 +20,8 @@ from utils.config import Checker, load_yaml
 from utils.errors import UserError
 from utils.precision import PRECISIONS
 
+from .losses import LOSSES
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     'adam': torch.optim.Adam,
     'adamw': torch.optim.AdamW,
@@ -40,9 +42,9 @@ MAX_OPTIMIZER_NUMBER = float(torch.finfo(torch.float32).max)
 
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
-    'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None,
-    'multi_step_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
-    'seed': 0, 'precision': 'fp32', 'num_workers': None,
+    'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None, 'attention_rows': None,
+    'multi_step_lr': None, 'warmup_cosine_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
+    'seed': 0, 'precision': 'fp32', 'num_workers': None, 'loss': None,
 }
 
 
@@ -96,6 +98,23 @@ def _check_schedule(c: Checker, lr: float, msl: dict) -> None:
                                       f'learning rate {lr:g} above {MAX_LR:g}; a decay is a gamma below 1')
 
 
+WARMUP_COSINE_DEFAULTS = {'min_lr': 0.0, 'warmup_prefix': True}
+
+
+def _check_warmup_cosine_lr(c: Checker, value: Any) -> dict:
+    """warmup_cosine_lr checked; returns a copy with min_lr and warmup_prefix filled in."""
+    key = 'warmup_cosine_lr'
+    required = ('warmup_epochs', 'warmup_start_lr')
+    c.mapping(value, key, allowed=required + tuple(WARMUP_COSINE_DEFAULTS), required=required)
+    out = {**WARMUP_COSINE_DEFAULTS, **value}
+    c.integer(out['warmup_epochs'], f'{key}.warmup_epochs', minimum=0)
+    for name in ('warmup_start_lr', 'min_lr'):
+        if c.number(out[name], f'{key}.{name}', maximum=MAX_LR) < 0:
+            c.fail(f'{key}.{name}', f'expected a rate >= 0, got {out[name]}')
+    c.boolean(out['warmup_prefix'], f'{key}.warmup_prefix')
+    return out
+
+
 def check_train_config(cfg: Any, where: str = 'config') -> dict:
     """Validate a training config (a mapping from YAML); return a new dict with every optional
     key present (DEFAULTS). `where` names the file in messages."""
@@ -126,12 +145,20 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
             c.fail('eval_type', str(e))
     if out['eval_bsize'] is not None:
         check_bsize(out['eval_bsize'], where, 'eval_bsize')
+    if out['attention_rows'] is not None:
+        c.integer(out['attention_rows'], 'attention_rows')
     c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names, models.MODELS.get)
+    if out['loss'] is not None:
+        c.spec(out['loss'], 'loss', LOSSES.__contains__, LOSSES.names, LOSSES.get)
     _check_optimizer(c, out['optimizer'])
     c.integer(out['epoch_max'], 'epoch_max', maximum=MAX_EPOCHS)
     if out['multi_step_lr'] is not None:
         _check_multi_step_lr(c, out['multi_step_lr'])
         _check_schedule(c, out['optimizer']['args']['lr'], out['multi_step_lr'])
+    if out['warmup_cosine_lr'] is not None:
+        if out['multi_step_lr'] is not None:
+            c.fail('warmup_cosine_lr', 'give one schedule: multi_step_lr or warmup_cosine_lr, not both')
+        out['warmup_cosine_lr'] = _check_warmup_cosine_lr(c, out['warmup_cosine_lr'])
     if out['resume'] is not None:
         c.string(out['resume'], 'resume')
     for key in ('epoch_val', 'epoch_save'):

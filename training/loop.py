@@ -4,7 +4,6 @@ from typing import Iterable, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -15,6 +14,7 @@ from utils.errors import CheckedLoader
 from utils.precision import autocast
 
 from .distributed import all_mean, all_sum
+from .losses import LossFn, make_loss
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -23,14 +23,16 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 
 def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.optim.Optimizer,
-               scaler: torch.amp.GradScaler, device: torch.device, precision: str) -> Tensor:
-    """One step of L1 loss in normalised units; returns the loss averaged over ranks (a scalar,
-    the same on every rank). A non-finite loss raises FloatingPointError before any update."""
+               scaler: torch.amp.GradScaler, device: torch.device, precision: str,
+               loss_fn: Optional[LossFn] = None) -> Tensor:
+    """One step of `loss_fn` (default L1, training/losses.py) in normalised units; returns the loss
+    averaged over ranks (a scalar, the same on every rank). A non-finite loss raises
+    FloatingPointError before any update."""
     inp = norm.inp(batch['inp'])  # (B, 3, h, w)
     gt = norm.gt(batch['gt'])  # (B, Q, 3)
     with autocast(device, precision):
         pred = net(inp, batch['coord'], batch['cell'])  # (B, Q, 3)
-    loss = F.l1_loss(pred.float(), gt)
+    loss = (loss_fn or make_loss(None))(pred.float(), gt, batch)
     mean = all_mean(loss.detach())
     if not torch.isfinite(mean):
         raise FloatingPointError(f'non-finite loss ({mean.item()})')
@@ -43,14 +45,14 @@ def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.opt
 
 def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, device: torch.device, precision: str, show: bool,
-                desc: str) -> float:
+                desc: str, loss_fn: Optional[LossFn] = None) -> float:
     """One pass over loader; returns the mean of the iterations' losses."""
     net.train()
     total, n = 0.0, 0
     bar = tqdm(CheckedLoader(loader, 'train_dataset'), leave=False, desc=desc, disable=None if show else True)
     for i, batch in enumerate(bar):
         try:
-            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision)
+            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision, loss_fn)
         except FloatingPointError as e:
             raise FloatingPointError(f'{e} at iteration {i + 1}') from None
         total, n = total + loss.item(), n + 1
@@ -60,15 +62,17 @@ def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: tor
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: Iterable, norm: DataNorm, eval_type: Optional[str],
-             eval_bsize: Optional[int], device: torch.device, precision: str, show: bool) -> float:
+             eval_bsize: Optional[int], device: torch.device, precision: str, show: bool,
+             attention_rows: Optional[int] = None) -> float:
     """Mean PSNR over the validation set: inference.evaluate (the computation test.py reports) on
     this rank's shard, summed over ranks; the unwrapped model is queried eval_bsize coords at a
-    time (all at once when None), in eval mode, window-padded as test.py does it by default."""
+    time (all at once when None), in eval mode, window-padded as test.py does it by default, SRNO
+    and HIIF attending over blocks of attention_rows rows (None: whole images; inference/groups.py)."""
     model.eval()
     try:
         rows = evaluate(model, loader, norm, eval_type, eval_bsize, device, precision,
                         progress=None if show else False, desc='val', with_ssim=False, key='val_dataset',
-                        window=model_window(model))
+                        window=model_window(model), attention_rows=attention_rows)
     finally:
         model.train()
     total = all_sum(torch.tensor([sum(r['psnr'] for r in rows), len(rows)], dtype=torch.float64, device=device))

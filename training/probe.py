@@ -82,7 +82,8 @@ def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, d
     """Training's validation (inference.evaluate) on one validation sample."""
     try:
         evaluate(model, [batch], norm, config['eval_type'], config['eval_bsize'], device,
-                 config['precision'], progress=False, desc='val', with_ssim=False, key='val_dataset')
+                 config['precision'], progress=False, desc='val', with_ssim=False, key='val_dataset',
+                 attention_rows=config['attention_rows'])
     except UserError as e:
         key = f"eval_type {config['eval_type']} on val_dataset" if config['eval_type'] else 'val_dataset'
         raise UserError(f'{where}: {key}: {e}') from None

@@ -3,7 +3,7 @@
 
 A training checkpoint is the released format plus resume state:
 {'model': {name, args, sd}, 'optimizer': {name, args, sd}, 'epoch': completed epochs,
- 'scheduler': MultiStepLR state or None, 'scaler': GradScaler state or None,
+ 'scheduler': the schedule's state (training/schedule.py) or None, 'scaler': GradScaler state or None,
  'best_val': best validation PSNR so far (-inf: none yet), 'rng': one rng_state() per rank,
  'config': the run's config, 'data_norm': the normalisation the model needs (DataNorm.to_config)}.
 """
@@ -164,13 +164,18 @@ def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimize
     except Exception as e:  # noqa: BLE001  (a damaged state fails inside torch in many ways)
         raise UserError(f"{where}: its {ckpt['optimizer']['name']} optimizer state does not fit this run's "
                         f'optimizer ({_reason(e)})') from None
-    if scheduler is not None and ckpt.get('scheduler') is not None:
+    saved = ckpt.get('scheduler')
+    if scheduler is not None and saved is not None and not (isinstance(saved, dict) and saved):
+        raise UserError(f'{where}: its scheduler state is damaged (expected a mapping, got {type(saved).__name__})')
+    # A state holding none of this schedule's own keys is another kind of schedule's (multi_step_lr
+    # resumed as warmup_cosine_lr): the position then comes from the epoch, as for a release.
+    if scheduler is not None and saved and any(k in saved for k in scheduler.args()):
         try:
             load_scheduler_state(scheduler, ckpt['scheduler'])
             check_scheduler_state(scheduler, len(optimizer.param_groups))
         except Exception as e:  # noqa: BLE001
             raise UserError(f'{where}: its scheduler state is damaged ({_reason(e)})') from None
-    elif scheduler is not None:  # e.g. a released checkpoint: position from the epoch, no steps
+    elif scheduler is not None:  # a released checkpoint, another kind of schedule: position from the epoch
         scheduler.last_epoch = ckpt['epoch']
     notes = [apply_schedule(optimizer, scheduler, wanted, ckpt['epoch'])]
     if scaler.is_enabled() and ckpt.get('scaler'):
@@ -216,17 +221,24 @@ def check_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
 
 
 def check_scheduler_state(scheduler, n_groups: int) -> None:
-    """ValueError unless a loaded MultiStepLR state is what MultiStepLR keeps: integer milestones
-    and counts, a finite gamma, an integer epoch, one finite rate per parameter group."""
+    """ValueError unless a loaded schedule's state is what its scheduler keeps: for MultiStepLR
+    integer milestones and counts and a finite gamma, for the others (training/schedule.py) finite
+    numbers or booleans as their args; for every one an integer epoch and one finite rate per
+    parameter group."""
     def numbers(values) -> bool:
         return (isinstance(values, list) and len(values) == n_groups
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
-    ms = scheduler.milestones
-    if not (isinstance(ms, Counter) and all(isinstance(k, int) and isinstance(v, int) for k, v in ms.items())):
-        raise ValueError(f'milestones: expected epochs and counts, got {ms!r:.60}')
-    gamma = scheduler.gamma
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
-        raise ValueError(f'gamma: expected a positive number, got {gamma!r:.60}')
+    if isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR):
+        ms = scheduler.milestones
+        if not (isinstance(ms, Counter) and all(isinstance(k, int) and isinstance(v, int) for k, v in ms.items())):
+            raise ValueError(f'milestones: expected epochs and counts, got {ms!r:.60}')
+        gamma = scheduler.gamma
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not math.isfinite(gamma) or gamma <= 0:
+            raise ValueError(f'gamma: expected a positive number, got {gamma!r:.60}')
+    else:
+        for key, value in scheduler.args().items():
+            if not isinstance(value, bool) and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f'{key}: expected a finite number, got {value!r:.60}')
     if isinstance(scheduler.last_epoch, bool) or not isinstance(scheduler.last_epoch, int):
         raise ValueError(f'last_epoch: expected an integer, got {scheduler.last_epoch!r:.60}')
     for key in ('base_lrs', '_last_lr'):
@@ -235,35 +247,33 @@ def check_scheduler_state(scheduler, n_groups: int) -> None:
 
 
 def _schedule(optimizer: torch.optim.Optimizer, scheduler) -> tuple:
-    """(each group's hyperparameters with its base rate as 'lr', milestones, gamma): what decides
-    the learning rate of every epoch."""
+    """(each group's hyperparameters with its base rate as 'lr', the scheduler's args or None):
+    what decides the learning rate of every epoch."""
     groups = []
     for g in optimizer.param_groups:
         hyper = {k: v for k, v in g.items() if k not in ('params', 'initial_lr')}
         if scheduler is not None:
             hyper['lr'] = g.get('initial_lr')  # the rate before any decay; None if never scheduled
         groups.append(hyper)
-    if scheduler is None:
-        return groups, None, None
-    return groups, dict(Counter(scheduler.milestones)), scheduler.gamma
+    return groups, None if scheduler is None else scheduler.args()
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, scheduler, wanted: tuple, epoch: int) -> Optional[str]:
     """After loading a checkpoint's optimizer and scheduler state: if the run's config asks for
-    another learning rate, milestones, gamma or optimizer setting, the config wins (resuming with
-    a lower rate must lower it) and the rate is recomputed for `epoch` completed epochs; returns a
-    note saying so. An unchanged schedule is left exactly as loaded (a bit-identical resume)."""
+    another learning rate, schedule or optimizer setting, the config wins (resuming with a lower
+    rate must lower it) and the rate is recomputed for `epoch` completed epochs; returns a note
+    saying so. An unchanged schedule is left exactly as loaded (a bit-identical resume)."""
     if _schedule(optimizer, scheduler) == wanted:
         return None
-    groups, milestones, gamma = wanted
-    decay = 1.0 if scheduler is None else gamma ** sum(n for m, n in milestones.items() if m <= epoch)
+    groups, args = wanted
+    if scheduler is not None:
+        scheduler.set_args(args)
     for g, hyper in zip(optimizer.param_groups, groups):
         g.update(hyper)
-        g['lr'] = hyper['lr'] * decay
+        g['lr'] = hyper['lr'] if scheduler is None else scheduler.lr_at(hyper['lr'], epoch + 1)
         if scheduler is not None:
             g['initial_lr'] = hyper['lr']
     if scheduler is not None:
-        scheduler.milestones, scheduler.gamma = Counter(milestones), gamma
         scheduler.base_lrs = [hyper['lr'] for hyper in groups]
         scheduler._last_lr = [g['lr'] for g in optimizer.param_groups]
     return (f"the config's optimizer or schedule differs from the checkpoint's: continuing with the "

@@ -28,7 +28,9 @@ from .config import OPTIMIZERS
 from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
 from .loop import train_epoch, validate, weights_digest
+from .losses import make_loss
 from .probe import probe
+from .schedule import build_scheduler
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
 from .state import (RANK_STREAM, check_resumable, forked_rng, init_weights, make_checkpoint,
                     parameters_finite, restore, rng_state)
@@ -108,8 +110,7 @@ def build_training(config: dict, where: str, device: torch.device):
     seed_all(config['seed'])
     model = build_model(config, where).to(device)
     optimizer = build_optimizer(config, model, where)
-    msl = config['multi_step_lr']
-    scheduler = None if msl is None else torch.optim.lr_scheduler.MultiStepLR(optimizer, msl['milestones'], msl['gamma'])
+    scheduler = build_scheduler(config, optimizer)
     scaler = torch.amp.GradScaler(device.type, enabled=config['precision'] == 'fp16')
     return model, optimizer, scheduler, scaler
 
@@ -155,6 +156,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
 
     # Everything that can fail on a config or data mistake happens before the folder is made.
     model, optimizer, scheduler, scaler = build_training(config, where, device)
+    try:
+        loss_fn = make_loss(config['loss'])
+    except UserError as e:
+        raise UserError(f'{where}: loss: {e}') from None
     start_epoch, best_val, note = 0, -math.inf, None
     if ckpt is not None:
         start_epoch, best_val, note = restore(ckpt, resume, model, optimizer, scheduler, scaler, env)
@@ -222,7 +227,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             lr = optimizer.param_groups[0]['lr']
             try:
                 loss = train_epoch(net, train_loaders(epoch), norm, optimizer, scaler, device, precision,
-                                   show=env.is_main, desc=f'epoch {epoch}')
+                                   show=env.is_main, desc=f'epoch {epoch}', loss_fn=loss_fn)
             except FloatingPointError as e:
                 raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
                                        f'{last_good(good)} with a lower learning rate, or check the data') from None
@@ -238,7 +243,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
                 try:
                     with forked_rng(val_loaders.seed_for(epoch)):
                         val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                       device, precision, show=env.is_main)
+                                       device, precision, show=env.is_main, attention_rows=config['attention_rows'])
                 except UserError as e:
                     raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
                 log.scalar('psnr', val, epoch)

@@ -10,16 +10,33 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def axis_centres(n: int, span: Sequence[float] = (-1, 1), start: int = 0, stop: Optional[int] = None,
+                 device=None) -> Tensor:
+    """Centres of pixels start .. stop-1 (default: all n) of an axis of n pixels spanning
+    [span[0], span[1]]: float32 (stop - start,). Every entry is computed by the same float32
+    operations whatever start and stop are, so a slice equals that slice of the whole axis bit for
+    bit (a band or a region of an output queries exactly the points of the full grid)."""
+    v0, v1 = span
+    r = (v1 - v0) / (2 * n)
+    return v0 + r + (2 * r) * torch.arange(start, n if stop is None else stop, device=device).float()
+
+
 def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]] = None,
                flatten: bool = True, device=None) -> Tensor:
     """Pixel-centre coordinates of a grid: (*shape, ndim), or (prod(shape), ndim) if flatten.
     Row-major order, last dim (row, col)."""
-    seqs = []
-    for i, n in enumerate(shape):
-        v0, v1 = (-1, 1) if ranges is None else ranges[i]
-        r = (v1 - v0) / (2 * n)
-        seqs.append(v0 + r + (2 * r) * torch.arange(n, device=device).float())
-    coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*shape, ndim)
+    return coord_block(shape, [0] * len(shape), shape, ranges, flatten, device)
+
+
+def coord_block(shape: Sequence[int], starts: Sequence[int], sizes: Sequence[int],
+                ranges: Optional[Sequence[Sequence[float]]] = None, flatten: bool = True, device=None) -> Tensor:
+    """The block of make_coord(shape, ranges) that starts at index `starts` and has `sizes` pixels
+    per axis (rows top .. top+height-1 and columns left .. left+width-1 of a 2-D grid): (*sizes,
+    ndim), or (prod(sizes), ndim) if flatten; equal to that block of the whole grid bit for bit,
+    without building it."""
+    seqs = [axis_centres(n, (-1, 1) if ranges is None else ranges[i], a, a + m, device)
+            for i, (n, a, m) in enumerate(zip(shape, starts, sizes))]
+    coord = torch.stack(torch.meshgrid(*seqs, indexing='ij'), dim=-1)  # (*sizes, ndim)
     return coord.view(-1, coord.shape[-1]) if flatten else coord
 
 
