@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import models
+import tiny
 from faults import TINY_LIIF, one_line_error, test_cli
 from test_train import cli, data, one_thread, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
 from training import probe as probe_module
@@ -262,3 +263,36 @@ def test_an_image_too_small_for_the_crop_anywhere_in_the_set_is_refused_before_t
 def test_a_validation_set_without_epoch_val_is_refused(data, tmp_path, capsys, monkeypatch):
     err = refused(with_args(tiny_raw(data), 'epoch_val', None), tmp_path, capsys, monkeypatch)
     assert 'epoch_val: missing: val_dataset is given but would never be validated' in err, err
+
+
+# ---------------------------------------------------------------- a training step that cannot fit (round 3)
+
+@pytest.mark.parametrize('changes', [
+    # 2**20 samples of the tiny config's crops: the loader grew until the machine killed the process
+    {'train_dataset.batch_size': 1 << 20, 'train_dataset.dataset.args.repeat': 10 ** 6},
+    # a wide decoder on a moderate batch: the data fits, the activations kept for backward do not
+    {'train_dataset.batch_size': 1 << 14, 'train_dataset.dataset.args.repeat': 1 << 14,
+     'model.args.imnet_spec.args.hidden_list': [4096, 4096]},
+])
+def test_a_training_step_larger_than_the_machine_is_one_line(data, tmp_path, capsys, monkeypatch, changes):
+    raw = tiny_raw(data)
+    for path, value in changes.items():
+        raw = with_args(raw, path, value)
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert 'train_dataset: one training step of' in err and 'GiB' in err and 'batch_size' in err, err
+
+
+@pytest.mark.parametrize('spec', [tiny.liif_spec(), tiny.metasr_spec(), tiny.aliif_spec(), tiny.srno_spec(),
+                                  tiny.hiif_spec()], ids=lambda s: s['name'])
+def test_step_memory_extrapolates_the_bytes_kept_for_backward_exactly(spec):
+    import torch
+    from inference.norm import DataNorm
+    from training.step_memory import saved_bytes, step_bytes
+    torch.manual_seed(0)
+    model, norm, q = models.make(spec), DataNorm.from_config(None, 'test'), 300
+    sample = {'inp': torch.rand(1, 3, 12, 12), 'coord': torch.rand(1, q, 2) * 2 - 1,
+              'cell': torch.full((1, q, 2), 2 / 36), 'gt': torch.rand(1, q, 3)}
+    measured = saved_bytes(model, norm.inp(sample['inp']), sample['coord'], sample['cell'], 'fp32')
+    data_bytes = sum(v.nbytes for v in sample.values())
+    assert step_bytes(model, sample, norm, torch.device('cpu'), 'fp32', 1) == measured + data_bytes
+    assert step_bytes(model, sample, norm, torch.device('cpu'), 'fp32', 16) == 16 * (measured + data_bytes)

@@ -17,6 +17,7 @@ from utils.errors import UserError
 from utils.precision import autocast
 
 from .state import forked_rng
+from .step_memory import check_step_memory
 
 # Queries of the training sample sent through the model: enough to exercise every layer.
 PROBE_QUERIES = 64
@@ -92,14 +93,17 @@ def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, d
 def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm: DataNorm, config: dict,
           where: str, device: torch.device) -> None:
     """Check the model, draw item 0 of each dataset and run it through the model as training and
-    validation will; any failure is a UserError naming the config key and `where`."""
+    validation will, and check that a training step fits this machine (training/step_memory.py);
+    any failure is a UserError naming the config key and `where`."""
     check_model(model, config, where)
     was_training = model.training
     model.eval()
     try:
         with forked_rng(config['seed']):
-            forward_once(model, first_batch(train_set, 'train_dataset', where, config['train_dataset']['batch_size']),
-                         norm, device, config['precision'], where)
+            sample = first_batch(train_set, 'train_dataset', where, config['train_dataset']['batch_size'])
+            forward_once(model, sample, norm, device, config['precision'], where)
+            check_step_memory(model, sample, norm, device, config['precision'],
+                              config['train_dataset']['batch_size'], len(train_set), where)
             if val_set is not None:
                 validate_once(model, first_batch(val_set, 'val_dataset', where, config['val_dataset']['batch_size']),
                               norm, config, device, where)
