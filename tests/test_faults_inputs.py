@@ -203,6 +203,23 @@ def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
     assert load_yaml(path) == {'a': 1}
 
 
+def test_an_in_memory_cache_larger_than_the_machine_is_refused_before_decoding(tmp_path, monkeypatch):
+    import datasets.image_store as store
+    src = tmp_path / 'imgs'
+    src.mkdir()
+    for name, (h, w) in {'a.png': (12, 10), 'b.png': (30, 20)}.items():
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(src / name)
+    spec = {'name': 'image-folder', 'args': {'root_path': str(src), 'cache': 'in_memory'}}
+    decoded = []
+    monkeypatch.setattr(store, 'read_image', lambda p: decoded.append(p) or np.zeros((1, 1, 3), np.uint8))
+    monkeypatch.setattr(store, 'physical_memory', lambda: (12 * 10 + 30 * 20) * 3 - 1)  # one byte short
+    with pytest.raises(UserError, match=r"cache in_memory for .*imgs: its 2 images decode to .* GiB, over the"):
+        datasets.make(spec)
+    assert decoded == []
+    monkeypatch.setattr(store, 'physical_memory', lambda: (12 * 10 + 30 * 20) * 3)  # exactly fits
+    assert len(datasets.make(spec)) == 2 and len(decoded) == 2
+
+
 # ---------------------------------------------------------------- cache: bin checks content (round 3)
 
 @pytest.mark.parametrize('how', ['cp -p', 'rsync -a', 'tar'])
