@@ -96,7 +96,13 @@ def check_fits_in_memory(root: str, paths: list[str], memory: Optional[int] = No
     memory = physical_memory() if memory is None else memory
     if memory is None:
         return
-    need = sum(h * w * 3 for h, w in (image_size(p) for p in paths))
+    need = 0
+    for path in paths:
+        try:
+            h, w = image_size(path)
+        except UserError:  # an unreadable file is reported by the decoding that follows, naming it
+            continue
+        need += h * w * 3
     if need > memory:
         raise UserError(f'cache in_memory for {root}: its {len(paths):,} images decode to {need / 2 ** 30:,.1f} GiB, '
                         f"over the {memory / 2 ** 30:.0f} GiB of this machine; use cache 'bin' or 'none'")
