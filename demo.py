@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from inference.options import MAX_BSIZE
 from inference.groups import group_note, parse_attention_rows
 from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
@@ -176,8 +177,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     resolve_window(args.window, None)  # a malformed --window fails before any work
     attention_rows = parse_attention_rows(args.attention_rows)
-    if args.bsize < 1:
-        raise UserError(f'--bsize must be at least 1, got {args.bsize}')
+    if not 1 <= args.bsize <= MAX_BSIZE:
+        raise UserError(f'--bsize must be from 1 to {MAX_BSIZE}, got {args.bsize}')
+    if args.tile < 0:
+        raise UserError(f'--tile must be 0 (never tile) or a size in pixels, got {args.tile}')
     if not 1 <= args.quality <= 100:
         raise UserError(f'--quality must be from 1 to 100, got {args.quality}')
     if not 0 <= args.png_compression <= 9:
@@ -191,7 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
                            **protected[out]}, 'output')
 
     upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
-                             window=args.window, tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
+                             window=args.window, tile=args.tile, bsize=args.bsize,
                              progress=len(inputs) == 1, attention_rows=attention_rows, cmsr=args.cmsr)
     if group_note(upscaler.model, attention_rows):
         _note(group_note(upscaler.model, attention_rows))

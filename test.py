@@ -36,7 +36,7 @@ from models.loading import load_model_checkpoint
 from utils.config import Checker
 from utils.device import resolve_device
 from utils.errors import ArgumentParser, UserError, run_cli
-from utils.files import atomic_write_text, check_output
+from utils.files import atomic_write_text, check_output, is_within
 from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
@@ -106,6 +106,9 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
     Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
+    if args.out and args.save_images and is_within(args.out, args.save_images):
+        raise UserError(f'--out {args.out} is inside --save-images {args.save_images}, which holds the '
+                        'predicted images only (one could overwrite it); write --out elsewhere')
     attention_rows = parse_attention_rows(args.attention_rows)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)

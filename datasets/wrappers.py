@@ -85,6 +85,12 @@ def describe(dataset: Dataset, idx: int) -> str:
     return dataset.describe(idx) if hasattr(dataset, 'describe') else f'item {idx}'
 
 
+def sizes_differ(dataset: Dataset) -> Optional[str]:
+    """'its images differ in size' when the headers say so (item_sizes), else None."""
+    sizes = dataset.item_sizes() if hasattr(dataset, 'item_sizes') else []
+    return 'its images differ in size' if len(set(sizes)) > 1 else None
+
+
 def check_size(value: Optional[int], name: str) -> Optional[int]:
     """Refuse a size or count that is not a positive integer (None: not set)."""
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -149,6 +155,15 @@ class SRImplicitDownsampled(Dataset):
             if self.inp_size is None and min(h, w) < self.scale_max:
                 raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, too small to downsample by '
                                 f'scale_max {self.scale_max:g}')
+
+    def varying_sizes(self) -> Optional[str]:
+        """Why two items can differ in size (so cannot share a batch), or None: without an
+        inp_size crop, a random scale or images of different sizes."""
+        if self.inp_size is not None:
+            return None
+        if self.scale_min != self.scale_max:
+            return 'each item is downscaled by its own random scale'
+        return sizes_differ(self.dataset)
 
     def __getitem__(self, idx: int) -> dict:
         img = mod_crop(self.dataset[idx], self.gt_mod)
@@ -262,6 +277,10 @@ class SRImplicitPaired(Dataset):
             if self.inp_size is not None and min(h, w) < self.inp_size:
                 raise UserError(f'LR image of {describe(self.dataset, i)} is {h}x{w}, smaller than the '
                                 f'{self.inp_size}x{self.inp_size} crop (inp_size)')
+
+    def varying_sizes(self) -> Optional[str]:
+        """Why two items can differ in size (so cannot share a batch), or None."""
+        return None if self.inp_size is not None else sizes_differ(self.dataset)
 
     def __getitem__(self, idx: int) -> dict:
         img_lr, img_hr = self.dataset[idx]

@@ -41,7 +41,7 @@ from .groups import check_attention_rows
 from .norm import DataNorm
 from .onnx_backend import IDENTITY_NORM, load_onnx_model
 from .render import render
-from .options import check_bsize, check_tile, min_tile, output_size
+from .options import check_bsize, check_path, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
 BACKENDS = ('pytorch', 'onnxruntime')
@@ -53,6 +53,7 @@ REAL_MODEL = PRETRAINED / 'edsr-baseline-liif-real.pth'
 BUNDLED_NAMES = ('sample', 'real')
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
 MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
+OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress', 'attention_rows', 'cmsr')  # Upscaler.load's options (the fields)
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
@@ -134,8 +135,13 @@ class Upscaler:
         (inference/onnx_backend.py: CPU, fp32; the same tiling, chunks and bands). `options`:
         precision, window, tile, bsize, progress, attention_rows, cmsr (a CMSR table file or the
         tables, LMF models; see the fields)."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError(f'Upscaler.load: unknown option {unknown[0]!r}; expected one of {", ".join(OPTIONS)}')
         if backend not in BACKENDS:
             raise UserError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+        if checkpoint is not None:
+            checkpoint = check_path(checkpoint, 'checkpoint', 'Upscaler.load')
         if backend == 'onnxruntime':
             return cls.load_onnx(checkpoint, device, **options)
         path = resolve_checkpoint(checkpoint)
@@ -212,6 +218,10 @@ class Upscaler:
         neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
         its format and the sizes."""
         c = Checker('upscale_file')
+        check_path(src, 'src', 'upscale_file')
+        check_path(dst, 'dst', 'upscale_file')
+        if protect is not None:
+            c.mapping(protect, 'protect')
         c.integer(quality, 'quality', 1, 100)
         c.integer(png_compression, 'png_compression', 0, 9)
         c.boolean(force, 'force')

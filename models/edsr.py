@@ -103,15 +103,15 @@ EDSR_ARGS = """
 
 
 @register('edsr-baseline')
-def make_edsr_baseline(n_resblocks=16, n_feats=64, res_scale=1, scale=2, no_upsampling=False,
-                       rgb_range=1) -> EDSR:
+def make_edsr_baseline(n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1, scale: int = 2,
+                       no_upsampling: bool = False, rgb_range: float = 1) -> EDSR:
     """EDSR-baseline (16 blocks, 64 wide, residual scale 1), the paper's main LIIF encoder."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
 
 
 @register('edsr')
-def make_edsr(n_resblocks=32, n_feats=256, res_scale=0.1, scale=2, no_upsampling=False,
-              rgb_range=1) -> EDSR:
+def make_edsr(n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1, scale: int = 2,
+              no_upsampling: bool = False, rgb_range: float = 1) -> EDSR:
     """EDSR (32 blocks, 256 wide, residual scale 0.1)."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
 

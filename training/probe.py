@@ -17,6 +17,7 @@ from utils.errors import UserError
 from utils.precision import autocast
 
 from .state import forked_rng
+from .step_memory import check_step_memory
 
 # Queries of the training sample sent through the model: enough to exercise every layer.
 PROBE_QUERIES = 64
@@ -38,13 +39,18 @@ def check_model(model: nn.Module, config: dict, where: str) -> None:
                             f'{tuple(p.shape)}); every width must be at least 1')
 
 
-def first_batch(dataset: Dataset, key: str, where: str) -> dict:
+def first_batch(dataset: Dataset, key: str, where: str, batch_size: int = 1) -> dict:
     """Item 0 of a wrapped dataset as a batch of one, after the wrapper checked every item's size
     from the headers (check_items: a late image too small for the crop would otherwise stop the
-    run after its folder exists); failures name the config key."""
+    run after its folder exists) and, for batches of several items, that they have one size
+    (varying_sizes); failures name the config key."""
     try:
         if hasattr(dataset, 'check_items'):
             dataset.check_items()
+        varying = dataset.varying_sizes() if batch_size > 1 and hasattr(dataset, 'varying_sizes') else None
+        if varying:
+            raise UserError(f'batch_size {batch_size} needs items of one size, but without an inp_size crop '
+                            f'{varying}; use {key}.batch_size 1 or set {key}.wrapper.args.inp_size')
         return default_collate([dataset[0]])
     except UserError as e:
         raise UserError(f'{where}: {key}: {e}') from None
@@ -87,15 +93,19 @@ def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, d
 def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm: DataNorm, config: dict,
           where: str, device: torch.device) -> None:
     """Check the model, draw item 0 of each dataset and run it through the model as training and
-    validation will; any failure is a UserError naming the config key and `where`."""
+    validation will, and check that a training step fits this machine (training/step_memory.py);
+    any failure is a UserError naming the config key and `where`."""
     check_model(model, config, where)
     was_training = model.training
     model.eval()
     try:
         with forked_rng(config['seed']):
-            forward_once(model, first_batch(train_set, 'train_dataset', where), norm, device,
-                         config['precision'], where)
+            sample = first_batch(train_set, 'train_dataset', where, config['train_dataset']['batch_size'])
+            forward_once(model, sample, norm, device, config['precision'], where)
+            check_step_memory(model, sample, norm, device, config['precision'],
+                              config['train_dataset']['batch_size'], len(train_set), where)
             if val_set is not None:
-                validate_once(model, first_batch(val_set, 'val_dataset', where), norm, config, device, where)
+                validate_once(model, first_batch(val_set, 'val_dataset', where, config['val_dataset']['batch_size']),
+                              norm, config, device, where)
     finally:
         model.train(was_training)

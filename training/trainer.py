@@ -22,6 +22,7 @@ from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
 from utils.files import WriteError, refuse_inputs
+from utils.images import physical_memory
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS
@@ -66,11 +67,25 @@ def pick_device(gpu: Optional[str], env: DistEnv) -> tuple[torch.device, list[in
     return device, parse_gpus(gpu) if device.type == 'cuda' else []
 
 
+# Bytes per parameter a training holds: fp32 weights, their gradients and Adam's two moments.
+TRAIN_BYTES_PER_PARAM = 16
+
+
 def build_model(config: dict, where: str) -> nn.Module:
-    """models.make(config['model']); wrong args are a UserError naming the file."""
+    """models.make(config['model']), first built on the meta device (no memory) to count its
+    parameters: a model whose training state exceeds this machine's memory (hidden_list
+    [100000, 100000]) is refused before anything is allocated. Wrong args are a UserError naming
+    the file."""
     try:
         with warnings.catch_warnings():  # a width of 0 is refused as one line (training/probe.py)
             warnings.filterwarnings('ignore', 'Initializing zero-element tensors')
+            with torch.device('meta'):
+                count = sum(p.numel() for p in models.make(config['model']).parameters())
+            memory = physical_memory()
+            if memory is not None and count * TRAIN_BYTES_PER_PARAM > memory:
+                raise UserError(f'args: {count:,} parameters need {count * TRAIN_BYTES_PER_PARAM / 2 ** 30:,.0f} GiB to '
+                                f'train (weights, gradients, optimizer state), over the {memory / 2 ** 30:.0f} GiB '
+                                'of this machine')
             return models.make(config['model'])
     except UserError as e:
         raise UserError(f'{where}: model: {e}') from None
