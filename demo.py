@@ -5,6 +5,7 @@
     python demo.py --input lr.png --resolution 1080x1920 --model save/run/epoch-best.pth
     python demo.py --input phone.jpg --scale 4 --model real     # the bundled real-world model
     python demo.py --input photos/ more.png 'scans/*.tif' --scale 4 --output out/
+    python demo.py --input lr.png --scale 4 --backend onnxruntime --model model.onnx
 
 Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H * SY) x
 round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gives exactly that.
@@ -29,8 +30,9 @@ from typing import Optional, Sequence
 
 from tqdm import tqdm
 
+from inference.options import MAX_BSIZE
 from inference.groups import group_note, parse_attention_rows
-from inference.upscale import BUNDLED_MODEL, Upscaler
+from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
 from utils.checkpoints import checkpoint_label
 from utils.errors import ArgumentParser, UserError, run_cli
@@ -56,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     size.add_argument('--resolution', help='HxW or H,W: output height and width in pixels')
     p.add_argument('--model', help='checkpoint, or a bundled model: sample (the default, '
                    f'{DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])}, trained on bicubic downsampling) or '
-                   'real (trained on blur, noise and JPEG: for photos from phones and the web)')
+                   'real (trained on blur, noise and JPEG: for photos from phones and the web); with '
+                   '--backend onnxruntime an export of scripts/export_onnx.py')
+    p.add_argument('--backend', default='pytorch', choices=BACKENDS,
+                   help='what runs the model: pytorch (a checkpoint), or onnxruntime (an exported .onnx file; '
+                        'CPU, fp32, the same tiling, chunks and bands)')
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
                                     "folder for several inputs; '{model}' is replaced by the model's name")
     p.add_argument('--overwrite', action='store_true', help='replace outputs that exist (refused otherwise)')
@@ -72,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--window', default='auto',
                    help="mirror-pad the input to the encoder's attention window (SwinIR) as the LTE "
                         "authors evaluate: 'auto' (when the encoder has a window_size), 'off', or a size")
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml)')
     p.add_argument('--attention-rows', default='whole',
                    help="SRNO/HIIF: output rows that attend together ('whole', the default: the whole image, as "
                         "the SRNO demo, computed in bounded memory; N: blocks of N rows, the authors' chunked test)")
@@ -185,8 +194,10 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     resolution = parse_resolution(args.resolution) if args.resolution is not None else None
     resolve_window(args.window, None)  # a malformed --window fails before any work
     attention_rows = parse_attention_rows(args.attention_rows)
-    if args.bsize < 1:
-        raise UserError(f'--bsize must be at least 1, got {args.bsize}')
+    if not 1 <= args.bsize <= MAX_BSIZE:
+        raise UserError(f'--bsize must be from 1 to {MAX_BSIZE}, got {args.bsize}')
+    if args.tile < 0:
+        raise UserError(f'--tile must be 0 (never tile) or a size in pixels, got {args.tile}')
     if not 1 <= args.quality <= 100:
         raise UserError(f'--quality must be from 1 to 100, got {args.quality}')
     if not 0 <= args.png_compression <= 9:
@@ -196,14 +207,15 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     protected = {}
     for inp, out in zip(inputs, outputs):  # every output checked before any is rendered
         protected[out] = {f'input {other}': other for other in inputs if other != inp}
-        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, **protected[out]}, 'output')
+        check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, 'CMSR tables': args.cmsr,
+                           **protected[out]}, 'output')
         if not args.overwrite:
             refuse_existing(out, 'output', 'pass --overwrite to replace it, or name another --output; '
                                            "'{model}' in --output adds the model's name")
 
-    upscaler = Upscaler.load(args.model, args.gpu, precision=args.precision, window=args.window,
-                             tile=args.tile if args.tile > 0 else None, bsize=args.bsize,
-                             progress=len(inputs) == 1, attention_rows=attention_rows)
+    upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
+                             window=args.window, tile=args.tile, bsize=args.bsize,
+                             progress=len(inputs) == 1, attention_rows=attention_rows, cmsr=args.cmsr)
     print(f'model: {upscaler.describe()}')
     if group_note(upscaler.model, attention_rows):
         _note(group_note(upscaler.model, attention_rows))

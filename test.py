@@ -10,7 +10,10 @@ per-image and mean values as JSON, with their provenance: the checkpoint (path, 
 sha256 of the file, model family and encoder) and the protocol's parts. `--set KEY.PATH=VALUE`
 overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose encoder has an attention window (SwinIR) are evaluated on
 inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
-`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S.
+`cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S;
+without it, a model's own clip applies (LMF: 4, as its authors evaluate). `--cmsr TABLES.yaml`
+renders an LMF model with CMSR, its authors' approximation beyond x4 (configs/cmsr/), the whole
+output grid in one call.
 SRNO and HIIF attend over the queries of a call: by default each image is one group (computed in
 bounded memory), or blocks of N rows with `attention_rows: N` in the config or --attention-rows N
 (the authors' chunked prediction, their eval_bsize counted in rows).
@@ -27,16 +30,17 @@ from pathlib import Path
 from datasets import spec_inputs
 from inference.eval_config import DATA_ENV, MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
-from inference.groups import WHOLE, couples_queries, group_note, parse_attention_rows
+from inference.groups import WHOLE, attends, group_note, group_rows, parse_attention_rows
 from inference.norm import DataNorm
 from inference.provenance import check_label, checkpoint_record, dataset_name, protocol_record
+from inference.render import resolve_cell_scale_max
 from inference.window import resolve_window
-from models.loading import build_model, require_implicit
-from utils.checkpoints import load_checkpoint
+from models.cmsr import enable_cmsr
+from models.loading import load_model_checkpoint
 from utils.config import Checker
 from utils.device import resolve_device
 from utils.errors import ArgumentParser, UserError, run_cli
-from utils.files import atomic_write_text, check_output
+from utils.files import atomic_write_text, check_output, is_within
 from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
@@ -83,6 +87,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--label', default=None,
                    help="the model's name in --out and in results tables (default: the checkpoint's stem, with "
                         "its run folder for epoch-*.pth; 'bicubic')")
+    p.add_argument('--cmsr', metavar='TABLES', default=None,
+                   help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
+                        'using these threshold tables (configs/cmsr/*.yaml, scripts/build_cmsr_tables.py)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p.parse_args(argv)
 
@@ -112,6 +119,9 @@ def main(argv=None) -> dict:
     if args.label is not None:
         check_label(args.label)
     Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
+    if args.out and args.save_images and is_within(args.out, args.save_images):
+        raise UserError(f'--out {args.out} is inside --save-images {args.save_images}, which holds the '
+                        'predicted images only (one could overwrite it); write --out elsewhere')
     attention_rows = parse_attention_rows(args.attention_rows)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     sets = args.set + ([f'cell_scale_max={args.cell_scale_max!r}'] if args.cell_scale_max is not None else [])
@@ -119,25 +129,29 @@ def main(argv=None) -> dict:
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
     reads = {'--model checkpoint': None if args.model == BICUBIC else args.model, '--config file': args.config,
-             **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
+             '--cmsr tables': args.cmsr, **spec_inputs(plan.spec)}  # no output may be any of these (nor inside a data folder)
     if args.out:
         prepare_out(args.out, reads)
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
     model, norm, source = None, plan.norm, None
     if args.model != BICUBIC:
-        ckpt = load_checkpoint(args.model)
-        model = require_implicit(build_model(ckpt, args.model, device), ckpt['model']['name'], args.model)
+        ckpt, model = load_model_checkpoint(args.model, device)
         norm = model_norm(ckpt, args.model, norm, args.config)
         source = checkpoint_record(args.model, ckpt, args.label)
+        if args.cmsr:
+            enable_cmsr(model, args.cmsr)
+    elif args.cmsr:
+        raise UserError('--cmsr is an option of LMF models, not of the bicubic baseline')
     window = resolve_window(args.window, model)
     if args.attention_rows is None:
         attention_rows = plan.attention_rows
     note = model is not None and group_note(model, attention_rows)
     if note:
         print(f'note: {note}', file=sys.stderr)
-    attends = model is not None and couples_queries(model)  # SRNO, HIIF: the grouping is part of the protocol
-    protocol = protocol_record(plan.spec, plan.protocol, plan.cell_scale_max if model is not None else None, window,
-                               (attention_rows or WHOLE) if attends else None)
+    # The clip actually applied (LMF's own 4 without a configured one); SRNO, HIIF: the grouping.
+    cell_scale_max = resolve_cell_scale_max(model, plan.cell_scale_max) if model is not None else None
+    grouping = (attention_rows or WHOLE) if model is not None and attends(model) else None
+    protocol = protocol_record(plan.spec, plan.protocol, cell_scale_max, window, grouping)
     print(protocol['text'])  # the protocol actually used, before the numbers
     writer = None
     if args.save_images:
@@ -154,8 +168,9 @@ def main(argv=None) -> dict:
         'dataset_name': dataset_name(args.config, protocol['scale']), 'dataset': plan.spec, 'data_root': data_root,
         'protocol': protocol, 'eval_type': protocol['eval_type'], 'scale': protocol['scale'],
         'border': protocol['border'], 'luminance': protocol['luminance'], 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cell_scale_max': plan.cell_scale_max,
-        'attention_rows': attention_rows if attends else None, 'num_images': len(rows),
+        'eval_bsize': plan.bsize, 'window': window, 'cmsr': args.cmsr, 'cell_scale_max': cell_scale_max,
+        'attention_rows': group_rows(model, attention_rows) if model is not None else None,
+        'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),
                  'ssim': statistics.fmean(r['ssim'] for r in rows)},
         'images': rows,

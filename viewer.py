@@ -325,6 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not is_loopback(host):
         print(f'note: listening on {host}, beyond this machine; the viewer has no authentication', file=sys.stderr)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)  # even when started with SIGINT ignored (a background job)
     threading.Thread(target=server.encode_all, daemon=True).start()
     try:
         server.serve_forever(poll_interval=0.2)

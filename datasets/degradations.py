@@ -5,7 +5,10 @@
     lr = degrade(hr, plan, generator)               # (3, H, W) -> (3, h, w), 8-bit levels in [0, 1]
 
 Two rounds of blur -> random resize -> noise (-> JPEG in the first round), then the resize to the
-LR size, the final sinc filter and JPEG in a random order, and rounding to 8 bits. The first round
+LR size, the final sinc filter and JPEG in a random order, and rounding to 8 bits. The second
+round is skipped with probability 1 - second_order_prob, and with probability clean_prob the pair
+is plain bicubic downsampling instead (both drawn after the rest of the plan, so that the
+defaults, Real-ESRNet's, draw the same plans as without these options). The first round
 resizes relative to the HR size, the second relative to the LR size (Real-ESRGAN: the HR size /
 4), so the recipe's ranges mean the same at every scale. The parameters and their defaults are
 Real-ESRNet's training options (recipe.py); the noise values come from `generator`, everything
@@ -26,6 +29,7 @@ from torch import Tensor
 from .image_store import to_tensor, to_uint8
 from .kernels import filter2d, make_kernel
 from .recipe import Recipe, RoundRecipe
+from .resize import resize_fn
 
 # ITU-R BT.601 luma weights: the grey image gray noise is drawn on.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -70,9 +74,10 @@ class Round:
 
 @dataclass(frozen=True)
 class Plan:
-    """Every random choice of one degradation: two rounds, then the final resize to `lr_size` by
-    `final_mode`, the final filter (a sinc or the pulse), JPEG at `final_jpeg`; `resize_first` says
-    whether the resize and filter come before the JPEG."""
+    """Every random choice of one degradation: two rounds (`second_order` False: the second is
+    skipped), then the final resize to `lr_size` by `final_mode`, the final filter (a sinc or the
+    pulse), JPEG at `final_jpeg`; `resize_first` says whether the resize and filter come before
+    the JPEG. `clean`: none of it, the LR is the HR downsampled bicubically."""
     first: Round
     second: Round
     lr_size: tuple[int, int]
@@ -80,6 +85,8 @@ class Plan:
     final_filter: Blur
     final_jpeg: int
     resize_first: bool
+    second_order: bool
+    clean: bool
 
 
 def uniform(rng: random.Random, bounds) -> float:
@@ -162,8 +169,10 @@ def sample_plan(rng: random.Random, recipe: Recipe, hr_size, lr_size) -> Plan:
     else:
         final_filter = Blur('pulse', 1)
     final_jpeg = round(uniform(rng, recipe.second.jpeg_range))
-    return Plan(first, second, lr_size, final_mode, final_filter, final_jpeg,
-                rng.random() < recipe.final_resize_first_prob)
+    resize_first = rng.random() < recipe.final_resize_first_prob
+    second_order = rng.random() < recipe.second_order_prob
+    clean = rng.random() < recipe.clean_prob
+    return Plan(first, second, lr_size, final_mode, final_filter, final_jpeg, resize_first, second_order, clean)
 
 
 def resize(img: Tensor, size, mode: str) -> Tensor:
@@ -215,10 +224,14 @@ def apply_round(img: Tensor, r: Round, generator: torch.Generator) -> Tensor:
     return jpeg(img, r.jpeg_quality) if r.jpeg_quality is not None else img
 
 
-def degrade(hr: Tensor, plan: Plan, generator: torch.Generator) -> Tensor:
-    """hr (3, H, W) float in [0, 1] -> the LR image (3, *plan.lr_size), 8-bit levels in [0, 1]."""
+def degrade(hr: Tensor, plan: Plan, generator: torch.Generator, clean_resize: str = 'pil') -> Tensor:
+    """hr (3, H, W) float in [0, 1] -> the LR image (3, *plan.lr_size), 8-bit levels in [0, 1];
+    a clean plan: hr downsampled by the bicubic `clean_resize` ('pil' or 'matlab', resize.py)."""
+    if plan.clean:
+        return resize_fn(hr.float(), plan.lr_size, clean_resize)
     x = apply_round(hr.float(), plan.first, generator)
-    x = apply_round(x, plan.second, generator)
+    if plan.second_order:
+        x = apply_round(x, plan.second, generator)
     final_kernel = plan.final_filter.kernel()
     if plan.resize_first:
         x = jpeg(filter2d(resize(x, plan.lr_size, plan.final_mode), final_kernel), plan.final_jpeg)
@@ -232,7 +245,8 @@ def seeded(seed: int) -> tuple[random.Random, torch.Generator]:
     return random.Random(seed), torch.Generator().manual_seed(seed % 2 ** 63)
 
 
-def degrade_seeded(hr: Tensor, lr_size, recipe: Recipe, seed: int) -> Tensor:
-    """hr (3, H, W) degraded to lr_size (h, w) by the plan and noise that `seed` draws."""
+def degrade_seeded(hr: Tensor, lr_size, recipe: Recipe, seed: int, clean_resize: str = 'pil') -> Tensor:
+    """hr (3, H, W) degraded to lr_size (h, w) by the plan and noise that `seed` draws (a clean
+    plan by the bicubic `clean_resize`)."""
     rng, generator = seeded(seed)
-    return degrade(hr, sample_plan(rng, recipe, hr.shape[-2:], lr_size), generator)
+    return degrade(hr, sample_plan(rng, recipe, hr.shape[-2:], lr_size), generator, clean_resize)

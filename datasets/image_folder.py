@@ -76,11 +76,18 @@ def load_split(split_file: str, split_key: Optional[str]) -> list[str]:
     return list(split[split_key])
 
 
+# Passes over the images per epoch no run needs (the paper's: 20): larger ones are mistakes whose
+# epoch would never end (and 1e30 overflows the dataset's length).
+MAX_REPEAT = 10 ** 6
+
+
 def check_options(repeat: int, first_k: Optional[int], where: str) -> None:
-    """Refuse a repeat or first_k that is not a positive integer."""
+    """Refuse a repeat or first_k that is not a positive integer, or a repeat over MAX_REPEAT."""
     for key, value in (('repeat', repeat), ('first_k', first_k)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise UserError(f'{key} of {where} must be a positive integer, got {value!r}')
+    if repeat > MAX_REPEAT:
+        raise UserError(f'repeat of {where} must be at most {MAX_REPEAT:,}, got {repeat:,}')
 
 
 @register('image-folder')

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from utils.errors import UserError
 from utils.files import atomic_write, clean_stale_temps
-from utils.images import IMAGE_EXTENSIONS, image_size, is_image_name, read_rgb
+from utils.images import IMAGE_EXTENSIONS, image_size, is_image_name, physical_memory, read_rgb
 
 CACHE_MODES = ('none', 'bin', 'in_memory')
 # {file name: {'stamp': [size, mtime_ns, ctime_ns, inode], 'sha256': hex, 'reader': READER}} of the
@@ -90,6 +90,24 @@ def load_bin(path: str) -> np.ndarray:
     return arr
 
 
+def check_fits_in_memory(root: str, paths: list[str], memory: Optional[int] = None) -> None:
+    """Refuse (UserError) images whose decoded 8-bit pixels, summed from their headers, exceed
+    `memory` (default: this machine's RAM): `cache: in_memory` would grow until the machine kills it."""
+    memory = physical_memory() if memory is None else memory
+    if memory is None:
+        return
+    need = 0
+    for path in paths:
+        try:
+            h, w = image_size(path)
+        except UserError:  # an unreadable file is reported by the decoding that follows, naming it
+            continue
+        need += h * w * 3
+    if need > memory:
+        raise UserError(f'cache in_memory for {root}: its {len(paths):,} images decode to {need / 2 ** 30:,.1f} GiB, '
+                        f"over the {memory / 2 ** 30:.0f} GiB of this machine; use cache 'bin' or 'none'")
+
+
 class ImageStore:
     """The images `names` of folder `root`, decoded on every access ('none'), once into memory
     ('in_memory', uint8), or once into `.npy` files next to the folder ('bin')."""
@@ -101,6 +119,7 @@ class ImageStore:
         self.paths = [os.path.join(root, n) for n in self.names]
         self.arrays: Optional[list[np.ndarray]] = None
         if cache == 'in_memory':
+            check_fits_in_memory(root, self.paths)
             self.arrays = [read_image(p) for p in
                            tqdm(self.paths, desc=f'loading {root}', leave=False, disable=len(self.paths) < 50)]
         elif cache == 'bin':

@@ -8,6 +8,13 @@ gaussian_noise_prob, noise_range (8-bit levels), poisson_scale_range, gray_noise
 (the second round's is the final JPEG's); then second_blur_prob, final_sinc_prob, kernel_range
 (odd kernel sizes from..to), resize_modes and final_resize_first_prob (the final resize and sinc
 before the JPEG, else after).
+
+Two keys that are not Real-ESRNet's, whose defaults leave its recipe as it is: second_order_prob
+(the probability that the second round is applied; 1: always, as Real-ESRNet) and clean_prob (the
+probability that a pair is made by plain bicubic downsampling instead, with no blur, noise or
+JPEG; 0: never, as Real-ESRNet). A model trained with clean_prob 0 never sees a clean input and
+over-smooths one; first-order inputs (one blur, resize, noise and JPEG) are what
+second_order_prob < 1 adds.
 """
 import math
 from dataclasses import dataclass, fields
@@ -33,7 +40,8 @@ ROUND_DEFAULTS = (
          jpeg_range=[30, 95]),
 )
 GLOBAL_DEFAULTS = dict(second_blur_prob=0.8, final_sinc_prob=0.8, kernel_range=[7, 21],
-                       resize_modes=list(RESIZE_MODES), final_resize_first_prob=0.5)
+                       resize_modes=list(RESIZE_MODES), final_resize_first_prob=0.5,
+                       second_order_prob=1.0, clean_prob=0.0)
 # Largest values accepted: a sigma or size beyond these blurs a crop to a flat colour.
 MAX_SIGMA, MAX_KERNEL, MAX_BETA, MAX_NOISE, MAX_POISSON, MAX_RESIZE = 50.0, 101, 100.0, 255.0, 100.0, 8.0
 
@@ -66,6 +74,8 @@ class Recipe:
     kernel_range: tuple
     resize_modes: tuple
     final_resize_first_prob: float
+    second_order_prob: float
+    clean_prob: float
 
     def kernel_sizes(self) -> list[int]:
         """The odd kernel sizes drawn from: kernel_range[0], +2, ..., kernel_range[1]."""
@@ -163,7 +173,9 @@ def make_recipe(options: dict, where: str = 'degradation') -> Recipe:
     return Recipe(first, second,
                   final_sinc_prob=c.probability(values['final_sinc_prob'], 'final_sinc_prob'),
                   kernel_range=sizes, resize_modes=c.names(values['resize_modes'], 'resize_modes', RESIZE_MODES),
-                  final_resize_first_prob=c.probability(values['final_resize_first_prob'], 'final_resize_first_prob'))
+                  final_resize_first_prob=c.probability(values['final_resize_first_prob'], 'final_resize_first_prob'),
+                  second_order_prob=c.probability(values['second_order_prob'], 'second_order_prob'),
+                  clean_prob=c.probability(values['clean_prob'], 'clean_prob'))
 
 
 def recipe_fields() -> list[str]:

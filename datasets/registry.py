@@ -1,10 +1,12 @@
 """The dataset registry: a dataset is a spec {'name': str, 'args': dict}."""
 import copy
+import inspect
 from typing import Optional
 
 from torch.utils.data import Dataset
 
 from utils.config import Checker, check_spec
+from utils.errors import UserError
 from utils.registry import Registry
 
 DATASETS = Registry('dataset')
@@ -20,4 +22,8 @@ def make(spec: dict, args: Optional[dict] = None) -> Dataset:
         dataset_args.update(args)
     factory = DATASETS.get(spec['name'])
     Checker(f"dataset {spec['name']!r}").factory_args(factory, dataset_args, 'args')
+    try:
+        inspect.signature(factory).bind(**dataset_args)
+    except TypeError as e:  # an argument it does not take (a paired wrapper's scale_min), or one missing
+        raise UserError(f"dataset {spec['name']!r}: {e}") from None
     return factory(**dataset_args)

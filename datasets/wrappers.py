@@ -85,6 +85,12 @@ def describe(dataset: Dataset, idx: int) -> str:
     return dataset.describe(idx) if hasattr(dataset, 'describe') else f'item {idx}'
 
 
+def sizes_differ(dataset: Dataset) -> Optional[str]:
+    """'its images differ in size' when the headers say so (item_sizes), else None."""
+    sizes = dataset.item_sizes() if hasattr(dataset, 'item_sizes') else []
+    return 'its images differ in size' if len(set(sizes)) > 1 else None
+
+
 def check_size(value: Optional[int], name: str) -> Optional[int]:
     """Refuse a size or count that is not a positive integer (None: not set)."""
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -97,18 +103,29 @@ def check_sample_q(sample_q: Optional[int]) -> None:
     check_size(sample_q, 'sample_q')
 
 
+def mod_crop(img: Tensor, multiple: Optional[int]) -> Tensor:
+    """img (..., H, W) cropped at the top left to multiples of `multiple` (MATLAB's modcrop, which
+    made MMEditing's GTmod12 benchmark images); unchanged for None."""
+    if multiple is None:
+        return img
+    return img[..., :img.shape[-2] - img.shape[-2] % multiple, :img.shape[-1] - img.shape[-1] % multiple]
+
+
 @register('sr-implicit-downsampled')
 class SRImplicitDownsampled(Dataset):
     """HR images -> (LR, HR samples) at a random scale s ~ U(scale_min, scale_max) per item.
     With inp_size: a random square HR crop of side round(inp_size * s) resized to inp_size.
-    Without: HR cropped at the top left to round(h_lr * s) x round(w_lr * s), h_lr = floor(H / s)."""
+    Without: HR cropped at the top left to round(h_lr * s) x round(w_lr * s), h_lr = floor(H / s).
+    With gt_mod, the HR image is first cropped to multiples of it (MMEditing's GTmod12: gt_mod 12)."""
 
     def __init__(self, dataset: Dataset, inp_size: Optional[int] = None, scale_min: float = 1,
                  scale_max: Optional[float] = None, augment: bool = False,
-                 sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False):
+                 sample_q: Optional[int] = None, resize: str = 'pil', rgb_permute: bool = False,
+                 gt_mod: Optional[int] = None):
         self.dataset, self.inp_size, self.sample_q = dataset, inp_size, sample_q
         self.augment = check_switch(augment, 'augment')
         self.rgb_permute = check_switch(rgb_permute, 'rgb_permute')
+        self.gt_mod = check_size(gt_mod, 'gt_mod')
         check_size(inp_size, 'inp_size')
         self.scale_min = scale_min
         self.scale_max = scale_min if scale_max is None else scale_max
@@ -129,6 +146,8 @@ class SRImplicitDownsampled(Dataset):
         (from the headers); a UserError naming the first that is not."""
         sizes = self.dataset.item_sizes() if hasattr(self.dataset, 'item_sizes') else []
         for i, (h, w) in enumerate(sizes):
+            if self.gt_mod is not None:  # the size __getitem__ crops to
+                h, w = h - h % self.gt_mod, w - w % self.gt_mod
             if self.inp_size is not None and min(h, w) < round(self.inp_size * self.scale_max):
                 side = round(self.inp_size * self.scale_max)
                 raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, smaller than the {side}x{side} HR crop '
@@ -137,8 +156,17 @@ class SRImplicitDownsampled(Dataset):
                 raise UserError(f'image {describe(self.dataset, i)} is {h}x{w}, too small to downsample by '
                                 f'scale_max {self.scale_max:g}')
 
+    def varying_sizes(self) -> Optional[str]:
+        """Why two items can differ in size (so cannot share a batch), or None: without an
+        inp_size crop, a random scale or images of different sizes."""
+        if self.inp_size is not None:
+            return None
+        if self.scale_min != self.scale_max:
+            return 'each item is downscaled by its own random scale'
+        return sizes_differ(self.dataset)
+
     def __getitem__(self, idx: int) -> dict:
-        img = self.dataset[idx]
+        img = mod_crop(self.dataset[idx], self.gt_mod)
         s = random.uniform(self.scale_min, self.scale_max)
         crop_hr, lr_size = self.crop(img, s, idx)
         crop_lr = self.make_lr(crop_hr, lr_size)
@@ -249,6 +277,10 @@ class SRImplicitPaired(Dataset):
             if self.inp_size is not None and min(h, w) < self.inp_size:
                 raise UserError(f'LR image of {describe(self.dataset, i)} is {h}x{w}, smaller than the '
                                 f'{self.inp_size}x{self.inp_size} crop (inp_size)')
+
+    def varying_sizes(self) -> Optional[str]:
+        """Why two items can differ in size (so cannot share a batch), or None."""
+        return None if self.inp_size is not None else sizes_differ(self.dataset)
 
     def __getitem__(self, idx: int) -> dict:
         img_lr, img_hr = self.dataset[idx]

@@ -18,9 +18,18 @@ from utils.errors import UserError
 from .groups import check_attention_rows
 from .metrics import Protocol, parse_eval_type
 from .norm import DataNorm
+from .options import check_bsize
 
 LOAD_PREFIX = 'load'  # configs name their data ./load/...; a data root replaces this folder
 DATA_ENV = 'LIIF_DATA'  # the environment variable naming a data root (test.py and train_liif.py)
+# Counts no run reaches (the paper's: batch 16, 8 workers), for test and training configs alike:
+# larger ones are mistakes that would hang (a million loader workers) or overflow.
+MAX_BATCH = 1 << 20
+MAX_WORKERS = 256
+# Wrapper switches that draw at random (training's augmentation): an evaluation must repeat.
+RANDOM_SWITCHES = ('augment', 'rgb_permute')
+# The keys of a test config.
+TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max', 'attention_rows')
 
 
 def rewrite_data_root(spec, data_root: Optional[str]):
@@ -44,14 +53,20 @@ def load_test_spec(cfg: dict, config: str) -> dict:
     if not isinstance(spec, dict):
         raise UserError(f"{config}: missing 'test_dataset' (with 'dataset', 'wrapper' and 'batch_size')")
     c = Checker(config)
+    for key in cfg:  # a misspelt key (eval_bsise) would silently not apply
+        if key not in TEST_KEYS:
+            c.fail(key, f'unknown key; expected {", ".join(TEST_KEYS)}')
+    c.mapping(spec, 'test_dataset', allowed=('dataset', 'wrapper', 'batch_size'))
     for key in ('dataset', 'wrapper'):
         if not (isinstance(spec.get(key), dict) and isinstance(spec[key].get('name'), str)):
             raise UserError(f"{config}: test_dataset.{key} must be a spec with a 'name' (and 'args')")
         c.spec(spec[key], f'test_dataset.{key}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
                datasets.DATASETS.get)
-    bs = spec.get('batch_size', 1)
-    if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
-        raise UserError(f'{config}: test_dataset.batch_size must be a positive integer, got {bs!r}')
+    c.integer(spec.get('batch_size', 1), 'test_dataset.batch_size', maximum=MAX_BATCH)
+    for switch in RANDOM_SWITCHES:
+        if (spec['wrapper'].get('args') or {}).get(switch):
+            c.fail(f'test_dataset.wrapper.args.{switch}', 'must be false: its random flips or colour '
+                                                          'shuffles would change the score from run to run')
     return spec
 
 
@@ -79,13 +94,17 @@ def item_names(dataset: Dataset) -> Optional[list[str]]:
     return per_item(dataset, 'describe')
 
 
-MAX_WORKERS = 256
-
 
 def make_loader(spec: dict, workers: int = 0, pin_memory: bool = False) -> DataLoader:
     """The in-order loader of a checked test_dataset spec, with 0 .. MAX_WORKERS workers."""
     Checker('test loader').integer(workers, 'workers', minimum=0, maximum=MAX_WORKERS)
-    dataset = datasets.make(spec['wrapper'], args={'dataset': datasets.make(spec['dataset'])})
+    parts = []
+    for part in ('dataset', 'wrapper'):
+        try:
+            parts.append(datasets.make(spec[part], args={'dataset': parts[0]} if parts else None))
+        except UserError as e:
+            raise UserError(f'test_dataset.{part}: {e}') from None
+    dataset = parts[1]
     return DataLoader(dataset, batch_size=spec.get('batch_size', 1), shuffle=False,
                       num_workers=workers, pin_memory=pin_memory)
 
@@ -104,12 +123,29 @@ def at_scale(spec: dict, protocol: Protocol, scale: float, config: str) -> tuple
                 **{k: v for k, v in args.items() if k in ('split_file', 'split_key', 'first_k', 'repeat', 'cache')}}
     elif ds['name'] != 'image-folder':
         raise UserError(f"{config}: --scale needs an image-folder or paired-image-folders test set, not {ds['name']!r}")
-    resize = (spec['wrapper'].get('args') or {}).get('resize', 'pil')
+    wrapper = spec['wrapper'].get('args') or {}
+    kept = {k: wrapper[k] for k in ('gt_mod',) if k in wrapper}  # MMEditing's GTmod12 stays
     moved = {'dataset': {'name': 'image-folder', 'args': args},
-             'wrapper': {'name': 'sr-implicit-downsampled', 'args': {'scale_min': scale, 'resize': resize}},
+             'wrapper': {'name': 'sr-implicit-downsampled',
+                         'args': {'scale_min': scale, 'resize': wrapper.get('resize', 'pil'), **kept}},
              'batch_size': 1}
     scale = int(scale) if float(scale).is_integer() else scale
     return moved, protocol if protocol.kind == 'none' else Protocol(protocol.kind, scale)
+
+
+def check_downsampled_scale(spec: dict, protocol: Protocol, where: str) -> None:
+    """Refuse a test set whose `sr-implicit-downsampled` wrapper makes its LR images at another scale
+    than the protocol's (x2 data scored as x3). Training's validation may draw random scales."""
+    wrapper = spec.get('wrapper') or {}
+    if wrapper.get('name') != 'sr-implicit-downsampled' or protocol.scale is None:
+        return
+    args = wrapper.get('args') or {}
+    lo = args.get('scale_min', 1)
+    hi = lo if args.get('scale_max') is None else args['scale_max']
+    if not all(isinstance(v, (int, float)) and math.isclose(v, protocol.scale) for v in (lo, hi)):
+        drawn = f'scale_min {lo!r} disagrees' if hi == lo else f'scale_min {lo!r} and scale_max {hi!r} disagree'
+        raise UserError(f'{where}: wrapper.args {drawn} with eval_type {protocol.eval_type} (scale '
+                        f'{protocol.scale:g}): the LR images would be made at another scale than the one reported')
 
 
 def with_protocol_scale(spec: dict, protocol: Protocol, where: str) -> dict:
@@ -138,32 +174,27 @@ class TestPlan:
     attention_rows: Optional[int] = None
 
 
-# The keys a test config may hold; anything else (a typo, a training key) is one line.
-TEST_KEYS = ('test_dataset', 'eval_type', 'eval_bsize', 'data_norm', 'cell_scale_max', 'attention_rows')
-
-
 def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None,
                      sets: Optional[Sequence[str]] = None) -> TestPlan:
     """Read and check a test config (its `_base_` chain resolved, then each --set KEY.PATH=VALUE of
     `sets` applied); with `scale`, evaluate its HR images at that scale instead."""
     cfg = apply_sets(load_config(config), sets)
     config = describe_source(config, sets)
-    for key in cfg:
-        if key not in TEST_KEYS:
-            raise UserError(f'{config}: {key}: unknown key; expected {", ".join(TEST_KEYS)}')
     spec = rewrite_data_root(load_test_spec(cfg, config), data_root)
     check_data_paths(spec, config, data_root, env_var)
     protocol = parse_eval_type(cfg.get('eval_type'))
     if scale is not None:
         spec, protocol = at_scale(spec, protocol, scale, config)
+    check_downsampled_scale(spec, protocol, f'{config}: test_dataset')
     spec = with_protocol_scale(spec, protocol, f'{config}: test_dataset')
     bsize = cfg.get('eval_bsize')
-    if bsize is not None and (not isinstance(bsize, int) or isinstance(bsize, bool) or bsize < 1):
-        raise UserError(f'{config}: eval_bsize must be a positive integer or absent, got {bsize!r}')
+    if bsize is not None:
+        check_bsize(bsize, config, 'eval_bsize')
     clip = cfg.get('cell_scale_max')
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float))
-                             or not (math.isfinite(clip) and clip >= 1)):
-        raise UserError(f'{config}: cell_scale_max must be a finite number >= 1 (a scale) or absent, got {clip!r}')
+    if clip is not None:
+        c = Checker(config)
+        if c.number(clip, 'cell_scale_max', positive=True) < 1:
+            c.fail('cell_scale_max', f'expected a scale >= 1 (the cell of a larger scale is clipped to it), got {clip:g}')
     rows = check_attention_rows(cfg.get('attention_rows'), f'{config}: attention_rows')
     return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip, rows)
 

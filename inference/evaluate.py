@@ -28,7 +28,8 @@ from utils.precision import autocast
 from .groups import couples_queries
 from .metrics import Protocol, parse_eval_type, psnr, ssim
 from .norm import DataNorm
-from .render import band_coord, batched_predict, count_non_finite, frame_cell, non_finite_error
+from .render import (band_coord, batched_predict, count_non_finite, frame_cell, non_finite_error,
+                     resolve_cell_scale_max)
 from .window import cell_clip, mirror_pad, padded_grid, window_frame
 
 
@@ -72,9 +73,11 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
     """One batch -> (pred, gt) in [0, 1], both (B, 3, H, W) for hw = (H, W), or both (B, 3, 1, Q)
     strips for hw None; model None means bicubic (whole images only). With `window`, whole images
     are rendered mirror-padded to the window (inference/window.py; strips are queried as given);
-    with `cell_scale_max`, LTE's cell clip for scales beyond it. A model whose queries attend to
-    each other attends over blocks of `attention_rows` rows of a whole image (None: all of it; a
-    strip is one group), over the padded grid under a window (inference/groups.py)."""
+    with `cell_scale_max` (or, without it, the model's own: render.resolve_cell_scale_max), the
+    cell clip for scales beyond it. A model whose queries attend to each other attends over
+    blocks of `attention_rows` rows of a whole image (None: all of it; a strip is one group), over
+    the padded grid under a window; one that renders whole grids (LMF with CMSR) gets the whole
+    grid in one call, over the padded grid likewise (inference/groups.py)."""
     inp, coord, cell, gt = (batch[k].to(device) for k in ('inp', 'coord', 'cell', 'gt'))
     if model is None:
         if hw is None:
@@ -89,8 +92,9 @@ def predict(model: Optional[nn.Module], batch: dict, norm: DataNorm, hw: Optiona
             grid_hw, frame = padded_grid(hw, inp.shape[-2:], window)
         coord = band_coord(grid_hw, 0, grid_hw[0], device, frame).unsqueeze(0).expand(inp.shape[0], -1, -1)  # (B, Q', 2)
         cell = frame_cell(grid_hw, coord, frame)
-    if cell_scale_max is not None:
-        cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], cell_scale_max)
+    clip = resolve_cell_scale_max(model, cell_scale_max)
+    if clip is not None:
+        cell = cell * cell_clip(grid_size(batch['cell'])[0] / inp.shape[-2], clip)
     group = attention_rows * grid_hw[1] if coupled and attention_rows and hw is not None else None
     with autocast(device, precision):
         pred = batched_predict(model, x, coord, cell, bsize or coord.shape[1], group)  # (B, Q', 3)

@@ -1,9 +1,14 @@
-"""Models whose queries attend to each other (SRNO, HIIF; docs/design.md §5.1): which queries share
-a call.
+"""Models whose output at a query depends on the other queries of its call (docs/design.md §5.1):
+which queries share a call. Two kinds say so:
 
-Such a model says so by defining `query_context(chunks)` (models/galerkin.py). A query's output
-then depends on the others of its call, so evaluation and rendering group the queries of an
-output grid deliberately, by `attention_rows`:
+- models whose queries attend to each other (SRNO, HIIF) define `query_context(chunks)`
+  (models/galerkin.py); evaluation and rendering group the queries of an output grid
+  deliberately, by `attention_rows` (below);
+- models that render the whole output grid at once (LMF with CMSR, whose levels are grids: the
+  attribute `whole_grid_queries`) get the whole grid in one call, whatever `attention_rows` and
+  `bsize` say; such a model bounds its own memory.
+
+For the attention models, `attention_rows`:
 
 - N: the grid in blocks of N rows, each block one call: the authors' chunked test-time prediction
   (their `eval_bsize`, which counts rows for these models);
@@ -26,9 +31,26 @@ from utils.errors import UserError
 WHOLE = 'whole'
 
 
-def couples_queries(model: nn.Module) -> bool:
+def attends(model: nn.Module) -> bool:
     """Whether the model's queries attend to each other (it defines query_context)."""
     return callable(getattr(model, 'query_context', None))
+
+
+def whole_grid(model: nn.Module) -> bool:
+    """Whether the model asks for the whole output grid in one call (its attribute
+    `whole_grid_queries`, true while LMF renders with CMSR)."""
+    return bool(getattr(model, 'whole_grid_queries', False))
+
+
+def couples_queries(model: nn.Module) -> bool:
+    """Whether a query's output depends on the others of its call (attends or whole_grid)."""
+    return attends(model) or whole_grid(model)
+
+
+def group_rows(model: nn.Module, rows: Optional[int]) -> Optional[int]:
+    """The rows (or, for point sets, queries) per group actually used: `rows` for a model that
+    attends, None (everything in one group) otherwise."""
+    return rows if attends(model) else None
 
 
 def check_attention_rows(value: Any, where: str = 'attention_rows') -> Optional[int]:
@@ -54,17 +76,17 @@ def parse_attention_rows(text: Optional[str], flag: str = '--attention-rows') ->
 
 def group_note(model: nn.Module, rows: Optional[int]) -> Optional[str]:
     """A note when attention_rows is given for a model whose queries are independent (it changes nothing)."""
-    if rows is not None and not couples_queries(model):
+    if rows is not None and not attends(model):
         return f'attention rows ({rows}) apply only to models whose queries attend to each other (SRNO, HIIF); ignored'
     return None
 
 
 def query_group(model: nn.Module, coord: Tensor, cell: Tensor, bsize: int) -> Tensor:
     """coord, cell (B, Q, 2), queries that attend together -> rgb (B, Q, 3), bsize queries at a
-    time (one call when they fit in one)."""
+    time (one call when they fit in one, or when the model renders whole grids)."""
     n = coord.shape[1]
     spans = [(i, min(i + bsize, n)) for i in range(0, n, bsize)]
-    if len(spans) == 1:
+    if len(spans) == 1 or whole_grid(model):
         return model.query_rgb(coord, cell)
     context = model.query_context(lambda: ((coord[:, a:b], cell[:, a:b]) for a, b in spans))
     return torch.cat([model.query_rgb(coord[:, a:b], cell[:, a:b], context=context) for a, b in spans], dim=1)

@@ -3,7 +3,9 @@
 An `eval_type` names a protocol:
 - `div2k-S`     RGB, `S + 6` border pixels removed on each side (the paper's DIV2K numbers);
 - `benchmark-S` luminance, `S` border pixels removed (the paper's Set5/Set14/B100/Urban100);
-- `rgb-S`       RGB, `S` border pixels removed (MMEditing's protocol);
+- `rgb-S`       RGB, `S` border pixels removed (mmagic 1.x's protocol);
+- `mmedit-S`    the same on the prediction rounded to 8 bits first (MMEditing 0.x, whose
+                tensor2img rounds: the protocol of OpenMMLab's published LIIF table);
 - none          RGB, all pixels.
 A non-integer scale (`benchmark-3.7`) removes ceil(S) border pixels (+ 6 for div2k).
 Images are batched float tensors (B, 3, H, W) in [0, 1] on any device; results are (B,),
@@ -27,13 +29,13 @@ Y_OFFSET = 16.0
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
-_EVAL_TYPE = re.compile(r'^(div2k|benchmark|rgb)-([0-9]+(?:\.[0-9]+)?)$')
+_EVAL_TYPE = re.compile(r'^(div2k|benchmark|rgb|mmedit)-([0-9]+(?:\.[0-9]+)?)$')
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """An evaluation protocol: kind in div2k | benchmark | rgb | none, and the scale S (an int, or
-    a float for a non-integer scale such as 2.5)."""
+    """An evaluation protocol: kind in div2k | benchmark | rgb | mmedit | none, and the scale S (an
+    int, or a float for a non-integer scale such as 2.5)."""
     kind: str = 'none'
     scale: Optional[Union[int, float]] = None
 
@@ -44,6 +46,11 @@ class Protocol:
             return 0
         border = math.ceil(self.scale)
         return border + 6 if self.kind == 'div2k' else border
+
+    @property
+    def quantized(self) -> bool:
+        """True when the prediction is rounded to 8 bits before the metrics (MMEditing 0.x)."""
+        return self.kind == 'mmedit'
 
     @property
     def luminance(self) -> bool:
@@ -58,7 +65,8 @@ class Protocol:
     def describe(self) -> str:
         """One human line, e.g. 'luminance (Y), border 4'."""
         space = 'luminance (Y)' if self.luminance else 'RGB'
-        return f'{space}, border {self.crop}' if self.crop else f'{space}, all pixels'
+        text = f'{space}, border {self.crop}' if self.crop else f'{space}, all pixels'
+        return text + (', prediction rounded to 8 bits' if self.quantized else '')
 
 
 def parse_eval_type(eval_type: Union[str, Protocol, None]) -> Protocol:
@@ -71,9 +79,15 @@ def parse_eval_type(eval_type: Union[str, Protocol, None]) -> Protocol:
     m = _EVAL_TYPE.match(eval_type.strip()) if isinstance(eval_type, str) else None
     scale = float(m.group(2)) if m else 0.0
     if m is None or scale < 1:
-        raise UserError(f'eval_type must be div2k-S, benchmark-S or rgb-S with S a scale >= 1 (e.g. 4 or '
-                        f'2.5), or none; got {eval_type!r}')
+        raise UserError(f'eval_type must be div2k-S, benchmark-S, rgb-S or mmedit-S with S a scale >= 1 (e.g. '
+                        f'4 or 2.5), or none; got {eval_type!r}')
     return Protocol(m.group(1), int(scale) if scale.is_integer() else scale)
+
+
+def as_scored(pred: Tensor, protocol: Protocol) -> Tensor:
+    """The prediction (..., H, W) in [0, 1] as the protocol scores it: rounded to 8 bits
+    (value * 255 rounded half to even, / 255) for quantized protocols, else as it is."""
+    return pred.mul(255).round().div(255) if protocol.quantized else pred
 
 
 def rgb_to_y(img: Tensor) -> Tensor:
@@ -114,7 +128,7 @@ def psnr(pred: Tensor, gt: Tensor, eval_type: Union[str, Protocol, None] = None)
     by Y_COEFFS / 256 and summed over channels (the paper's benchmark protocol)."""
     proto = parse_eval_type(eval_type)
     pred, gt, single = _batched(pred, gt)
-    diff = _precise(pred) - _precise(gt)
+    diff = _precise(as_scored(pred, proto)) - _precise(gt)
     if proto.luminance:
         diff = (diff * diff.new_tensor(Y_COEFFS).view(1, 3, 1, 1) / 256).sum(dim=1, keepdim=True)
     diff = shave(diff, proto.crop)
@@ -157,7 +171,7 @@ def ssim(pred: Tensor, gt: Tensor, eval_type: Union[str, Protocol, None] = None)
     luminance protocols, else the mean over R, G, B; same border crop as PSNR."""
     proto = parse_eval_type(eval_type)
     pred, gt, single = _batched(pred, gt)
-    pred, gt = _precise(pred), _precise(gt)
+    pred, gt = _precise(as_scored(pred, proto)), _precise(gt)
     if proto.luminance:
         x, y = rgb_to_y(pred), rgb_to_y(gt)  # (B, 1, H, W)
     else:

@@ -3,6 +3,7 @@ validated in one place with utils.config.Checker: the library refuses what its c
 refuse, in one line naming the option (`Upscaler: bsize: expected an integer >= 1, got 0`).
 
 Numbers may be Python or numpy scalars; booleans, strings and tensors are refused."""
+import os
 from typing import Any, Optional, Sequence
 
 import torch.nn as nn
@@ -71,6 +72,13 @@ def check_tile(tile: Any, model: nn.Module, where: str = 'Upscaler') -> Optional
         c.fail('tile', f'expected 0 (never tile) or at least {least} pixels (the encoder\'s receptive field: '
                        f'smaller tiles recompute more than they keep), got {tile}')
     return int(tile)
+
+
+def check_path(path: Any, key: str, where: str) -> str:
+    """A file path: a str or os.PathLike (pathlib.Path); returned as given."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        Checker(where).fail(key, f'expected a file path (str or pathlib.Path), got {path!r} ({type(path).__name__})')
+    return path
 
 
 def check_bsize(bsize: Any, where: str = 'Upscaler', key: str = 'bsize') -> int:

@@ -23,7 +23,9 @@ from utils.errors import UserError
 from utils.images import LoadedImage, compose
 from utils.precision import check_precision
 
-from .render import count_non_finite, encode, frame_cell, non_finite_error, query_chunks, region_coord
+from .groups import attends, whole_grid
+from .render import (count_non_finite, encode, frame_cell, non_finite_error, query_chunks, region_coord,
+                     resolve_cell_scale_max)
 from .upscale import Upscaler, output_size
 from .window import cell_clip, mirror_pad, window_frame
 
@@ -88,9 +90,9 @@ def coupled_queries(model: torch.nn.Module) -> Optional[str]:
     queries are independent (LIIF, Meta-SR, A-LIIF, LTE): a model that renders the whole output grid
     in one call (attribute `whole_grid_queries`: LMF with CMSR) or couples the queries of a call
     (method `query_context`: the Galerkin attention of SRNO and HIIF)."""
-    if getattr(model, 'whole_grid_queries', False):
+    if whole_grid(model):
         return 'renders the whole output grid in one call (CMSR)'
-    if hasattr(model, 'query_context'):
+    if attends(model):
         return 'couples the queries of a call (attention over the queried pixels)'
     return None
 
@@ -161,7 +163,7 @@ class ModelRegions:
         out_hw = region_output_size(self.in_hw, scale)
         check_region(region, out_hw, max_pixels)
         # The cell clip a model may declare (LMF: the cell of x4 beyond it), as render applies it.
-        clip = cell_clip(out_hw[0] / self.in_hw[0], getattr(up.model, 'cell_scale_max', None))
+        clip = cell_clip(out_hw[0] / self.in_hw[0], resolve_cell_scale_max(up.model))
         with self._lock:
             self._encode()
             coord = region_coord(out_hw, region.top, region.left, region.height, region.width,

@@ -5,6 +5,7 @@ Shared by evaluation (`batched_predict`) and demo.py (`render`). Memory stays bo
 the output: besides the latent grid and the uint8 result (3 bytes per output pixel), only one
 band of float predictions (`band_rows` x W x 3) and one chunk of `bsize` queries are alive.
 """
+import contextlib
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -19,12 +20,19 @@ from utils.precision import autocast
 
 from .norm import DataNorm
 from .options import check_bsize
-from .groups import couples_queries, query_group
+from .groups import couples_queries, group_rows, query_group, whole_grid
 from .tiling import encode_tiled
-from .window import mirror_pad, padded_grid, window_frame
+from .window import cell_clip, mirror_pad, padded_grid, window_frame
 
 # A band holds about this many output pixels: 12 MB of float predictions.
 BAND_PIXELS = 1 << 20
+
+
+def resolve_cell_scale_max(model: Optional[nn.Module], configured: Optional[float] = None) -> Optional[float]:
+    """The cell clip's scale: the configured one (a test config's cell_scale_max), else the one the
+    model declares (its attribute `cell_scale_max`: LMF's 4, as its authors' test.py and demo.py
+    clip), else None (no clip)."""
+    return configured if configured is not None else getattr(model, 'cell_scale_max', None)
 
 
 @torch.no_grad()
@@ -36,7 +44,7 @@ def batched_predict(model: nn.Module, inp: Tensor, coord: Tensor, cell: Tensor, 
     model.gen_feat(inp)
     n = coord.shape[1]
     if couples_queries(model):
-        group = group or n
+        group = group_rows(model, group) or n
         preds = [query_group(model, coord[:, i:i + group], cell[:, i:i + group], bsize) for i in range(0, n, group)]
     else:
         preds = [model.query_rgb(coord[:, i:i + bsize], cell[:, i:i + bsize]) for i in range(0, n, bsize)]
@@ -69,10 +77,12 @@ def frame_cell(out_hw: Sequence[int], coord: Tensor, frame: Sequence[float] = (1
 
 
 def band_queries(out_hw: Sequence[int], r0: int, r1: int, device=None,
-                 frame: Sequence[float] = (1.0, 1.0)) -> tuple[Tensor, Tensor]:
-    """(coord, cell), each (1, (r1 - r0) * W, 2): band_coord and frame_cell of rows r0 .. r1-1."""
+                 frame: Sequence[float] = (1.0, 1.0), cell_factor: float = 1.0) -> tuple[Tensor, Tensor]:
+    """(coord, cell), each (1, (r1 - r0) * W, 2): band_coord and frame_cell of rows r0 .. r1-1, the
+    cell times `cell_factor` (the cell clip, window.cell_clip)."""
     coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)
-    return coord, frame_cell(out_hw, coord, frame)
+    cell = frame_cell(out_hw, coord, frame)
+    return coord, cell if cell_factor == 1 else cell * cell_factor
 
 
 def band_spans(height: int, band_rows: int) -> list[tuple[int, int]]:
@@ -96,6 +106,18 @@ class _FixedFeat(nn.Module):
         return self.feat
 
 
+@contextlib.contextmanager
+def fixed_feat(model: nn.Module, feat: Tensor) -> Iterator[None]:
+    """Within the context, model.encoder returns `feat` whatever its input: model.gen_feat(inp)
+    then prepares the queries of a latent grid computed elsewhere (in tiles, or by another graph)."""
+    encoder = model.encoder
+    model.encoder = _FixedFeat(feat, getattr(encoder, 'out_dim', feat.shape[1]))
+    try:
+        yield
+    finally:
+        model.encoder = encoder
+
+
 @torch.no_grad()
 def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision: str = 'fp32',
            progress: bool = False) -> Tensor:
@@ -110,12 +132,8 @@ def encode(model: nn.Module, inp: Tensor, tile: Optional[int] = None, precision:
         with tqdm(total=n_tiles, unit='tile', desc='encode', delay=1.0,
                   disable=not progress, leave=False) as bar:
             feat = encode_tiled(model.encoder, inp, tile, progress=bar.update)
-        encoder = model.encoder
-        model.encoder = _FixedFeat(feat, getattr(encoder, 'out_dim', feat.shape[1]))
-        try:
+        with fixed_feat(model, feat):
             return model.gen_feat(inp)
-        finally:
-            model.encoder = encoder
 
 
 class Cancelled(Exception):
@@ -139,42 +157,45 @@ def query_chunks(model: nn.Module, coord: Tensor, cell: Tensor, bsize: int, prec
 
 @torch.no_grad()
 def query_bands(model: nn.Module, out_hw: Sequence[int], bsize: int, band_rows: Optional[int] = None,
-                precision: str = 'fp32', device=None,
-                frame: Sequence[float] = (1.0, 1.0)) -> Iterator[tuple[int, int, Tensor]]:
+                precision: str = 'fp32', device=None, frame: Sequence[float] = (1.0, 1.0),
+                cell_factor: float = 1.0) -> Iterator[tuple[int, int, Tensor]]:
     """After `encode`: yields (r0, r1, pred (r1 - r0, W, 3) float32) band by band, in the model's
     normalised output space, querying `bsize` pixels at a time with cell = (2 / H, 2 / W) (both
-    scaled into a window frame, if given)."""
+    scaled into a window frame, if given; the cell times `cell_factor`, the cell clip)."""
     h, w = out_hw
     band_rows = band_rows or default_band_rows(out_hw)
     for r0, r1 in band_spans(h, band_rows):
-        coord = band_coord(out_hw, r0, r1, device=device, frame=frame).unsqueeze(0)  # (1, Q, 2)
-        pred = query_chunks(model, coord, frame_cell(out_hw, coord, frame), bsize, precision)
+        coord, cell = band_queries(out_hw, r0, r1, device, frame, cell_factor)  # (1, Q, 2) each
+        pred = query_chunks(model, coord, cell, bsize, precision)
         yield r0, r1, pred.view(r1 - r0, w, 3)
 
 
 @torch.no_grad()
 def attention_bands(model: nn.Module, out_hw: Sequence[int], grid_hw: Sequence[int], bsize: int,
                     rows: Optional[int], precision: str = 'fp32', device=None,
-                    frame: Sequence[float] = (1.0, 1.0)) -> Iterator[tuple[int, int, Tensor]]:
-    """query_bands for a model whose queries attend to each other (inference/groups.py): the
+                    frame: Sequence[float] = (1.0, 1.0), cell_factor: float = 1.0) -> Iterator[tuple[int, int, Tensor]]:
+    """query_bands for a model whose queries depend on each other (inference/groups.py): the
     (H', W') query grid `grid_hw` in `frame` (the padded grid under a window, else out_hw), in
     groups of `rows` rows (None: all), each group's chunks of whole rows (at least one, about
-    `bsize` queries) sharing its attention context. Yields (r0, r1, pred (r1 - r0, W, 3)) for the
-    top-left (H, W) = out_hw only."""
+    `bsize` queries) sharing its attention context; a model that renders whole grids gets the
+    whole grid in one call. Yields (r0, r1, pred (r1 - r0, W, 3)) for the top-left (H, W) =
+    out_hw only. device None: the CPU, where band_queries puts the queries."""
     h, w = out_hw
-    step = max(1, bsize // grid_hw[1])
-    for g0, g1 in band_spans(grid_hw[0], rows or grid_hw[0]):
+    device = torch.device('cpu') if device is None else device
+    rows = group_rows(model, rows) or grid_hw[0]
+    step = grid_hw[0] if whole_grid(model) else max(1, bsize // grid_hw[1])
+    for g0, g1 in band_spans(grid_hw[0], rows):
         if g0 >= h:
             break
         chunks = [(a, min(a + step, g1)) for a in range(g0, g1, step)]
         with autocast(device, precision):
             context = None if len(chunks) == 1 else model.query_context(
-                lambda: (band_queries(grid_hw, a, b, device, frame) for a, b in chunks))
+                lambda: (band_queries(grid_hw, a, b, device, frame, cell_factor) for a, b in chunks))
         for a, b in chunks:
             if a >= h:
                 break
             with autocast(device, precision):
-                coord, cell = band_queries(grid_hw, a, b, device, frame)
+                coord, cell = band_queries(grid_hw, a, b, device, frame, cell_factor)
                 pred = model.query_rgb(coord, cell) if context is None else model.query_rgb(coord, cell, context=context)
             yield a, min(b, h), pred[0].float().view(b - a, grid_hw[1], 3)[:min(b, h) - a, :w]
 
@@ -184,11 +205,14 @@ def output_bands(model: nn.Module, in_hw: Sequence[int], out_hw: Sequence[int], 
                  band_rows: Optional[int] = None) -> Iterator[tuple[int, int, Tensor]]:
     """After `encode` of an (h, w) = in_hw input (mirror-padded to `window`, if any): the (H, W) =
     out_hw output as bands (r0, r1, pred (r1 - r0, W, 3)) in normalised units: query_bands, or
-    attention_bands for a model whose queries attend to each other (inference/groups.py)."""
+    attention_bands for a model whose queries depend on each other (inference/groups.py). The
+    cell is clipped as the model declares (resolve_cell_scale_max: LMF's beyond x4)."""
+    clip = cell_clip(out_hw[0] / in_hw[0], resolve_cell_scale_max(model))
     if couples_queries(model):
         grid_hw, grid_frame = padded_grid(out_hw, in_hw, window)
-        return attention_bands(model, out_hw, grid_hw, bsize, attention_rows, precision, device, grid_frame)
-    return query_bands(model, out_hw, bsize, band_rows, precision, device=device, frame=window_frame(in_hw, window)[1])
+        return attention_bands(model, out_hw, grid_hw, bsize, attention_rows, precision, device, grid_frame, clip)
+    return query_bands(model, out_hw, bsize, band_rows, precision, device=device,
+                       frame=window_frame(in_hw, window)[1], cell_factor=clip)
 
 
 @torch.no_grad()

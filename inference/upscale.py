@@ -7,11 +7,14 @@
     out = up(image, resolution=(1080, 1920))                          # (H, W), height first
     up.upscale_file('lr.png', 'lr_x4.png', scale=4)                  # what demo.py does per file
 
+    up = Upscaler.load('model.onnx', backend='onnxruntime')           # an export (scripts/export_onnx.py)
+
 Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W), or (H, W, 1) for (H, W, 1); with
-alpha: (H, W, 4), the alpha upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
-memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
+alpha: (H, W, 4), the alpha upscaled bicubically), PIL images as PIL images of the same mode
+family. Rendering is the bounded-memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
 mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
-(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows.
+(`attention_rows` None, computed in bounded memory) or over blocks of that many output rows;
+LMF models render beyond x4 with CMSR given `cmsr=` (a table file or the tables).
 """
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +25,9 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from models.loading import build_model, describe_family, require_implicit
-from utils.checkpoints import PathLike, load_checkpoint
+from models.cmsr import enable_cmsr
+from models.loading import describe_family, load_model_checkpoint
+from utils.checkpoints import PathLike
 from utils.device import resolve_device
 from utils.config import Checker
 from utils.errors import UserError
@@ -35,10 +39,12 @@ from utils.precision import check_precision
 
 from .groups import check_attention_rows
 from .norm import DataNorm
+from .onnx_backend import IDENTITY_NORM, load_onnx_model
 from .render import render
-from .options import check_bsize, check_tile, min_tile, output_size
+from .options import check_bsize, check_path, check_tile, min_tile, output_size
 from .window import resolve_window, window_frame
 
+BACKENDS = ('pytorch', 'onnxruntime')
 PRETRAINED = Path(__file__).resolve().parents[1] / 'pretrained'
 # The bundled demo models by name (README, "The bundled models"): 'sample' (the default) was trained on
 # bicubic downsampling, 'real' on Real-ESRGAN-style degradations (blur, resizes, noise, JPEG).
@@ -47,6 +53,7 @@ REAL_MODEL = PRETRAINED / 'edsr-baseline-liif-real.pth'
 BUNDLED_NAMES = ('sample', 'real')
 ImageLike = Union[np.ndarray, Image.Image, torch.Tensor]
 MAX_OUTPUT_MEGAPIXELS = 500  # outputs above need force (3 bytes per pixel are kept whole)
+OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress', 'attention_rows', 'cmsr')  # Upscaler.load's options (the fields)
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
@@ -103,9 +110,12 @@ class Upscaler:
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
     family: str = field(default='model', compare=False)  # 'liif over edsr-baseline', for messages
     attention_rows: Optional[int] = None
+    cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
 
     def __post_init__(self):
         self.check_options()
+        if self.cmsr is not None:
+            enable_cmsr(self.model, self.cmsr)
 
     def describe(self) -> str:
         """One line: the checkpoint, its model family and normalisation."""
@@ -124,18 +134,43 @@ class Upscaler:
         return resolve_window(self.window, self.model), check_tile(self.tile, self.model)
 
     @classmethod
-    def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, **options) -> 'Upscaler':
+    def load(cls, checkpoint: Optional[PathLike] = None, device: Optional[str] = None, backend: str = 'pytorch',
+             **options) -> 'Upscaler':
         """The model of `checkpoint` (a path, or the name of a bundled model: 'sample', the default,
         or 'real'), on `device` ('cpu', '0', ...; default CUDA when present), with its checkpoint's
-        normalisation. `options`: precision, window, tile, bsize, progress, attention_rows (see the
-        fields)."""
+        normalisation. `backend` 'onnxruntime' runs a file written by scripts/export_onnx.py instead
+        (inference/onnx_backend.py: CPU, fp32; the same tiling, chunks and bands). `options`:
+        precision, window, tile, bsize, progress, attention_rows, cmsr (a CMSR table file or the
+        tables, LMF models; see the fields)."""
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise UserError(f'Upscaler.load: unknown option {unknown[0]!r}; expected one of {", ".join(OPTIONS)}')
+        if backend not in BACKENDS:
+            raise UserError(f'backend must be one of {", ".join(BACKENDS)}, got {backend!r}')
+        if checkpoint is not None:
+            checkpoint = check_path(checkpoint, 'checkpoint', 'Upscaler.load')
+        if backend == 'onnxruntime':
+            return cls.load_onnx(checkpoint, device, **options)
         path = resolve_checkpoint(checkpoint)
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
-        ckpt = load_checkpoint(path)
-        model = require_implicit(build_model(ckpt, path, dev), ckpt['model']['name'], path)
+        ckpt, model = load_model_checkpoint(path, dev)
         return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path),
                    family=describe_family(ckpt['model']), **options)
+
+    @classmethod
+    def load_onnx(cls, path: Optional[PathLike], device: Optional[str] = None, **options) -> 'Upscaler':
+        """The exported model at `path` run by onnxruntime on the CPU in fp32 (other devices and
+        precisions are a UserError). The graph normalises itself: the renderer's norm is identity."""
+        if path is None:
+            raise UserError('the onnxruntime backend needs --model MODEL.onnx (written by scripts/export_onnx.py)')
+        if device is not None and str(device).strip().lower() not in ('cpu', 'auto', ''):
+            raise UserError(f'--gpu {device}: the onnxruntime backend runs on the CPU here; use --gpu cpu, '
+                            'or the pytorch backend for a GPU')
+        if options.get('precision', 'fp32') != 'fp32':
+            raise UserError(f"--precision {options['precision']}: the onnxruntime backend runs the exported "
+                            'fp32 graph; reduced precision is the pytorch backend\'s')
+        return cls(load_onnx_model(path), IDENTITY_NORM, torch.device('cpu'), source=str(path), **options)
 
     def tile_for(self, in_hw: Sequence[int]) -> Optional[int]:
         """The tile size to encode an input of in_hw with: None when it fits one tile or the
@@ -194,6 +229,10 @@ class Upscaler:
         neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
         it does not exist (unless `overwrite`), its format and the sizes."""
         c = Checker('upscale_file')
+        check_path(src, 'src', 'upscale_file')
+        check_path(dst, 'dst', 'upscale_file')
+        if protect is not None:
+            c.mapping(protect, 'protect')
         c.integer(quality, 'quality', 1, 100)
         c.integer(png_compression, 'png_compression', 0, 9)
         c.boolean(force, 'force')
@@ -204,7 +243,9 @@ class Upscaler:
         window, _ = self.check_options()
         fmt = output_format(dst)
         check_format(fmt, dst)
-        check_output(dst, {'input': src, 'model checkpoint': self.source, **(protect or {})}, 'output')
+        tables = self.cmsr if isinstance(self.cmsr, (str, Path)) else None
+        check_output(dst, {'input': src, 'model checkpoint': self.source, 'CMSR tables': tables, **(protect or {})},
+                     'output')
         if not overwrite:
             refuse_existing(dst, 'output', 'pass overwrite=True to replace it')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,

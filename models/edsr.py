@@ -10,7 +10,7 @@ from .registry import register
 
 # DIV2K RGB mean of the EDSR code. The mean-shift layers exist only so that released checkpoints
 # load: they are not applied in forward (docs/design.md §2).
-_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def conv(in_ch: int, out_ch: int, kernel_size: int = 3) -> nn.Conv2d:
@@ -24,7 +24,7 @@ class MeanShift(nn.Conv2d):
     def __init__(self, rgb_range: float, sign: int):
         super().__init__(3, 3, kernel_size=1)
         self.weight.data = torch.eye(3).view(3, 3, 1, 1)
-        self.bias.data = sign * rgb_range * torch.tensor(_RGB_MEAN)
+        self.bias.data = sign * rgb_range * torch.tensor(DIV2K_RGB_MEAN)
         for p in self.parameters():
             p.requires_grad = False
 
@@ -103,15 +103,15 @@ EDSR_ARGS = """
 
 
 @register('edsr-baseline')
-def make_edsr_baseline(n_resblocks=16, n_feats=64, res_scale=1, scale=2, no_upsampling=False,
-                       rgb_range=1) -> EDSR:
+def make_edsr_baseline(n_resblocks: int = 16, n_feats: int = 64, res_scale: float = 1, scale: int = 2,
+                       no_upsampling: bool = False, rgb_range: float = 1) -> EDSR:
     """EDSR-baseline (16 blocks, 64 wide, residual scale 1), the paper's main LIIF encoder."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
 
 
 @register('edsr')
-def make_edsr(n_resblocks=32, n_feats=256, res_scale=0.1, scale=2, no_upsampling=False,
-              rgb_range=1) -> EDSR:
+def make_edsr(n_resblocks: int = 32, n_feats: int = 256, res_scale: float = 0.1, scale: int = 2,
+              no_upsampling: bool = False, rgb_range: float = 1) -> EDSR:
     """EDSR (32 blocks, 256 wide, residual scale 0.1)."""
     return EDSR(n_resblocks, n_feats, res_scale, scale, no_upsampling, rgb_range)
 

@@ -9,21 +9,32 @@ The cell each query reads is chosen by `sample_nearest`, as in the plain path, s
 
 `query_rgb` of the models uses this path by default; `fast_path(False)` (a context manager) or
 `query_rgb(..., fast=False)` selects the plain path, which stays the executable definition.
+
+A model's fast path is two steps: `fast_state()`, what its queries read, computed once per image
+(the projected grid as a table of rows), and `query_state(state, coord, cell)`. Traced by
+torch.export (the ONNX exporter, inference/onnx_export.py), the same code becomes one graph for any
+number of queries: no chunk loop over rows, no cache, no data-dependent check (`exporting`).
 """
 import contextlib
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from utils.coords import sample_nearest
+from utils.coords import make_coord, sample_nearest, shift_coord, to_latent_units
 
 from .fused import tensor_version
 
 _FAST = {'enabled': True}
 T = TypeVar('T')
+
+
+def exporting() -> bool:
+    """Whether the code is being traced by torch.export (the ONNX exporter): then a query must be one
+    graph for any number of queries, so row chunks, caches and finiteness checks are left out."""
+    return torch.compiler.is_exporting()
 
 
 def use_fast(fast: Optional[bool] = None) -> bool:
@@ -60,14 +71,25 @@ def project_feat(feat: Tensor, weight: Tensor, unfold: bool, bias: Optional[Tens
     return F.conv2d(feat, weight.reshape(out_dim, c, 1, 1), bias)
 
 
+def cell_table(grid: Tensor) -> Tensor:
+    """grid (B, O, h, w) -> (B, h, w, O): one row per latent cell (`table_rows` flattens it for
+    `flat_index`). Without gradients the rows are made contiguous: a channels-last grid is that
+    layout already, a channels-first one is copied once (per image, in the cached state), since its
+    view would be column-major and gather_rows' row copy needs rows. (Training gathers with
+    F.embedding, which takes either layout; there the copy measured slower,
+    benchmarks/bench_decoder.py --only train.)"""
+    table = grid.permute(0, 2, 3, 1)  # (B, h, w, O)
+    return table if torch.is_grad_enabled() else table.contiguous()
+
+
+def table_rows(table: Tensor) -> Tensor:
+    """table (B, h, w, O) -> (B*h*w, O), a view of contiguous rows."""
+    return table.reshape(-1, table.shape[-1])
+
+
 def cell_rows(grid: Tensor) -> Tensor:
-    """grid (B, O, h, w) -> (B*h*w, O): one row per latent cell, for `flat_index`. Without
-    gradients the rows are made contiguous: a channels-last grid is that layout already, a
-    channels-first one is copied once (per image, in the cached projection), since its view would
-    be column-major and gather_rows' row copy needs rows. (Training gathers with F.embedding, which
-    takes either layout; there the copy measured slower, benchmarks/bench_decoder.py --only train.)"""
-    rows = grid.permute(0, 2, 3, 1).reshape(-1, grid.shape[1])
-    return rows if torch.is_grad_enabled() else rows.contiguous()
+    """grid (B, O, h, w) -> (B*h*w, O): cell_table's rows, for `flat_index`."""
+    return table_rows(cell_table(grid))
 
 
 def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
@@ -83,8 +105,20 @@ def nearest_index(coord: Tensor, hw: Sequence[int]) -> Tensor:
     return rc[..., 0] * w + rc[..., 1]
 
 
+def corner_picks(coord: Tensor, hw: Sequence[int], corners: Sequence[tuple[int, int]],
+                 eps: float) -> tuple[Tensor, Tensor]:
+    """The latent cell each query picks for each corner, batched: coord (B, Q, 2) -> (index
+    (B, K*Q) as nearest_index, corner-major, rel_coord (B, K, Q, 2) in latent units from the
+    picked cell's centre), the plain path's shift, clamp and nearest rule (docs/design.md §2.1)."""
+    coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
+    b, k, q = coord_.shape[:3]
+    index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
+    q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
+    return index, to_latent_units(coord.unsqueeze(1) - q_coord, hw)
+
+
 def flat_index(index: Tensor, n_cells: int) -> Tensor:
-    """index (B, N) per-image cell indices -> (B*N,) row indices into `cell_rows` of a batch."""
+    """index (B, N) per-image cell indices -> (B*N,) row indices into `table_rows` of a batch."""
     offset = torch.arange(index.shape[0], device=index.device).unsqueeze(1) * n_cells
     return (index + offset).view(-1)
 
@@ -104,11 +138,22 @@ ROW_CHUNK = 4096
 TRAIN_ROW_CHUNK = 1 << 30
 
 
+def row_spans(n: int) -> list[slice]:
+    """The rows decoded together: ROW_CHUNK at a time in inference; all at once with gradients
+    (TRAIN_ROW_CHUNK) or when traced for export (one graph for any n)."""
+    if exporting():
+        return [slice(None)]
+    chunk = TRAIN_ROW_CHUNK if torch.is_grad_enabled() else ROW_CHUNK
+    return [slice(i, i + chunk) for i in range(0, n, chunk)]
+
+
 def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, weight_rel: Tensor) -> Tensor:
     """The decoder on N inputs whose first layer is table[index] + rel @ weight_rel^T:
     table (cells, O) the projected latent grid (first-layer bias included), index (N,), rel (N, R),
     weight_rel (O, R) -> (N, out_dim) through imnet.from_first, in chunks of rows. Without
     gradients the rows are fresh tensors, which from_first may overwrite."""
+    if exporting():
+        return imnet.from_first(torch.addmm(F.embedding(index, table), rel, weight_rel.t()))
     if torch.is_grad_enabled():
         # One gather, split (not sliced): its backward is one scatter into a table-sized gradient.
         chunks = zip(torch.split(F.embedding(index, table), TRAIN_ROW_CHUNK), torch.split(rel, TRAIN_ROW_CHUNK))
@@ -123,16 +168,18 @@ def decode_rows(imnet: nn.Module, table: Tensor, index: Tensor, rel: Tensor, wei
     return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
-def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T]) -> T:
+def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], compute: Callable[[], T],
+                      extra: tuple = ()) -> T:
     """compute() (a projection of feat by params, alone or with facts about it), reused while
     rendering chunk after chunk of one image: kept only when gradients are off and while feat,
-    params and autocast are unchanged."""
-    if torch.is_grad_enabled():
+    params, autocast and `extra` (hashable facts compute() also depends on) are unchanged (never
+    while traced for export)."""
+    if torch.is_grad_enabled() or exporting():
         return compute()
     dev = feat.device.type
     key = (feat.data_ptr(), feat.shape, tensor_version(feat), torch.is_autocast_enabled(dev),
            torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else None,
-           tuple((p.data_ptr(), tensor_version(p)) for p in params))
+           tuple((p.data_ptr(), tensor_version(p)) for p in params), extra)
     hit = getattr(model, '_fast_cache', None)
     if hit is not None and hit[0] is feat and hit[1] == key:
         return hit[2]
@@ -141,10 +188,12 @@ def cached_projection(model: nn.Module, feat: Tensor, params: Sequence[Tensor], 
     return out
 
 
-def with_finiteness(table: Tensor, params: Sequence[Tensor] = ()) -> tuple[Tensor, bool]:
-    """(table, whether every entry of it and of `params` (the decoder's weights) is finite), to
-    cache with the table, keyed on those params: checked once per image, not once per chunk."""
-    return table, torch.is_grad_enabled() or all_finite([table, *params])
+def with_finiteness(state: Union[Tensor, dict[str, Tensor]], params: Sequence[Tensor] = ()) -> tuple[Any, bool]:
+    """(state, whether every entry of it (a table, or a fast_state dict's tensors) and of `params`
+    (the decoder's weights) is finite), to cache with the state, keyed on those params: checked
+    once per image, not once per chunk. Always True with gradients or when traced for export."""
+    tensors = list(state.values()) if isinstance(state, dict) else [state]
+    return state, torch.is_grad_enabled() or exporting() or all_finite([*tensors, *params])
 
 
 def all_finite(tensors: Sequence[Tensor]) -> bool:
@@ -157,8 +206,8 @@ def inputs_finite(table_finite: bool, queries: Tensor) -> bool:
     NaN into 0 (and Meta-SR's convolution skips the zero padding that makes 0 x NaN a NaN), so
     with a NaN or inf in the projected grid or the decoder's weights (with_finiteness, cached per
     image) or in the queries' coordinate part, the caller takes the plain path, which keeps it.
-    With gradients: always."""
-    return torch.is_grad_enabled() or (table_finite and all_finite([queries]))
+    With gradients or when traced for export: always."""
+    return torch.is_grad_enabled() or exporting() or (table_finite and all_finite([queries]))
 
 
 def supports_fast(imnet: nn.Module) -> bool:

@@ -52,8 +52,9 @@ def cast_params(layer: nn.Linear, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
 
 def lossy_kernels(x: Tensor) -> bool:
     """Whether relu_ and linear would run a kernel that turns NaN into 0 on inputs like x: without
-    gradients, on CPU with oneDNN's fused linear, or in bf16 (the bit-clamped ReLU)."""
-    if torch.is_grad_enabled():
+    gradients, on CPU with oneDNN's fused linear, or in bf16 (the bit-clamped ReLU). Never while
+    traced for export (the graph has the plain ops, which keep a NaN)."""
+    if torch.is_grad_enabled() or torch.compiler.is_exporting():
         return False
     dev = x.device.type
     bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.bfloat16)
@@ -63,9 +64,11 @@ def lossy_kernels(x: Tensor) -> bool:
 def linear(x: Tensor, layer: nn.Linear, relu: bool) -> Tensor:
     """layer(x), then ReLU if relu, for x (N, in). Without gradients on CPU: one oneDNN call with
     the bias and ReLU fused into the matrix product (same values, one pass over memory instead of
-    three) — for ReLU layers, and in bf16 also for the last one (measured faster only there)."""
+    three) — for ReLU layers, and in bf16 also for the last one (measured faster only there).
+    Traced for export, the plain ops (an ONNX graph has no oneDNN kernels)."""
     w, b = layer.weight, layer.bias
-    if FUSED_LINEAR and not torch.is_grad_enabled() and x.device.type == 'cpu' and b is not None:
+    if (FUSED_LINEAR and not torch.is_grad_enabled() and x.device.type == 'cpu' and b is not None
+            and not torch.compiler.is_exporting()):
         if torch.is_autocast_enabled('cpu'):
             dtype = torch.get_autocast_dtype('cpu')
             x = x.to(dtype)

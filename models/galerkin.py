@@ -88,21 +88,30 @@ class GalerkinBlock(nn.Module):
         return self.mlp(a + x) + x
 
 
-def accumulate_context(embed: Callable[[Tensor, Tensor], tuple[Tensor, Any]], blocks: Sequence[GalerkinBlock],
+def kv_part(embed: Callable[[Tensor, Tensor], tuple[Tensor, Any]], blocks: Sequence[GalerkinBlock], i: int,
+            coord: Tensor, cell: Tensor, context: Sequence[Tensor]) -> Tensor:
+    """Block i's sum of k^T v over the queries coord, cell (B, q, 2) -> (B, heads, c, c) float32:
+    the queries embedded, then blocks 0 .. i-1 applied with their means context[:i]."""
+    x, _ = embed(coord, cell)
+    for j in range(i):
+        x = blocks[j](x, context[j])
+    return blocks[i].kv_sum(x)
+
+
+def accumulate_context(part: Callable[[int, Tensor, Tensor, Sequence[Tensor]], Tensor], n_blocks: int,
                        chunks: Chunks) -> list[Tensor]:
     """The attention means of one group of queries, given in chunks: [kv (B, heads, c, c)] per
-    block. Layer l's keys depend on layer l-1's means, so the chunks are walked once per block
-    (each time from `embed`, nothing per query is kept: memory stays one chunk's)."""
+    block, from part(i, coord, cell, context) = block i's sum of k^T v over one chunk given the
+    means of the blocks before it (kv_part; another runtime's graph in the ONNX backend). Layer
+    l's keys depend on layer l-1's means, so the chunks are walked once per block (each time from
+    the embedding, nothing per query is kept: memory stays one chunk's)."""
     context: list[Tensor] = []
-    for i, block in enumerate(blocks):
+    for i in range(n_blocks):
         total, count = None, 0
         for coord, cell in chunks():
-            x, _ = embed(coord, cell)
-            for j in range(i):
-                x = blocks[j](x, context[j])
-            part = block.kv_sum(x)
-            total = part if total is None else total + part
-            count += x.shape[1]
+            p = part(i, coord, cell, context)
+            total = p if total is None else total + p
+            count += coord.shape[1]
         if total is None:
             raise ValueError('query_context needs at least one chunk of queries')
         context.append(total / count)
@@ -141,7 +150,18 @@ class GalerkinQueries(nn.Module):
         """The attention means over all queries of `chunks()` (see accumulate_context), for
         query_rgb(..., context=...) on any of them: equal, up to float rounding, to querying
         them all in one call."""
-        return accumulate_context(self.embed, self.attention_blocks(), chunks)
+        blocks = self.attention_blocks()
+        return accumulate_context(lambda i, coord, cell, context: kv_part(self.embed, blocks, i, coord, cell, context),
+                                  len(blocks), chunks)
+
+    def query_inputs(self) -> dict[str, Tensor]:
+        """What the queries read, from the last gen_feat: {'codes': the grid `embed` samples
+        (B, C, h', w'), 'inp': the (normalised) input the bilinear term samples (B, 3, h, w)}."""
+        return {'codes': self.feat, 'inp': self.inp}
+
+    def set_query_inputs(self, state: dict[str, Tensor]) -> None:
+        """Query from `state` (query_inputs' form, e.g. made by another graph) instead of gen_feat's."""
+        self.feat, self.inp = state['codes'], state['inp']
 
     def encode(self, inp: Tensor) -> Tensor:
         """inp (B, 3, h, w) -> the encoder's output; keeps inp for the bilinear term."""

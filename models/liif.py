@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from utils.coords import (latent_centres, make_coord, sample_nearest, shift_coord, to_latent_units,
+from utils.coords import (latent_centres, sample_nearest, shift_coord, to_latent_units,
                           unfold3x3)
-from .fast_query import (cached_projection, cell_rows, decode_rows, encoder_input, flat_index,
-                         inputs_finite, nearest_index, project_feat, supports_fast, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_table, corner_picks, decode_rows, encoder_input, flat_index,
+                         inputs_finite, project_feat, supports_fast, table_rows, use_fast, with_finiteness)
 from .registry import make, register
 
 # Local-ensemble corners (dr, dc), in this order: the area weights pair corner k with 3 - k.
@@ -19,6 +19,15 @@ def opposite_area_weights(area: Tensor) -> Tensor:
     """area (4, B, Q) for corners (-,-), (-,+), (+,-), (+,+) -> weights (4, B, Q), summing to 1.
     A corner's prediction is trusted in proportion to the area of the corner opposite it."""
     return area.flip(0) / area.sum(0, keepdim=True)
+
+
+def blend_corners(pred: Tensor, rel_coord: Tensor) -> Tensor:
+    """pred (B, K, Q, C) of each corner and rel_coord (B, K, Q, 2) -> (B, Q, C): the opposite-area
+    blend of the four corners (the single corner's prediction when K = 1)."""
+    if pred.shape[1] == 1:
+        return pred[:, 0]
+    weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
+    return (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)
 
 
 def corner_area(rel_coord: Tensor) -> Tensor:
@@ -80,34 +89,46 @@ class LIIF(nn.Module):
 
     def query_rgb_fast(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:
         """query_rgb_plain computed with the decoder's first layer split (models/fast_query.py):
-        its q_feat part as a convolution on the latent grid, its coord/cell part per query, and
-        the corners batched into one decoder call. Same function up to float rounding."""
-        feat = self.feat
-        hw = feat.shape[-2:]
-        weight, bias = self.imnet.first_layer()  # (O, D), (O,)
-        n_feat = self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
+        its q_feat part as a convolution on the latent grid (fast_state, once per image), its
+        coord/cell part per query, and the corners batched into one decoder call (query_state).
+        Same function up to float rounding."""
         params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
-        table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(
-            cell_rows(project_feat(feat, weight[:, :n_feat], self.feat_unfold, bias)), params))  # (B*h*w, O)
+        state, finite = cached_projection(self, self.feat, params,
+                                          lambda: with_finiteness(self.fast_state(), params))
+        out = self.query_state(state, coord, cell, finite)
+        return self.query_rgb_plain(coord, cell) if out is None else out  # plain: keeps a NaN
+
+    @property
+    def n_feat(self) -> int:
+        """Width of q_feat, the decoder input's first part: C, or 9C with unfolding."""
+        return self.decoder_in_dim - 2 - (2 if self.cell_decode else 0)
+
+    def fast_state(self) -> dict[str, Tensor]:
+        """What the fast query reads, from the last gen_feat: {'table': (B, h, w, O)}, the decoder's
+        first layer applied to every latent cell's (unfolded) code, its bias included."""
+        weight, bias = self.imnet.first_layer()  # (O, D), (O,)
+        return {'table': cell_table(project_feat(self.feat, weight[:, :self.n_feat], self.feat_unfold, bias))}
+
+    def query_state(self, state: dict[str, Tensor], coord: Tensor, cell: Optional[Tensor] = None,
+                    finite: bool = True) -> Optional[Tensor]:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from fast_state's table; None when the decoder's
+        inputs are not all finite (`finite`: whether the state and weights are; the caller then
+        takes the plain path, which keeps a NaN the fused layers would turn into 0)."""
+        table = state['table']  # (B, h, w, O)
+        hw = table.shape[1:3]
+        weight = self.imnet.first_layer()[0]  # (O, D)
         corners, eps = self.corners()
-        coord_ = torch.stack([shift_coord(coord, dr, dc, hw, eps) for dr, dc in corners], 1)  # (B, K, Q, 2)
-        b, k, q = coord_.shape[:3]
-        index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, K*Q)
-        q_coord = make_coord(hw, device=coord.device)[index].view(b, k, q, 2)
-        rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, K, Q, 2)
+        index, rel_coord = corner_picks(coord, hw, corners, eps)  # (B, K*Q), (B, K, Q, 2)
+        b, k, q = rel_coord.shape[:3]
         rel = [rel_coord]
         if self.cell_decode:
             rel.append(to_latent_units(cell, hw).unsqueeze(1).expand(b, k, q, 2))
         rel = torch.cat(rel, dim=-1).view(b * k * q, -1)  # (B*K*Q, 2 or 4)
-        if not inputs_finite(table_finite, rel):
-            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would turn into 0
-        pred = decode_rows(self.imnet, table, flat_index(index, hw[0] * hw[1]), rel,
-                           weight[:, n_feat:]).view(b, k, q, -1)
-        if k == 1:
-            out = pred[:, 0]
-        else:
-            weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (K, B, Q)
-            out = (pred.transpose(0, 1) * weights.unsqueeze(-1)).sum(0)  # (B, Q, 3)
+        if not inputs_finite(finite, rel):
+            return None
+        pred = decode_rows(self.imnet, table_rows(table), flat_index(index, hw[0] * hw[1]), rel,
+                           weight[:, self.n_feat:]).view(b, k, q, -1)
+        out = blend_corners(pred, rel_coord)
         return out.to(torch.promote_types(out.dtype, torch.float32))
 
     def query_rgb_plain(self, coord: Tensor, cell: Optional[Tensor] = None) -> Tensor:

@@ -1,13 +1,27 @@
-"""From a checkpoint to a model: `make(ckpt['model'], load_sd=True)`, the one way every entry
-point builds a model from a file (the file itself is read, and its archive verified, by
-utils/checkpoints.py). Weights holding NaN or inf are refused here, for every entry point."""
+"""From a checkpoint file to a model: `read_checkpoint` then `make(ckpt['model'], load_sd=True)`,
+the one way every entry point builds a model from a file (the file itself is read, and its archive
+verified, by utils/checkpoints.py). OpenMMLab's LIIF files are turned into this project's format
+here (models/mmagic.py), so every entry point takes them. Weights holding NaN or inf are refused
+here, for every entry point."""
 import torch
 import torch.nn as nn
 
-from utils.checkpoints import PathLike, check_finite, check_state_dict, load_checkpoint
+from utils.checkpoints import (PathLike, check_finite, check_release_format, check_state_dict,
+                               read_checkpoint_file)
 from utils.errors import UserError
 
+from .mmagic import from_mmagic, is_mmagic
 from .registry import make
+
+
+def read_checkpoint(path: PathLike) -> dict:
+    """The checkpoint at `path` in this project's format (the LIIF release's): as stored, or
+    converted from OpenMMLab's (MMEditing / mmagic EDSR-LIIF and RDN-LIIF, with their own
+    `data_norm`). Read without executing code; every failure is a one-line UserError."""
+    raw = read_checkpoint_file(path)
+    if is_mmagic(raw):
+        return from_mmagic(raw, str(path))
+    return check_release_format(raw, path)
 
 
 def is_implicit(model: nn.Module) -> bool:
@@ -72,8 +86,13 @@ def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.M
     return model.to(device).eval()
 
 
+def load_model_checkpoint(path: PathLike, device='cpu') -> tuple[dict, nn.Module]:
+    """(the checkpoint dict (read_checkpoint), its implicit model on `device` in eval mode):
+    what test.py, demo.py and the library load."""
+    ckpt = read_checkpoint(path)
+    return ckpt, require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
+
+
 def load_model(path: PathLike, device='cpu') -> nn.Module:
-    """The implicit model of checkpoint file `path`, moved to `device`, in eval mode (build_model,
-    require_implicit)."""
-    ckpt = load_checkpoint(path)
-    return require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
+    """The implicit model of checkpoint file `path`, moved to `device`, in eval mode."""
+    return load_model_checkpoint(path, device)[1]

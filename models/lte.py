@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from utils.coords import latent_centres, make_coord, sample_bilinear, sample_nearest, shift_coord, to_latent_units
-from .fast_query import (ROW_CHUNK, TRAIN_ROW_CHUNK, cached_projection, cell_rows, encoder_input, flat_index,
-                         gather_rows, inputs_finite, nearest_index, supports_fast, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_table, encoder_input, exporting, flat_index, gather_rows,
+                         inputs_finite, nearest_index, row_spans, supports_fast, table_rows, use_fast,
+                         with_finiteness)
 from .liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
 from .registry import make, register
 
@@ -78,32 +79,48 @@ class LTE(nn.Module):
 
     def query_rgb_fast(self, coord: Tensor, cell: Tensor) -> Tensor:
         """query_rgb_plain restructured (models/fast_query.py): coef and freq laid out once per
-        image as one table of rows (B*h*w, 2H), each corner's cell picked by the same nearest rule
-        and its row gathered, and the four corners decoded as one batch through the decoder's
-        fused layers. Same function up to float rounding (the decoder input is a product of the
-        gathered row and a per-query basis, so unlike LIIF no layer can move onto the grid)."""
-        coef, freq, inp = self.feat_coef, self.feat_freq, self.inp
-        hw, in_hw, n_h = coef.shape[-2:], inp.shape[-2:], coef.shape[1]
-        params = [freq, *self.phase.parameters(), *self.imnet.parameters()]  # the cache's key, checked for NaN
-        table, table_finite = cached_projection(self, coef, params, lambda: with_finiteness(
-            cell_rows(torch.cat([coef, freq], 1)), params))  # (B*h*w, 2H)
+        image as one table of rows (fast_state), each corner's cell picked by the same nearest
+        rule and its row gathered, and the four corners decoded as one batch through the decoder's
+        fused layers (query_state). Same function up to float rounding (the decoder input is a
+        product of the gathered row and a per-query basis, so unlike LIIF no layer can move onto
+        the grid)."""
+        params = [self.feat_freq, *self.phase.parameters(), *self.imnet.parameters()]  # cache key, NaN-checked
+        state, finite = cached_projection(self, self.feat_coef, params,
+                                          lambda: with_finiteness(self.fast_state(), params))
+        out = self.query_state(state, coord, cell, finite)
+        return self.query_rgb_plain(coord, cell) if out is None else out  # plain: keeps a NaN
+
+    def fast_state(self) -> dict[str, Tensor]:
+        """What the fast query reads, from the last gen_feat: {'table': (B, h, w, 2H)}, each latent
+        cell's coef then freq, and {'inp': (B, 3, h_in, w_in)}, the encoder's input (the centres'
+        grid and the bilinear term)."""
+        return {'table': cell_table(torch.cat([self.feat_coef, self.feat_freq], 1)), 'inp': self.inp}
+
+    def query_state(self, state: dict[str, Tensor], coord: Tensor, cell: Tensor,
+                    finite: bool = True) -> Optional[Tensor]:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from fast_state; None when the decoder's inputs are
+        not all finite (`finite`: whether the state and weights are)."""
+        table, inp = state['table'], state['inp']  # (B, h, w, 2H), (B, 3, h_in, w_in)
+        hw, in_hw, n_h = table.shape[1:3], inp.shape[-2:], table.shape[-1] // 2
         coord_ = torch.stack([shift_coord(coord, dr, dc, hw, 1e-6) for dr, dc in ENSEMBLE_CORNERS], 1)  # (B, 4, Q, 2)
         b, k, q = coord_.shape[:3]
         index = nearest_index(coord_.view(b, k * q, 2), hw)  # (B, 4*Q)
-        # Centres from the input-sized grid, as the plain path (and the release) takes them.
-        in_index = index if tuple(in_hw) == tuple(hw) else nearest_index(coord_.view(b, k * q, 2), in_hw)
+        # Centres from the input-sized grid, as the plain path (and the release) takes them. (An
+        # exported graph, for any sizes, always looks them up.)
+        same = not exporting() and tuple(in_hw) == tuple(hw)
+        in_index = index if same else nearest_index(coord_.view(b, k * q, 2), in_hw)
         q_coord = make_coord(in_hw, device=coord.device)[in_index].view(b, k, q, 2)
         rel_coord = to_latent_units(coord.unsqueeze(1) - q_coord, hw)  # (B, 4, Q, 2)
         phase = self.phase(to_latent_units(cell, hw)).unsqueeze(1).expand(b, k, q, -1)  # (B, 4, Q, H/2)
-        if not inputs_finite(table_finite, torch.cat([rel_coord.reshape(-1, 2), phase.reshape(-1, phase.shape[-1])], 1)):
-            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fused layers would turn into 0
+        if not inputs_finite(finite, torch.cat([rel_coord.reshape(-1, 2), phase.reshape(-1, phase.shape[-1])], 1)):
+            return None
         rows, rel, ph = flat_index(index, hw[0] * hw[1]), rel_coord.reshape(-1, 2), phase.reshape(-1, n_h // 2)
+        table = table_rows(table)  # (B*h*w, 2H)
         weight, bias = self.imnet.first_layer()
-        chunk = TRAIN_ROW_CHUNK if torch.is_grad_enabled() else ROW_CHUNK
         preds = []
-        for i in range(0, rows.shape[0], chunk):
-            gathered = gather_rows(table, rows[i:i + chunk])  # (n, 2H)
-            x = decoder_input(gathered[:, :n_h], gathered[:, n_h:], rel[i:i + chunk], ph[i:i + chunk])  # (n, H)
+        for span in row_spans(rows.shape[0]):
+            gathered = gather_rows(table, rows[span])  # (n, 2H)
+            x = decoder_input(gathered[:, :n_h], gathered[:, n_h:], rel[span], ph[span])  # (n, H)
             preds.append(self.imnet.from_first(F.linear(x, weight, bias)))  # (n, 3)
         pred = torch.cat(preds).view(b, k, q, -1)
         weights = opposite_area_weights(corner_area(rel_coord).transpose(0, 1))  # (4, B, Q)

@@ -5,10 +5,10 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from utils.coords import latent_centres, sample_nearest, to_latent_units, unfold3x3
+from utils.coords import cell_positions, latent_centres, sample_nearest, to_latent_units, unfold3x3
 from . import fast_query
-from .fast_query import (cached_projection, cell_rows, encoder_input, flat_index, inputs_finite,
-                         nearest_index, project_feat, use_fast, with_finiteness)
+from .fast_query import (cached_projection, cell_table, encoder_input, flat_index, inputs_finite,
+                         nearest_index, project_feat, table_rows, use_fast, with_finiteness)
 from .registry import make, register
 
 
@@ -67,34 +67,45 @@ class MetaSR(nn.Module):
         """query_rgb_plain restructured: with hidden = relu(layer0(rel, r)) (H wide) and the last
         layer W2 (9C*3, H), b2, the output q_feat . Wq is sum_j hidden_j P[o, j] + Pb[o], where
         P = q_feat . W2 and Pb = q_feat . b2 depend only on the latent cell: a 3x3 convolution of
-        the grid (3H + 3 channels) gathered per query, instead of a 9C x 3 matrix per query."""
-        feat = self.feat
-        (b, c, h, w), q = feat.shape, coord.shape[1]
-        last_w, last_b = self.imnet.last_layer()  # (9C*3, H), (9C*3,)
-        n_hidden = last_w.shape[1]
-
-        def compute() -> Tensor:
-            # Rows o*H + j of the projection hold W2[(c*9 + k)*3 + o, j] over columns c*9 + k.
-            w2 = last_w.view(c, 9, 3, n_hidden).permute(2, 3, 0, 1).reshape(3 * n_hidden, 9 * c)
-            b2 = last_b.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
-            return cell_rows(project_feat(feat, torch.cat([w2, b2]), True))  # (B*h*w, 3H + 3)
-
+        the grid (3H + 3 channels, fast_state) gathered per query (query_state), instead of a
+        9C x 3 matrix per query."""
         params = list(self.imnet.parameters())  # the cache's key, and checked for NaN with the table
-        table, table_finite = cached_projection(self, feat, params, lambda: with_finiteness(compute(), params))
-        corners = latent_centres(feat, top_left=True)[0].permute(1, 2, 0).reshape(h * w, 2)
+        state, finite = cached_projection(self, self.feat, params,
+                                          lambda: with_finiteness(self.fast_state(), params))
+        out = self.query_state(state, coord, cell, finite)
+        return self.query_rgb_plain(coord, cell) if out is None else out  # plain: keeps a NaN
+
+    def fast_state(self) -> dict[str, Tensor]:
+        """What the fast query reads, from the last gen_feat: {'table': (B, h, w, 3H + 3)}, the
+        last layer's weights (rows o*H + j) and bias (3 rows) contracted with every latent cell's
+        unfolded code."""
+        last_w, last_b = self.imnet.last_layer()  # (9C*3, H), (9C*3,)
+        c, n_hidden = self.feat.shape[1], last_w.shape[1]
+        # Rows o*H + j of the projection hold W2[(c*9 + k)*3 + o, j] over columns c*9 + k.
+        w2 = last_w.view(c, 9, 3, n_hidden).permute(2, 3, 0, 1).reshape(3 * n_hidden, 9 * c)
+        b2 = last_b.view(c, 9, 3).permute(2, 0, 1).reshape(3, 9 * c)
+        return {'table': cell_table(project_feat(self.feat, torch.cat([w2, b2]), True))}
+
+    def query_state(self, state: dict[str, Tensor], coord: Tensor, cell: Tensor,
+                    finite: bool = True) -> Optional[Tensor]:
+        """coord, cell (B, Q, 2) -> rgb (B, Q, 3) from fast_state's table; None when the queries'
+        inputs are not all finite (`finite`: whether the state and weights are)."""
+        table = state['table']  # (B, h, w, 3H + 3)
+        (b, h, w), q = table.shape[:3], coord.shape[1]
+        n_hidden = self.imnet.last_layer()[0].shape[1]
+        corners = cell_positions((h, w), top_left=True, device=coord.device)  # (h*w, 2)
         coord_ = coord - cell / 2
         index = nearest_index((coord_ + 1e-6).clamp(-1 + 1e-6, 1 - 1e-6), (h, w))  # (B, Q)
         rel = to_latent_units(coord_ - corners[index], (h / 2, w / 2))
         r = cell[..., :1] * (h / 2)
         x = torch.cat([rel, r], dim=-1).view(b * q, 3)  # (BQ, 3)
-        if not inputs_finite(table_finite, x):
-            return self.query_rgb_plain(coord, cell)  # keeps a NaN the fast path would lose
-        rows = flat_index(index, h * w)  # (BQ,)
-        # With gradients, one chunk: each gather's backward fills a table-sized gradient.
-        outs, chunk = [], fast_query.TRAIN_ROW_CHUNK if torch.is_grad_enabled() else fast_query.ROW_CHUNK
-        for i in range(0, b * q, chunk):
-            hidden = self.imnet.hidden(x[i:i + chunk])  # (n, H)
-            proj = fast_query.gather_rows(table, rows[i:i + chunk])  # (n, 3H + 3)
+        if not inputs_finite(finite, x):
+            return None
+        rows, table = flat_index(index, h * w), table_rows(table)  # (BQ,), (B*h*w, 3H + 3)
+        outs = []
+        for span in fast_query.row_spans(b * q):
+            hidden = self.imnet.hidden(x[span])  # (n, H)
+            proj = fast_query.gather_rows(table, rows[span])  # (n, 3H + 3)
             p = proj[:, :3 * n_hidden].reshape(-1, 3, n_hidden)  # (n, 3, H)
             outs.append(torch.baddbmm(proj[:, 3 * n_hidden:].unsqueeze(-1), p, hidden.unsqueeze(-1)))
         out = torch.cat(outs).view(b, q, 3)

@@ -9,6 +9,16 @@ from .registry import register
 RDN_CONFIGS = {'A': (20, 6, 32), 'B': (16, 8, 64)}
 
 
+def rdn_config(config) -> tuple[int, int, int]:
+    """(D blocks, C convs per block, G growth) of an RDNconfig: 'A', 'B' or [D, C, G]."""
+    if isinstance(config, str) and config in RDN_CONFIGS:
+        return RDN_CONFIGS[config]
+    if isinstance(config, (list, tuple)) and len(config) == 3 and \
+            all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in config):
+        return tuple(config)
+    raise ValueError(f"RDNconfig must be one of {sorted(RDN_CONFIGS)} or [D, C, G] (positive integers), got {config!r}")
+
+
 class RDBConv(nn.Module):
     """conv + ReLU whose output is concatenated after its input (dense connection)."""
 
@@ -39,8 +49,9 @@ class RDN(nn.Module):
     Config args:
         G0 (int, default 64): feature width, and `out_dim` with no_upsampling.
         RDNkSize (int, default 3): kernel size of the convolutions.
-        RDNconfig ('A' or 'B', default 'B'): 'A' = 20 blocks of 6 convs with growth 32,
-            'B' = 16 blocks of 8 convs with growth 64 (the paper's RDN-LIIF).
+        RDNconfig ('A', 'B' or [D, C, G], default 'B'): 'A' = 20 blocks of 6 convs with growth
+            32, 'B' = 16 blocks of 8 convs with growth 64 (the paper's RDN-LIIF); or D blocks of C
+            convs with growth G (e.g. a converted OpenMMLab RDN, models/mmagic.py).
         scale (2, 3 or 4, default 2): the upsampling tail's factor (ignored with no_upsampling).
         no_upsampling (bool, default false): return the feature grid at the input's size (the
             LIIF encoder) instead of an upsampled image.
@@ -49,9 +60,7 @@ class RDN(nn.Module):
     def __init__(self, G0: int = 64, RDNkSize: int = 3, RDNconfig: str = 'B', scale: int = 2,
                  no_upsampling: bool = False):
         super().__init__()
-        if RDNconfig not in RDN_CONFIGS:
-            raise ValueError(f'RDNconfig must be one of {sorted(RDN_CONFIGS)}, got {RDNconfig!r}')
-        d, c, g = RDN_CONFIGS[RDNconfig]
+        d, c, g = rdn_config(RDNconfig)
         k = RDNkSize
         self.SFENet1 = nn.Conv2d(3, G0, k, padding=(k - 1) // 2)
         self.SFENet2 = nn.Conv2d(G0, G0, k, padding=(k - 1) // 2)

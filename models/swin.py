@@ -130,10 +130,11 @@ class SwinBlock(nn.Module):
 
     def mask(self, x_size: tuple[int, int], x: Tensor) -> Optional[Tensor]:
         """The attention mask for a map of x_size: none without shift, else the stored one for
-        input_resolution (as loaded) or one computed for this size."""
+        input_resolution (as loaded) or one computed for this size (always, when traced for export:
+        the graph serves any size)."""
         if not self.shift:
             return None
-        if x_size == self.input_resolution:
+        if not torch.compiler.is_exporting() and x_size == self.input_resolution:
             return self.attn_mask
         return shifted_window_mask(x_size, self.ws, self.shift, x.device, x.dtype)
 

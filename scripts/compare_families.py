@@ -42,7 +42,7 @@ from inference.evaluate import evaluate  # noqa: E402
 from inference.norm import DataNorm  # noqa: E402
 from inference.render import encode, output_bands  # noqa: E402
 from inference.window import mirror_pad, resolve_window, window_frame  # noqa: E402
-from models.loading import build_model, require_implicit  # noqa: E402
+from models.loading import load_model_checkpoint  # noqa: E402
 from training.config import check_train_config  # noqa: E402
 from training.trainer import train  # noqa: E402
 from utils.checkpoints import load_checkpoint  # noqa: E402
@@ -166,8 +166,7 @@ def decoder_ms_per_mp(model: torch.nn.Module, norm: DataNorm, size: int, repeat:
 def evaluate_family(path: Path, plans: dict, device: torch.device) -> tuple[dict, torch.nn.Module, DataNorm]:
     """({test label: (mean PSNR, mean SSIM)} of the checkpoint under each test plan (test.py's
     evaluation), its model, its normalisation)."""
-    ckpt = load_checkpoint(path)
-    model = require_implicit(build_model(ckpt, path, device), ckpt['model']['name'], path)
+    ckpt, model = load_model_checkpoint(path, device)
     norm = DataNorm.from_checkpoint(ckpt, str(path))
     scores = {}
     for label, plan in plans.items():

@@ -1,7 +1,8 @@
 """Strip a training checkpoint to the model: {'model': {name, args, sd}, 'epoch', 'data_norm',
 'config'} in the paper release's format (no optimizer, scheduler or random states), for shipping.
 The normalisation the model needs travels with it ('data_norm'; a release checkpoint without one
-gets the paper's 0.5 / 0.5), and the training config, if there was one, for provenance.
+gets the paper's 0.5 / 0.5), and the training config, if there was one, for provenance
+(inference/release.py).
 
     python scripts/export_model.py save/run/epoch-last.pth pretrained/model.pth
 """
@@ -9,27 +10,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from inference.norm import DataNorm  # noqa: E402
-from models.loading import build_model  # noqa: E402
-from utils.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from inference.release import release_checkpoint  # noqa: E402
 from utils.errors import ArgumentParser, run_cli  # noqa: E402
-from utils.files import refuse_inputs  # noqa: E402
 
 
 def export(src: str, dst: str) -> dict:
     """Write the model-only checkpoint of src to dst; returns it."""
-    refuse_inputs(dst, {'source checkpoint': src})
-    ckpt = load_checkpoint(src)
-    build_model(ckpt, src)  # refuse to export something that does not load
-    spec = ckpt['model']
-    out = {'model': {'name': spec['name'], 'args': spec['args'],
-                     'sd': {k: v.detach().clone().contiguous() for k, v in spec['sd'].items()}},
-           'epoch': ckpt.get('epoch'),
-           'data_norm': DataNorm.from_checkpoint(ckpt, src).to_config()}
-    if isinstance(ckpt.get('config'), dict):
-        out['config'] = ckpt['config']
-    save_checkpoint(out, dst)
-    return out
+    return release_checkpoint(src, dst)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """Read what tests/data holds about the authors' code: the released checkpoints' state-dict listings
 (state-dict-keys*.txt: a '## section ...: N tensors, M parameters|numbers' header, then one
-'key (shape)' line per tensor), and the vectors' queries in this project's convention."""
+'key (shape)' line per tensor), the vector files, and the vectors' queries in this project's
+convention."""
 import re
 from pathlib import Path
 
@@ -24,6 +25,26 @@ def header_counts(filename: str, section: str) -> tuple[int, int]:
     text = (DATA / filename).read_text()
     match = re.search(rf'^## {re.escape(section)}\b.*?: (\d+) tensors, (\d+) (?:parameters|numbers)$', text, re.M)
     return int(match.group(1)), int(match.group(2))
+
+
+def all_vectors() -> list[Path]:
+    """Every vector file in tests/data/vectors."""
+    return sorted((DATA / 'vectors').glob('*-seed0.pth'))
+
+
+def release_vectors() -> list[Path]:
+    """The vectors in the release format: make(checkpoint['model'], load_sd=True)(inp, coord, cell)
+    == expected. CMSR's (tests/test_lmf.py) also need its tables; OpenMMLab's (tests/test_mmagic.py)
+    hold an mmagic checkpoint."""
+    return [p for p in all_vectors() if '-cmsr-' not in p.name and not p.name.startswith('mmagic-')]
+
+
+def assert_matches_release(sd: dict, filename: str, section: str) -> None:
+    """A state dict has the release's keys in its order, its shapes, and the header's counts."""
+    expected = reference_keys(filename)[section]
+    assert list(sd) == list(expected)
+    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
+    assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts(filename, section)
 
 
 def as_queries(v: dict) -> tuple:

@@ -99,6 +99,17 @@ def test_bounded_memory_whole_image_equals_one_call():
     assert (pred - one_call).abs().max() <= 1e-5
 
 
+def test_attention_bands_without_a_device_run_in_bf16():
+    """device None means the CPU (where the queries are made), in every precision: bf16 bands equal
+    those with the CPU named."""
+    torch.manual_seed(0)
+    model = models.make(srno_spec()).eval()
+    encode(model, HALF.inp(torch.rand(1, 3, 9, 11)))
+    named = [p for _, _, p in attention_bands(model, (20, 23), (20, 23), 100, None, 'bf16', torch.device('cpu'))]
+    unnamed = [p for _, _, p in attention_bands(model, (20, 23), (20, 23), 100, None, 'bf16')]
+    assert len(named) == len(unnamed) > 1 and all(torch.equal(a, b) for a, b in zip(named, unnamed))
+
+
 def test_padded_grid():
     assert padded_grid((22, 28), (11, 14), None) == ((22, 28), (1.0, 1.0))
     assert padded_grid((22, 28), (11, 14), 4) == ((24, 32), (1.0, 1.0))  # the authors' s (h + pad)

@@ -25,7 +25,7 @@ def write(path: Path, cfg: dict) -> str:
 def test_shipped_config_is_checked_and_every_family_builds():
     cfg = cli.read_compare_config(str(SHIPPED))
     names = [f['name'] for f in cfg['families']]
-    assert {'LIIF', 'Meta-SR', 'A-LIIF', 'LTE', 'SRNO', 'HIIF'} <= set(names)
+    assert {'LIIF', 'Meta-SR', 'A-LIIF', 'LTE', 'SRNO', 'HIIF', 'LM-LIIF', 'LM-LTE'} <= set(names)
     for fam in cfg['families']:
         train_cfg = cli.training_config(cfg, fam, str(SHIPPED))  # the recipe with the family's model, checked
         assert train_cfg['model'] == fam['model'] and train_cfg['epoch_max'] == cfg['recipe_overrides']['epoch_max']

@@ -3,7 +3,7 @@ import torch
 
 import models
 from models.liif import ENSEMBLE_CORNERS, corner_area, opposite_area_weights
-from utils.coords import (latent_centres, make_cell, make_coord, sample_nearest, shift_coord,
+from utils.coords import (axis_centres, latent_centres, make_cell, make_coord, sample_nearest, shift_coord,
                           to_latent_units, to_pixel_samples, unfold3x3)
 from tiny import liif_spec
 
@@ -17,6 +17,21 @@ def test_make_coord_pixel_centres_row_col():
     flat = make_coord((2, 4))
     assert flat.shape == (8, 2)
     torch.testing.assert_close(flat[5], torch.tensor([0.5, -0.25]))  # row 1, col 1 in row-major
+
+
+def test_axis_centres_are_the_paper_codes_floats_bit_for_bit():
+    """The float64-tensor scalars (exact in exported graphs, docs/design.md §11) give exactly the
+    paper's Python-scalar arithmetic, for whole axes and any slice, over many sizes and spans."""
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(2000):
+        n = int(torch.randint(1, 4000, (1,), generator=gen))
+        start = int(torch.randint(0, n, (1,), generator=gen))
+        stop = int(torch.randint(start + 1, n + 1, (1,), generator=gen))
+        v0, v1 = sorted((torch.rand(2, generator=gen, dtype=torch.float64) * 6 - 3).tolist())
+        r = (v1 - v0) / (2 * n)
+        paper = v0 + r + (2 * r) * torch.arange(n).float()  # the authors' make_coord, one axis
+        assert torch.equal(axis_centres(n, (v0, v1)), paper)
+        assert torch.equal(axis_centres(n, (v0, v1), start, stop), paper[start:stop])
 
 
 def test_make_coord_ranges():

@@ -302,5 +302,5 @@ def test_fast_wrapper_keeps_as_many_queries_as_lr_pixels(photos):
         assert 18 <= h_hr <= 42 and torch.equal(item['cell'], item['cell'][:1].expand(144, 2))
     whole = wrap(folder(photos), 'sr-implicit-downsampled-fast', scale_min=4)[0]
     assert torch.equal(whole['gt'], wrap(folder(photos), 'sr-implicit-downsampled', scale_min=4)[0]['gt'])
-    with pytest.raises(UserError, match='inp_size must be a positive integer'):
+    with pytest.raises(UserError, match=r"args.inp_size: expected an integer >= 0, got '48'"):
         wrap(folder(photos), 'sr-implicit-downsampled-fast', inp_size='48')

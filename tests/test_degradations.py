@@ -2,6 +2,7 @@
 (separable Gaussians, scipy's Bessel J1 and convolution), noise and JPEG, the distribution of the
 drawn plans (every range respected, the probabilities as configured), and the wrapper (exact LR
 size, seeded pairs identical, 8-bit levels)."""
+import dataclasses
 import io
 import math
 import random
@@ -162,6 +163,7 @@ def test_default_plans_respect_real_esrnet_ranges():
 
     def share(pred, items):
         return sum(map(pred, items)) / len(items)
+    assert all(p.second_order and not p.clean for p in ps)  # Real-ESRNet: always second order, never clean
     assert abs(share(lambda p: p.second.blur is not None, ps) - 0.8) < 0.03
     assert abs(share(lambda p: p.final_filter.kind == 'sinc', ps) - 0.8) < 0.03
     assert abs(share(lambda p: p.resize_first, ps) - 0.5) < 0.03
@@ -186,6 +188,43 @@ def test_configured_ranges_are_respected():
         assert p.first.noise.kind == 'gaussian' and 3 <= p.first.noise.level <= 4
         assert 70 <= p.final_jpeg <= 72 and p.first.resize_factor == 1.0
         assert p.final_filter.kind == 'pulse' and {p.first.mode, p.second.mode, p.final_mode} == {'area'}
+
+
+def test_second_order_and_clean_probabilities_leave_the_other_draws():
+    mixed = make_recipe({'second_order_prob': 0.3, 'clean_prob': 0.2})
+    ps, ref = plans(mixed, 3000, seed=4), plans(DEFAULT, 3000, seed=4)
+    assert abs(sum(p.second_order for p in ps) / len(ps) - 0.3) < 0.03
+    assert abs(sum(p.clean for p in ps) / len(ps) - 0.2) < 0.03
+    # drawn last, from the same stream whatever their probabilities: every other draw is the defaults'
+    assert all(dataclasses.replace(p, second_order=True, clean=False) == r for p, r in zip(ps, ref))
+    assert all(p.second_order for p in plans(make_recipe({'second_order_prob': 1.0}), 200))
+    assert not any(p.second_order or p.clean for p in plans(make_recipe({'second_order_prob': 0.0}), 200))
+
+
+def test_first_order_plan_is_the_plan_without_its_second_round():
+    """A plan with second_order False degrades as the same plan whose second round does nothing
+    (no blur, the size the first round leaves, zero noise, no JPEG)."""
+    from datasets.degradations import Noise, Round, degrade
+    rng = np.random.default_rng(2)
+    hr = to_tensor(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    for seed in range(8):
+        plan = sample_plan(seeded(seed)[0], DEFAULT, (90, 120), (30, 40))
+        idle = Round(None, 1.0, plan.first.size, 'area', Noise('gaussian', 0.0, False), None)
+        got = degrade(hr, dataclasses.replace(plan, second_order=False), torch.Generator().manual_seed(seed))
+        want = degrade(hr, dataclasses.replace(plan, second=idle), torch.Generator().manual_seed(seed))
+        assert torch.equal(got, want)
+        assert not torch.equal(got, degrade(hr, plan, torch.Generator().manual_seed(seed)))
+
+
+@pytest.mark.parametrize('method', ['pil', 'matlab'])
+def test_clean_plan_is_plain_bicubic(method):
+    from datasets.resize import resize_uint8
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    always = make_recipe({'clean_prob': 1.0})
+    for seed in range(3):
+        lr = degrade_seeded(to_tensor(arr), (30, 45), always, seed, clean_resize=method)
+        assert np.array_equal(to_uint8(lr), resize_uint8(arr, (30, 45), method))
 
 
 def test_degrade_gives_exact_size_and_8bit_levels():
@@ -243,6 +282,18 @@ def test_wrapper_whole_images_follow_downsampled_sizes(photo_folder):
             assert torch.equal(it['gt'], ref['gt']) and torch.equal(it['cell'], ref['cell'])
 
 
+@pytest.mark.parametrize('method', ['pil', 'matlab'])
+def test_wrapper_clean_pairs_are_the_bicubic_wrappers(photo_folder, method):
+    """clean_prob 1: every LR is sr-implicit-downsampled's with the same `resize`."""
+    w = wrap(photo_folder, scale_min=2.5, degradation={'clean_prob': 1.0}, resize=method)
+    plain = datasets.make({'name': 'sr-implicit-downsampled', 'args': {'scale_min': 2.5, 'resize': method}},
+                          args={'dataset': photo_folder})
+    for idx in (0, 1):
+        assert torch.equal(w[idx]['inp'], plain[idx]['inp'])
+    with pytest.raises(UserError, match='unknown resize method'):
+        wrap(photo_folder, inp_size=48, resize='nearest')
+
+
 def test_wrapper_in_loader_workers_is_seeded(photo_folder):
     w = wrap(photo_folder, inp_size=24, scale_max=3, sample_q=100)
 
@@ -271,6 +322,9 @@ def test_wrapper_in_loader_workers_is_seeded(photo_folder):
     ({'poisson_scale_range': '1e-2'}, 'poisson_scale_range: expected [low, high]'),
     ({'resize_modes': ['nearest']}, 'resize_modes[0]: expected one of area'),
     ({'jpeg_rnage': [30, 95]}, 'jpeg_rnage: unknown degradation option'),
+    ({'clean_prob': 1.5}, 'clean_prob: expected a probability from 0 to 1, got 1.5'),
+    ({'second_order_prob': -0.1}, 'second_order_prob: expected a probability from 0 to 1'),
+    ({'clean_prob': '0.2'}, 'clean_prob: expected a number'),
 ])
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(UserError, match='^degradation: ' + message.replace('[', r'\[').replace(']', r'\]')):

@@ -381,6 +381,7 @@ def test_quality_of_lossy_outputs(tmp_path, ckpt, capsys):
         out = run(['--input', inp, '--model', ckpt, '--scale', '4', '--quality', q, '--output', tmp_path / f'q{q}.jpg'])
         sizes[q] = out.stat().st_size
     assert sizes[10] < sizes[95]
+    capsys.readouterr()  # the renders' progress (shown when one takes over a second)
     assert fails(['--input', inp, '--model', ckpt, '--scale', '2', '--quality', '0'], capsys) == \
         'error: --quality must be from 1 to 100, got 0'
 

@@ -8,7 +8,7 @@ import torch
 import models
 from models.lte import decoder_input, fourier_basis
 from models.swin import relative_position_index, shifted_window_mask
-from release_keys import DATA, header_counts, reference_keys
+from release_keys import DATA, assert_matches_release
 from utils.coords import make_coord
 from inference.tiling import receptive_radius
 from tiny import edsr_spec, mlp_spec, swinir_spec
@@ -32,11 +32,7 @@ TINY_SWINIR = swinir_spec()
 @pytest.mark.parametrize('section', sorted(FAMILY_SPECS))
 def test_state_dict_matches_release(section):
     """Same keys, in the same order, and shapes as the released checkpoints (buffers included)."""
-    expected = reference_keys('state-dict-keys-more.txt')[section]
-    sd = models.make(FAMILY_SPECS[section]).state_dict()
-    assert list(sd) == list(expected)
-    assert {k: tuple(v.shape) for k, v in sd.items()} == expected
-    assert (len(sd), sum(v.numel() for v in sd.values())) == header_counts('state-dict-keys-more.txt', section)
+    assert_matches_release(models.make(FAMILY_SPECS[section]).state_dict(), 'state-dict-keys-more.txt', section)
 
 
 def test_swinir_latent_grid_covers_the_padded_input():

@@ -1,5 +1,7 @@
 """The model families beyond the paper's two encoders (RCAN, SwinIR, LTE) train on the tiny sample
-config: one short epoch each, a finite loss and validation PSNR, and an epoch-last checkpoint."""
+config: one short epoch each, a finite loss and validation PSNR, and an epoch-last checkpoint.
+SRNO, HIIF and LMF train on their own tiny configs (configs/train-sample/train_tiny-*.yaml), with
+gradients reaching every parameter."""
 import math
 
 import numpy as np
@@ -56,9 +58,10 @@ def test_family_trains_one_epoch(name, photos, tmp_path):
     assert (tmp_path / 'run' / 'epoch-last.pth').is_file()
 
 
-@pytest.mark.parametrize('config', ['train_tiny-srno.yaml', 'train_tiny-hiif.yaml'])
+@pytest.mark.parametrize('config', ['train_tiny-srno.yaml', 'train_tiny-hiif.yaml', 'train_tiny-lmliif.yaml',
+                                    'train_tiny-lmlte.yaml'])
 def test_tiny_config_trains_every_parameter(config, photos, tmp_path):
-    """SRNO's and HIIF's tiny configs (their wrapper, the warm-up + cosine schedule) train: finite
+    """SRNO's, HIIF's (their wrapper, the warm-up + cosine schedule) and LMF's tiny configs train: finite
     loss and validation PSNR, and after 2 epochs every trainable parameter has moved from the run's
     initial weights (the gradient reached it)."""
     raw = load_config(ROOT / 'configs/train-sample' / config)  # _base_ resolved

@@ -14,8 +14,8 @@ from models.fast_query import fast_path, nearest_index, project_feat, use_fast
 from models.fused import relu_
 from utils.coords import make_cell, make_coord, sample_nearest, unfold3x3
 from inference.render import batched_predict
-from release_keys import as_queries
-from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, swinir_spec
+from release_keys import as_queries, release_vectors
+from tiny import aliif_spec, edsr_spec, liif_spec, lmf_spec, metasr_spec, mlp_spec, swinir_spec
 
 HALF = DataNorm((0.5,), (0.5,), (0.5,), (0.5,))
 
@@ -37,6 +37,12 @@ def build(name: str):
     if name == 'lte':
         return make({'name': 'lte', 'args': {'encoder_spec': edsr_spec(6), 'imnet_spec': mlp_spec((24, 24)),
                                              'hidden_dim': 16}})
+    if name.startswith('lm'):  # LMF: with mod_input (the release configs) and without ('-raw')
+        family, raw = name.split('-')[0], name.endswith('-raw')
+        extra = {'mod_input': False} if raw else {}
+        if family == 'lmliif' and raw:
+            extra['feat_unfold'] = False
+        return make(lmf_spec(family, n_feats=6, hidden_dim=8, hidden_depth=3, hyper=(24,), **extra))
     if name == 'swinir-lte':  # a window encoder: the latent grid is larger than the input
         return make({'name': 'lte', 'args': {'encoder_spec': swinir_spec(drop_path_rate=0.0),
                                              'imnet_spec': mlp_spec((24,)), 'hidden_dim': 8}})
@@ -101,12 +107,13 @@ def test_liif_shallow_decoders(hidden_list):
     assert_paths_match(liif(hidden_list=hidden_list))
 
 
-@pytest.mark.parametrize('name', ['metasr', 'a-liif', 'lte', 'swinir-lte'])
+@pytest.mark.parametrize('name', ['metasr', 'a-liif', 'lte', 'swinir-lte', 'lmliif', 'lmliif-raw', 'lmlte',
+                                  'lmlte-raw'])
 def test_other_models_fast_equals_plain(name):
     assert_paths_match(build(name))
 
 
-@pytest.mark.parametrize('path', sorted(p.name for p in VECTORS.glob('*-seed0.pth')))
+@pytest.mark.parametrize('path', [p.name for p in release_vectors()])
 def test_vectors_through_default_path(path):
     """The released-format vectors hold through the default (fast) path."""
     vec = torch.load(VECTORS / path, weights_only=True)
@@ -177,7 +184,7 @@ def test_chunked_render_reuses_projection_until_weights_change():
     assert set(model.state_dict()) == keys
 
 
-@pytest.mark.parametrize('name', ['liif', 'metasr', 'a-liif', 'lte'])
+@pytest.mark.parametrize('name', ['liif', 'metasr', 'a-liif', 'lte', 'lmliif', 'lmlte'])
 def test_bf16_autocast_output_is_float32_and_close(name):
     model = (liif() if name == 'liif' else build(name)).eval()
     inp, coord, cell = queries()
@@ -197,7 +204,7 @@ def test_bf16_relu_as_int16_is_relu():
     assert torch.equal(out, torch.relu(x)) and out.dtype == torch.bfloat16
 
 
-@pytest.mark.parametrize('name', ['liif', 'a-liif', 'metasr', 'lte'])
+@pytest.mark.parametrize('name', ['liif', 'a-liif', 'metasr', 'lte', 'lmliif', 'lmlte'])
 @pytest.mark.parametrize('precision', ['fp32', 'bf16'])
 @pytest.mark.parametrize('where', ['input', 'hidden weight', 'coord'])
 def test_nan_reaches_the_output_as_in_the_plain_path(name, precision, where):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import models
+import tiny
 from faults import TINY_LIIF, one_line_error, test_cli
 from test_train import cli, data, one_thread, tiny_raw, write_config  # noqa: F401  (fixtures, helpers)
 from training import probe as probe_module
@@ -46,11 +47,11 @@ def with_args(raw: dict, path: str, value) -> dict:
     ('optimizer.args.lr', 1.0e+38, 'optimizer.args.lr: expected a number <= 1'),
     ('optimizer.args.betas', [0.9, math.nan], 'optimizer.args.betas[1]: expected a finite number'),
     ('optimizer.args.betas', [0.9, 1.5], 'optimizer.args: not accepted by adam'),
-    ('model.args.encoder_spec.args.n_feats', -8, "model: cannot build 'liif'"),
+    ('model.args.encoder_spec.args.n_feats', -8, 'model.args.encoder_spec.args.n_feats: expected an integer >= 0'),
     ('model.args.imnet_spec.args.hidden_list', [0], 'model.args: parameter imnet.layers.0.weight has no elements'),
     ('model', {'name': 'edsr-baseline', 'args': {'n_resblocks': 1, 'n_feats': 8}}, 'not an implicit image function'),
     ('train_dataset.wrapper.args.inp_size', 0, 'train_dataset.wrapper: inp_size must be a positive integer'),
-    ('train_dataset.wrapper.args.inp_size', -16, 'train_dataset.wrapper: inp_size must be a positive integer'),
+    ('train_dataset.wrapper.args.inp_size', -16, 'train_dataset.wrapper.args.inp_size: expected an integer >= 0'),
     ('train_dataset.wrapper.args.inp_size', 100, 'train_dataset: image '),
     ('train_dataset.wrapper.args.scale_max', math.inf, 'wrapper.args.scale_max: expected a finite number'),
     ('seed', 2 ** 70, 'seed: expected an integer <= 9223372036854775807'),
@@ -164,6 +165,26 @@ def test_booleans_in_test_configs_and_checkpoints_must_be_booleans(eval_setup, t
     assert 'bad.pth' in err and 'args.local_ensemble: expected true or false' in err, err
 
 
+@pytest.mark.parametrize('change, expect', [
+    ({'eval_bsise': 1000}, 'eval_bsise: unknown key'),  # a misspelt key used to be ignored
+    ({'test_dataset.wrapper.args.scale': 3}, "test_dataset.wrapper: dataset 'sr-implicit-downsampled': got an "
+                                             "unexpected keyword argument 'scale'"),  # a TypeError traceback
+    ({'test_dataset.batch_size': 10 ** 30}, 'test_dataset.batch_size: expected an integer <='),  # a traceback
+    ({'eval_type': 'benchmark-3'}, 'scale_min 2 disagrees with eval_type benchmark-3'),  # x2 data scored as x3
+    ({'test_dataset.wrapper.args.augment': True}, 'augment: must be false'),  # scores changed between runs
+    ({'cell_scale_max': math.inf}, 'cell_scale_max: expected a finite number'),
+])
+def test_test_configs_that_misled_or_crashed_are_one_line(eval_setup, tmp_path, capsys, change, expect):
+    raw = yaml.safe_load(eval_setup['config'].read_text())
+    for path, value in change.items():
+        raw = with_args(raw, path, value) if '.' in path else {**raw, path: value}
+    cfg = tmp_path / 'bad.yaml'
+    cfg.write_text(yaml.safe_dump(raw))
+    err = one_line_error(lambda: test_cli.main(['--config', str(cfg), '--model', str(eval_setup['ckpt']),
+                                                '--quiet']), capsys)
+    assert expect in err, err
+
+
 # ---------------------------------------------------------------- tracebacks that must be one line (round 3)
 
 @pytest.mark.parametrize('path, value, expect', [
@@ -178,6 +199,15 @@ def test_booleans_in_test_configs_and_checkpoints_must_be_booleans(eval_setup, t
     ('num_workers', 10 ** 6, 'num_workers: expected an integer <='),
     ('epoch_max', 10 ** 30, 'epoch_max: expected an integer <='),
     ('train_dataset.batch_size', 10 ** 12, 'train_dataset.batch_size: expected an integer <='),
+    # held-back variants: each crashed, ran silently with another meaning, or failed after the run folder
+    ('optimizer.args.weight_decay', 1.0e+300, 'optimizer.args.weight_decay: expected a number of at most'),
+    ('optimizer.args.betas', [0.9, 0.999, 0.5], 'optimizer.args.betas: expected two numbers'),
+    ('train_dataset.dataset.args.repeat', 10 ** 30, 'repeat of'),
+    ('eval_type', 5, 'eval_type: expected a string, got 5'),
+    ('eval_bsize', 10 ** 30, 'eval_bsize: expected an integer <= 16777216'),
+    ('model.args.encoder_spec.args.n_resblocks', -1, 'n_resblocks: expected an integer >= 0, got -1'),
+    ('model.args.imnet_spec.args.hidden_list', [1000000, 1000000], 'GiB to train'),  # 16 TB
+    ('train_dataset.wrapper.args.inp_size', None, 'each item is downscaled by its own random scale'),
 ])
 def test_config_values_that_crashed_are_one_line(data, tmp_path, capsys, monkeypatch, path, value, expect):
     raw = with_args(tiny_raw(data), path, value)
@@ -186,6 +216,7 @@ def test_config_values_that_crashed_are_one_line(data, tmp_path, capsys, monkeyp
         expect = 'multi_step_lr.gamma'
     err = refused(raw, tmp_path, capsys, monkeypatch)
     assert expect in err, err
+    assert err.count('bad.yaml') == 1, err
 
 
 @pytest.mark.parametrize('part', ['encoder_spec', 'sd'])
@@ -232,3 +263,36 @@ def test_an_image_too_small_for_the_crop_anywhere_in_the_set_is_refused_before_t
 def test_a_validation_set_without_epoch_val_is_refused(data, tmp_path, capsys, monkeypatch):
     err = refused(with_args(tiny_raw(data), 'epoch_val', None), tmp_path, capsys, monkeypatch)
     assert 'epoch_val: missing: val_dataset is given but would never be validated' in err, err
+
+
+# ---------------------------------------------------------------- a training step that cannot fit (round 3)
+
+@pytest.mark.parametrize('changes', [
+    # 2**20 samples of the tiny config's crops: the loader grew until the machine killed the process
+    {'train_dataset.batch_size': 1 << 20, 'train_dataset.dataset.args.repeat': 10 ** 6},
+    # a wide decoder on a moderate batch: the data fits, the activations kept for backward do not
+    {'train_dataset.batch_size': 1 << 14, 'train_dataset.dataset.args.repeat': 1 << 14,
+     'model.args.imnet_spec.args.hidden_list': [4096, 4096]},
+])
+def test_a_training_step_larger_than_the_machine_is_one_line(data, tmp_path, capsys, monkeypatch, changes):
+    raw = tiny_raw(data)
+    for path, value in changes.items():
+        raw = with_args(raw, path, value)
+    err = refused(raw, tmp_path, capsys, monkeypatch)
+    assert 'train_dataset: one training step of' in err and 'GiB' in err and 'batch_size' in err, err
+
+
+@pytest.mark.parametrize('spec', [tiny.liif_spec(), tiny.metasr_spec(), tiny.aliif_spec(), tiny.srno_spec(),
+                                  tiny.hiif_spec()], ids=lambda s: s['name'])
+def test_step_memory_extrapolates_the_bytes_kept_for_backward_exactly(spec):
+    import torch
+    from inference.norm import DataNorm
+    from training.step_memory import saved_bytes, step_bytes
+    torch.manual_seed(0)
+    model, norm, q = models.make(spec), DataNorm.from_config(None, 'test'), 300
+    sample = {'inp': torch.rand(1, 3, 12, 12), 'coord': torch.rand(1, q, 2) * 2 - 1,
+              'cell': torch.full((1, q, 2), 2 / 36), 'gt': torch.rand(1, q, 3)}
+    measured = saved_bytes(model, norm.inp(sample['inp']), sample['coord'], sample['cell'], 'fp32')
+    data_bytes = sum(v.nbytes for v in sample.values())
+    assert step_bytes(model, sample, norm, torch.device('cpu'), 'fp32', 1) == measured + data_bytes
+    assert step_bytes(model, sample, norm, torch.device('cpu'), 'fp32', 16) == 16 * (measured + data_bytes)

@@ -105,15 +105,18 @@ def test_wrong_shaped_bin_cache_file_is_one_line_naming_it(tmp_path):
 
 # ---------------------------------------------------------------- demo.py sizes
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+
 def zeros_png(path: Path, h: int, w: int) -> Path:
     """A PNG of h x w black pixels written row by row (a few hundred KB for 9000 x 9000)."""
-    def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
     comp = zlib.compressobj(9)
     row = b'\0' * (1 + 3 * w)  # filter byte + RGB
     body = b''.join(comp.compress(row) for _ in range(h)) + comp.flush()
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
-                     + chunk(b'IDAT', body) + chunk(b'IEND', b''))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + png_chunk(b'IDAT', body) + png_chunk(b'IEND', b''))
     return path
 
 
@@ -122,10 +125,10 @@ def test_a_small_file_claiming_a_huge_image_is_refused_before_decoding(tmp_path,
     assert inp.stat().st_size < 400_000
     decoded = []
     real_load = ImageFile.ImageFile.load
-    monkeypatch.setattr(ImageFile.ImageFile, 'load', lambda self: decoded.append(1) or real_load(self))
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', lambda self: decoded.append(self.size) or real_load(self))
     err = one_line_error(lambda: demo.main(['--input', str(inp), '--scale', '0.01', '--model', str(tiny_ckpt)]), capsys)
     assert '9000x9000' in err and f'{demo.MAX_INPUT_MEGAPIXELS}-megapixel budget' in err and '--force' in err
-    assert decoded == []
+    assert (9000, 9000) not in decoded  # (the output format's small probe image may be decoded)
 
 
 @pytest.mark.parametrize('flags, expect', [
@@ -198,6 +201,23 @@ def test_aliases_and_merge_keys_within_limits_still_load(tmp_path):
     assert load_yaml(path) == {'base': {'x': 1, 'y': [1, 2]}, 'other': {'x': 1, 'y': 3}, 'same': {'x': 1, 'y': [1, 2]}}
     path.write_text('\ufeffa: 1\n', encoding='utf-8')  # a byte-order mark is fine
     assert load_yaml(path) == {'a': 1}
+
+
+def test_an_in_memory_cache_larger_than_the_machine_is_refused_before_decoding(tmp_path, monkeypatch):
+    import datasets.image_store as store
+    src = tmp_path / 'imgs'
+    src.mkdir()
+    for name, (h, w) in {'a.png': (12, 10), 'b.png': (30, 20)}.items():
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(src / name)
+    spec = {'name': 'image-folder', 'args': {'root_path': str(src), 'cache': 'in_memory'}}
+    decoded = []
+    monkeypatch.setattr(store, 'read_image', lambda p: decoded.append(p) or np.zeros((1, 1, 3), np.uint8))
+    monkeypatch.setattr(store, 'physical_memory', lambda: (12 * 10 + 30 * 20) * 3 - 1)  # one byte short
+    with pytest.raises(UserError, match=r"cache in_memory for .*imgs: its 2 images decode to .* GiB, over the"):
+        datasets.make(spec)
+    assert decoded == []
+    monkeypatch.setattr(store, 'physical_memory', lambda: (12 * 10 + 30 * 20) * 3)  # exactly fits
+    assert len(datasets.make(spec)) == 2 and len(decoded) == 2
 
 
 # ---------------------------------------------------------------- cache: bin checks content (round 3)
@@ -303,11 +323,8 @@ def png16(path: Path, a: np.ndarray) -> Path:
         pa, pb, pc = abs(p - left), abs(p - prev), abs(p - upleft)
         pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, prev, upleft))
         rows.append(b'\x04' + ((cur - pred) % 256).astype(np.uint8).tobytes())
-
-    def chunk(kind, data):
-        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    path.write_bytes(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, ctype, 0, 0, 0))
-                     + chunk(b'IDAT', zlib.compress(b''.join(rows))) + chunk(b'IEND', b''))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 16, ctype, 0, 0, 0))
+                     + png_chunk(b'IDAT', zlib.compress(b''.join(rows))) + png_chunk(b'IEND', b''))
     return path
 
 
@@ -452,6 +469,23 @@ def test_upscale_arguments_are_validated(tiny_ckpt, kwargs, expect):
             up(np.zeros((6, 5, 3), np.uint8), scale=torch.tensor(2.0))
 
 
+def test_paths_and_option_names_of_the_library_are_checked(tiny_ckpt, tmp_path):
+    """Before: TypeErrors (a path that is None or a number, an unknown option, protect not a mapping)."""
+    from inference.upscale import Upscaler
+    up = Upscaler.load(tiny_ckpt, 'cpu')
+    src = tmp_path / 'in.png'
+    Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(src)
+    for call, expect in (
+            (lambda: up.upscale_file(None, tmp_path / 'o.png', scale=2), 'upscale_file: src: expected a file path'),
+            (lambda: up.upscale_file(src, 123, scale=2), 'upscale_file: dst: expected a file path'),
+            (lambda: up.upscale_file(src, tmp_path / 'o.png', scale=2, protect=5), 'protect: expected a mapping'),
+            (lambda: Upscaler.load(5), 'Upscaler.load: checkpoint: expected a file path'),
+            (lambda: Upscaler.load(tiny_ckpt, 'cpu', bsise=5), "unknown option 'bsise'; expected one of precision")):
+        with pytest.raises(UserError, match=expect):
+            call()
+    assert not (tmp_path / 'o.png').exists()
+
+
 def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt, monkeypatch):
     import torch
     from inference.upscale import Upscaler
@@ -471,6 +505,8 @@ def test_upscale_takes_numpy_scalars_and_names_device_in_its_messages(tiny_ckpt,
     (['--window', '200'], 'has no attention window'),
     (['--window', '100000000'], 'an integer from 1 to 256'),
     (['--tile', '1'], 'tile: expected 0 (never tile) or at least'),
+    (['--tile', '-1'], '--tile must be 0 (never tile) or a size in pixels, got -1'),  # was taken as 0
+    (['--bsize', '100000000000'], '--bsize must be from 1 to 16777216'),
 ])
 def test_window_and_tile_are_bounded(tmp_path, tiny_ckpt, capsys, flags, expect):
     inp = tmp_path / 'in.png'
@@ -513,3 +549,43 @@ def test_a_corrupt_exif_block_reads_without_a_warning(tmp_path):
         img = read_image(path)
         images.image_size(path)
     assert img.rgb.shape == (4, 4, 3) and seen == []
+
+
+def png_with_chunk_after_pixels(path: Path, a: np.ndarray, kind: bytes, data: bytes) -> Path:
+    """An 8-bit RGB PNG of `a` with the chunk (kind, data) between its pixels and IEND."""
+    h, w = a.shape[:2]
+    rows = b''.join(b'\0' + a[y].tobytes() for y in range(h))
+    path.write_bytes(b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+                     + png_chunk(b'IDAT', zlib.compress(rows)) + png_chunk(kind, data) + png_chunk(b'IEND', b''))
+    return path
+
+
+@pytest.mark.parametrize('kind, data', [
+    (b'eXIf', None),  # EXIF after the pixels
+    (b'iTXt', b'XML:com.adobe.xmp\0\0\0\0\0<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'),
+])
+def test_image_size_reads_an_orientation_that_follows_the_pixels(tmp_path, kind, data):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees: read as (W, H)
+    a = np.random.default_rng(0).integers(0, 256, (5, 9, 3), dtype=np.uint8)
+    path = png_with_chunk_after_pixels(tmp_path / 'late.png', a, kind, data or exif.tobytes())
+    assert images.image_size(path) == read_image(path).rgb.shape[:2] == (9, 5)
+
+
+def test_image_size_reads_headers_only_and_finds_a_png_cut_short(tmp_path):
+    """Before: PIL's PNG getexif() decoded every image, so the dry run decoded the whole dataset
+    (0.18 s per DIV2K image); pixels that do not decode do not stop a size read, a cut file does."""
+    a = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    Image.fromarray(a).save(tmp_path / 'a.png')
+    png = (tmp_path / 'a.png').read_bytes()
+    start = png.index(b'IDAT') + 4
+    (tmp_path / 'garbled.png').write_bytes(png[:start + 20] + b'\xff' * 200 + png[start + 220:])
+    assert images.image_size(tmp_path / 'garbled.png') == (40, 30)
+    with pytest.raises(UserError, match='cannot decode the image'):
+        read_image(tmp_path / 'garbled.png')
+    (tmp_path / 'cut.png').write_bytes(png[:len(png) // 2])
+    with pytest.raises(UserError, match=r"cut.png \(image file is truncated: its 'IDAT' chunk of \d+ bytes"):
+        images.image_size(tmp_path / 'cut.png')
+    (tmp_path / 'no_end.png').write_bytes(png[:-12])
+    with pytest.raises(UserError, match='ends before its IEND chunk'):
+        images.image_size(tmp_path / 'no_end.png')

@@ -197,6 +197,16 @@ def test_test_py_save_images_never_go_into_the_data(eval_setup, tmp_path, capsys
     assert sorted(p.name for p in (eval_setup['root'] / 'hr').iterdir()) == ['0.png', '1.png']
 
 
+@pytest.mark.parametrize('out', ['sr', 'sr/0.png', 'sr/results.json'])
+def test_test_py_out_never_goes_into_the_save_images_folder(eval_setup, tmp_path, capsys, monkeypatch, out):
+    """Before: --out sr/0.png replaced the saved prediction 0.png with the JSON (exit 0), and --out
+    equal to --save-images failed only after the whole evaluation."""
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(lambda: run_test_py(eval_setup, '--out', out, '--save-images', 'sr'), capsys)
+    assert f'--out {out} is inside --save-images sr' in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------- --save-images names (round 3)
 
 def test_unique_stems_rule():

@@ -331,17 +331,41 @@ def test_divergence_after_a_resume_into_a_new_folder_names_a_checkpoint_that_exi
     assert 'stopped: non-finite loss' in (tmp_path / 'save/b/log.txt').read_text()
 
 
-def test_a_corrupt_image_read_by_a_training_worker_is_one_line(data, tmp_path, capsys, monkeypatch):
-    """cache none: the image is decoded in a DataLoader worker, whose traceback used to be the message."""
+def corrupt_training_set(data: Path, tmp_path: Path, keep) -> tuple[Path, Path]:
+    """A copy of the training images whose 03.png keeps only `keep(bytes)`, and a config reading
+    it without a cache (each image decoded when drawn, in a DataLoader worker)."""
     folder = tmp_path / 'imgs'
     shutil.copytree(data / 'train', folder)
-    (folder / '03.png').write_bytes((folder / '03.png').read_bytes()[:200])
+    png = (folder / '03.png').read_bytes()
+    (folder / '03.png').write_bytes(keep(png))
     raw = tiny_raw(data, num_workers=1, val_dataset=None, epoch_val=None)
     raw['train_dataset']['dataset']['args'].update(root_path=str(folder), cache='none')
+    return folder, write_config(tmp_path / 'c.yaml', raw)
+
+
+def test_an_image_cut_short_is_refused_before_the_run_folder(data, tmp_path, capsys, monkeypatch):
+    """The dry run reads every image's header (a PNG's chunk headers too): a file cut short stops
+    the run before save/r exists."""
+    folder, cfg = corrupt_training_set(data, tmp_path, lambda png: png[:len(png) // 2])
     monkeypatch.chdir(tmp_path)
-    code, err = cli(['--config', str(write_config(tmp_path / 'c.yaml', raw)), '--name', 'r'], capsys)
+    code, err = cli(['--config', str(cfg), '--name', 'r'], capsys)
     assert code == 2 and err.count('\n') == 1, err
-    assert err.startswith(f'error: cannot read image {folder}/03.png: ')
+    assert err.startswith(f'error: {cfg}: train_dataset: cannot read image {folder}/03.png ('), err
+    assert not (tmp_path / 'save' / 'r').exists()
+
+
+def test_a_corrupt_image_read_by_a_training_worker_is_one_line(data, tmp_path, capsys, monkeypatch):
+    """An image whose headers are whole but whose compressed pixels are garbled passes the dry run
+    and is decoded in a DataLoader worker during training, whose traceback used to be the message."""
+    def garble(png: bytes) -> bytes:
+        start = png.index(b'IDAT') + 4
+        return png[:start + 20] + b'\xff' * 200 + png[start + 220:]
+    folder, cfg = corrupt_training_set(data, tmp_path, garble)
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(['--config', str(cfg), '--name', 'r'], capsys)
+    assert code == 2 and err.count('\n') == 1, err
+    assert err.startswith(f'error: cannot read image {folder}/03.png: cannot decode the image ('), err
+    assert (tmp_path / 'save' / 'r' / 'log.txt').exists()  # the run had started: the worker found it
 
 
 # ---------------------------------------------------------------- the run folder is never the data (round 3)
@@ -374,7 +398,8 @@ def test_run_names_stay_in_the_save_root_and_overwrite_moves_only_a_run(data, tm
                           (['--name', str(tmp_path / 'abs')], 'a run name is one folder name'),
                           (['--name', 'a/../..'], 'a run name is one folder name'),
                           (['--name', ''], 'a run name is one folder name'),
-                          (['--tag', '../..'], 'a run name is one folder name')):
+                          (['--tag', '../..'], 'a run name is one folder name'),
+                          (['--name', 'n', '--tag', 't'], 'give one of them')):  # the tag was ignored
         code, err = cli(['--config', str(cfg), *flags, '--overwrite'], capsys)
         assert code == 2 and err.count('\n') == 1 and expect in err, (flags, err)
         assert snapshot() == before

@@ -10,7 +10,8 @@ import models
 from models.registry import MODELS
 from utils.errors import UserError
 from utils.registry import Registry
-from tiny import aliif_spec, edsr_spec, hiif_spec, liif_spec, metasr_spec, mlp_spec, rcan_spec, srno_spec, swinir_spec
+from tiny import (aliif_spec, edsr_spec, hiif_spec, liif_spec, lmf_spec, lmmlp_spec, metasr_spec, mlp_spec, rcan_spec,
+                  srno_spec, swinir_spec)
 
 TINY_EDSR = edsr_spec()
 TINY_MLP = mlp_spec(hidden=(16,))
@@ -34,6 +35,12 @@ TINY = {
             {'name': 'lte', 'args': {'encoder_spec': TINY_SWINIR, 'imnet_spec': TINY_MLP, 'hidden_dim': 8}}],
     'metasr': [metasr_spec()],
     'a-liif': [aliif_spec()],
+    'lmmlp': [{'name': 'lmmlp', 'args': {'in_dim': 5, **lmmlp_spec()['args']}},
+              {'name': 'lmmlp', 'args': {'in_dim': 5, **lmmlp_spec(mod_scale=False)['args']}}],
+    'lmliif': [lmf_spec('lmliif'), lmf_spec('lmliif', mod_input=False, feat_unfold=False),
+               lmf_spec('lmliif', local_ensemble=False, cell_decode=False, mlp_args={'mod_shift': False}),
+               lmf_spec('lmliif', encoder_spec=swinir_spec())],
+    'lmlte': [lmf_spec('lmlte'), lmf_spec('lmlte', mod_input=False), lmf_spec('lmlte', encoder_spec=TINY_SWINIR)],
     'sronet': [srno_spec()],
     'hiif': [hiif_spec(), hiif_spec(encoder=TINY_SWINIR)],
 }
@@ -47,6 +54,8 @@ def run(model, spec):
     """Forward a tiny input through `model`; returns the output."""
     if spec['name'] == 'mlp':
         return model(torch.randn(2, 4, 5))
+    if spec['name'] == 'lmmlp':
+        return model(torch.randn(2, 4, 5), torch.randn(2, 4, model.mod_dim))
     inp = torch.randn(2, 3, 6, 7)
     if hasattr(model, 'query_rgb'):
         coord = torch.rand(2, 20, 2) * 2 - 1

@@ -12,7 +12,7 @@ import demo
 from inference.region import MAX_SIDE, BicubicRegions, ModelRegions, Region, check_region, region_output_size
 from inference.render import Cancelled, region_coord
 from inference.upscale import BUNDLED_MODEL, Upscaler
-from tiny import aliif_spec, edsr_spec, liif_spec, metasr_spec, mlp_spec, swinir_spec, tiny_checkpoint
+from tiny import aliif_spec, edsr_spec, liif_spec, lmf_spec, metasr_spec, mlp_spec, swinir_spec, tiny_checkpoint
 from utils.coords import coord_block, make_coord
 from utils.errors import UserError
 from utils.images import read_image, split_channels
@@ -25,6 +25,8 @@ SPECS = {
     'a-liif': aliif_spec(),
     'swinir-liif': {'name': 'liif', 'args': {'encoder_spec': {**swinir_spec(), 'args': {**swinir_spec()['args'], 'no_upsampling': True}},
                                              'imnet_spec': mlp_spec((16,))}},
+    'lmliif': lmf_spec('lmliif'),
+    'lmlte': lmf_spec('lmlte'),
 }
 
 
@@ -105,6 +107,20 @@ def test_regions_of_other_families_and_window_padding(tmp_path, family):
     inp = tmp_path / 'in.png'
     photo(10, 7).save(inp)
     for scale in (3, 4.6):
+        full = demo_render(tmp_path, ckpt, inp, scale)
+        assert_regions_match(ModelRegions(Upscaler.load(ckpt, 'cpu'), read_image(inp)), full, scale)
+
+
+@pytest.mark.parametrize('family', ['lmliif', 'lmlte'])
+def test_regions_of_lmf_with_its_cell_clip(tmp_path, family):
+    """LM-LIIF and LM-LTE on their exact path (independent queries), below and beyond the x4 at
+    which they clip the cell as demo.py does."""
+    ckpt = tmp_path / 'model.pth'
+    model = tiny_checkpoint(ckpt, SPECS[family])
+    assert model.cell_scale_max == 4
+    inp = tmp_path / 'in.png'
+    photo(7, 6).save(inp)
+    for scale in (3, 12):
         full = demo_render(tmp_path, ckpt, inp, scale)
         assert_regions_match(ModelRegions(Upscaler.load(ckpt, 'cpu'), read_image(inp)), full, scale)
 

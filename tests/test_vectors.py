@@ -3,18 +3,21 @@ import pytest
 import torch
 
 import models
-from release_keys import DATA, as_queries, header_counts, reference_keys
+from release_keys import all_vectors, as_queries, header_counts, reference_keys, release_vectors
 
-VECTORS = sorted((DATA / 'vectors').glob('*-seed0.pth'))
+VECTORS = release_vectors()
 
 
 def test_all_vector_files_present():
-    names = {p.name for p in VECTORS}
+    names = {p.name for p in all_vectors()}
     assert names == {'liif-seed0.pth', 'liif-no-ensemble-seed0.pth', 'liif-no-unfold-seed0.pth',
                      'liif-no-cell-seed0.pth', 'metasr-seed0.pth', 'rcan-liif-seed0.pth',
                      'rcan-upsample-seed0.pth', 'lte-seed0.pth', 'swinir-liif-seed0.pth',
                      'swinir-lte-seed0.pth', 'swinir-metasr-seed0.pth', 'srno-seed0.pth', 'hiif-seed0.pth',
-                     'swinir-hiif-seed0.pth'}
+                     'swinir-hiif-seed0.pth', 'lm-liif-seed0.pth', 'lm-lte-seed0.pth',
+                     'lm-liif-cmsr-x6-seed0.pth', 'lm-liif-cmsr-x8-seed0.pth', 'lm-lte-cmsr-x6-seed0.pth',
+                     'lm-lte-cmsr-x8-seed0.pth', 'mmagic-edsr-liif-seed0.pth', 'mmagic-edsr-liif-2021a-seed0.pth',
+                     'mmagic-rdn-liif-seed0.pth'}
 
 
 

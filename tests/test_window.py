@@ -144,7 +144,7 @@ def test_test_py_pads_swinir_models_by_default(spec, tmp_path):
     assert runs['auto']['mean']['psnr'] != runs['off']['mean']['psnr']
     cfg['cell_scale_max'] = 0
     (tmp_path / 'bad.yaml').write_text(yaml.safe_dump(cfg))
-    with pytest.raises(UserError, match='cell_scale_max must be a finite number >= 1'):
+    with pytest.raises(UserError, match='cell_scale_max: expected a number > 0, got 0'):
         cli.main(['--config', str(tmp_path / 'bad.yaml'), '--model', str(tmp_path / 'm.pth'),
                   '--data-root', str(tmp_path / 'data'), '--quiet'])
 

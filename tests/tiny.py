@@ -60,6 +60,22 @@ def aliif_spec(n_feats: int = 8, basis_num: int = 3, basis_hidden: Sequence[int]
                                        'expansion_spec': mlp_spec(expansion, out_dim=None), **aliif_args}}
 
 
+def lmmlp_spec(hidden_dim: int = 8, hidden_depth: int = 2, **args: Any) -> Spec:
+    """LMF's render MLP (out_dim 3); the owning model sets in_dim."""
+    return {'name': 'lmmlp', 'args': {'out_dim': 3, 'hidden_dim': hidden_dim, 'hidden_depth': hidden_depth, **args}}
+
+
+def lmf_spec(name: str = 'lmliif', n_feats: int = 8, hidden_dim: int = 8, hidden_depth: int = 2,
+             hyper: Sequence[int] = (16,), mlp_args: Optional[dict] = None, **model_args: Any) -> Spec:
+    """An LM-LIIF (`name` 'lmliif') or LM-LTE ('lmlte', hidden_dim 8 unless given) over a tiny
+    EDSR-baseline, with the release configs' mod_input true unless given."""
+    args = {'encoder_spec': edsr_spec(n_feats), 'imnet_spec': lmmlp_spec(hidden_dim, hidden_depth, **(mlp_args or {})),
+            'hypernet_spec': mlp_spec(hyper, out_dim=None), 'mod_input': True, **model_args}
+    if name == 'lmlte':
+        args.setdefault('hidden_dim', 8)
+    return {'name': name, 'args': args}
+
+
 def srno_spec(width: int = 16, blocks: int = 2) -> Spec:
     """An SRNO over a one-block EDSR-baseline of 64 features (SRNO's lifting layer takes 64)."""
     return {'name': 'sronet', 'args': {'encoder_spec': edsr_spec(n_feats=64), 'width': width, 'blocks': blocks}}

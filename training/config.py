@@ -12,7 +12,9 @@ import torch
 
 import datasets
 import models
+from inference.eval_config import MAX_BATCH, MAX_WORKERS
 from inference.metrics import parse_eval_type
+from inference.options import check_bsize
 from inference.norm import parse_data_norm
 from utils.config import Checker
 from utils.config_sources import load_config
@@ -32,13 +34,13 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 MAX_LR = 1.0
 MAX_SEED = 2 ** 63 - 1
 MAX_VAL_IMAGES = 16  # validation images shown in TensorBoard per validation
-# Counts no run reaches (the paper's: 1000 epochs, batch 16, 8 workers): larger ones are mistakes
-# that would hang (a million loader workers) or never end.
+# Counts no run reaches (the paper's: 1000 epochs; batch and workers: inference.eval_config).
 MAX_EPOCHS = 10 ** 7
-MAX_BATCH = 1 << 20
-MAX_WORKERS = 256
 # Optimizer switches the training loop does not support (they fail only at the first step).
 UNSUPPORTED_OPTIMIZER_ARGS = ('differentiable', 'capturable')
+# Optimizer numbers are multiplied into 32-bit tensors: a larger one (weight_decay: 1.0e+300) fails
+# only at the first step, after the run folder exists.
+MAX_OPTIMIZER_NUMBER = float(torch.finfo(torch.float32).max)
 
 REQUIRED = ('train_dataset', 'model', 'optimizer', 'epoch_max')
 DEFAULTS: dict[str, Any] = {
@@ -114,6 +116,14 @@ def _check_optimizer(c: Checker, value: Any) -> None:
     for key in UNSUPPORTED_OPTIMIZER_ARGS:
         if args.get(key):
             c.fail(f'optimizer.args.{key}', 'must be false: training does not support it')
+    if 'betas' in args and not (isinstance(args['betas'], list) and len(args['betas']) == 2):
+        c.fail('optimizer.args.betas', f'expected two numbers [beta1, beta2], got {c.got(args["betas"])}')
+    for k, v in args.items():
+        for i, x in enumerate(v if isinstance(v, list) else [v]):
+            if isinstance(x, (int, float)) and not isinstance(x, bool) and abs(x) > MAX_OPTIMIZER_NUMBER:
+                where = f'optimizer.args.{k}' + (f'[{i}]' if isinstance(v, list) else '')
+                c.fail(where, f'expected a number of at most {MAX_OPTIMIZER_NUMBER:.3g} in size (the weights are '
+                              f'32-bit floats), got {x}')
 
 
 def _check_multi_step_lr(c: Checker, value: Any) -> None:
@@ -174,9 +184,10 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
         _check_data_norm(c, out['data_norm'])
     if out['eval_type'] is not None:
         _check_eval_type(c, out['eval_type'], 'eval_type')
-    for key in ('eval_bsize', 'attention_rows'):
-        if out[key] is not None:
-            c.integer(out[key], key)
+    if out['eval_bsize'] is not None:
+        check_bsize(out['eval_bsize'], where, 'eval_bsize')
+    if out['attention_rows'] is not None:
+        c.integer(out['attention_rows'], 'attention_rows')
     c.spec(out['model'], 'model', models.MODELS.__contains__, models.MODELS.names, models.MODELS.get)
     if out['loss'] is not None:
         c.spec(out['loss'], 'loss', LOSSES.__contains__, LOSSES.names, LOSSES.get)

@@ -16,7 +16,9 @@ from models.loading import require_implicit
 from utils.errors import UserError
 from utils.precision import autocast
 
+from .config import val_sets as val_sets_of
 from .state import forked_rng
+from .step_memory import check_step_memory
 
 # Queries of the training sample sent through the model: enough to exercise every layer.
 PROBE_QUERIES = 64
@@ -38,13 +40,18 @@ def check_model(model: nn.Module, config: dict, where: str) -> None:
                             f'{tuple(p.shape)}); every width must be at least 1')
 
 
-def first_batch(dataset: Dataset, key: str, where: str) -> dict:
+def first_batch(dataset: Dataset, key: str, where: str, batch_size: int = 1) -> dict:
     """Item 0 of a wrapped dataset as a batch of one, after the wrapper checked every item's size
     from the headers (check_items: a late image too small for the crop would otherwise stop the
-    run after its folder exists); failures name the config key."""
+    run after its folder exists) and, for batches of several items, that they have one size
+    (varying_sizes); failures name the config key."""
     try:
         if hasattr(dataset, 'check_items'):
             dataset.check_items()
+        varying = dataset.varying_sizes() if batch_size > 1 and hasattr(dataset, 'varying_sizes') else None
+        if varying:
+            raise UserError(f'batch_size {batch_size} needs items of one size, but without an inp_size crop '
+                            f'{varying}; use {key}.batch_size 1 or set {key}.wrapper.args.inp_size')
         return default_collate([dataset[0]])
     except UserError as e:
         raise UserError(f'{where}: {key}: {e}') from None
@@ -88,16 +95,21 @@ def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, d
 def probe(model: nn.Module, train_set: Dataset, val_sets: Sequence[tuple[str, Dataset, Optional[str]]],
           norm: DataNorm, config: dict, where: str, device: torch.device) -> None:
     """Check the model, draw item 0 of each dataset (val_sets: (config key, dataset, eval_type))
-    and run it through the model as training and validation will; any failure is a UserError
-    naming the config key and `where`."""
+    and run it through the model as training and validation will, and check that a training step
+    fits this machine (training/step_memory.py); any failure is a UserError naming the config key
+    and `where`."""
     check_model(model, config, where)
     was_training = model.training
     model.eval()
     try:
         with forked_rng(config['seed']):
-            forward_once(model, first_batch(train_set, 'train_dataset', where), norm, device,
-                         config['precision'], where)
-            for key, val_set, eval_type in val_sets:
-                validate_once(model, first_batch(val_set, key, where), norm, config, device, where, key, eval_type)
+            batch_size = config['train_dataset']['batch_size']
+            sample = first_batch(train_set, 'train_dataset', where, batch_size)
+            forward_once(model, sample, norm, device, config['precision'], where)
+            check_step_memory(model, sample, norm, device, config['precision'], batch_size, len(train_set), where)
+            val_sizes = [spec['batch_size'] for _, spec, _ in val_sets_of(config)]
+            for (key, val_set, eval_type), size in zip(val_sets, val_sizes):
+                validate_once(model, first_batch(val_set, key, where, size), norm, config, device, where, key,
+                              eval_type)
     finally:
         model.train(was_training)

@@ -37,6 +37,9 @@ def default_save_path(config_path: Optional[str], name: Optional[str], tag: Opti
     checkpoint's own folder (a resume continues its run, with or without --config); else
     save/_<config stem>. Names and tags are one path component (check_run_name)."""
     if name is not None:
+        if tag is not None:
+            raise UserError(f'--tag {tag!r} names a default run folder, and --name {name!r} gives the folder: '
+                            'give one of them')
         return Path(root) / check_run_name(name, '--name')
     if tag is not None:
         if not config_path:

@@ -17,10 +17,12 @@ from datasets.seeding import derive_seed, seed_all
 from inference.eval_config import with_protocol_scale
 from inference.metrics import parse_eval_type
 from inference.norm import DataNorm
+from models.loading import read_checkpoint
 from utils.checkpoints import load_checkpoint, save_checkpoint
 from utils.device import parse_gpus, resolve_device
 from utils.errors import UserError
 from utils.files import WriteError, refuse_inputs
+from utils.images import physical_memory
 from utils.precision import check_precision
 
 from .config import OPTIMIZERS, val_sets
@@ -71,11 +73,25 @@ def pick_device(gpu: Optional[str], env: DistEnv) -> tuple[torch.device, list[in
     return device, parse_gpus(gpu) if device.type == 'cuda' else []
 
 
+# Bytes per parameter a training holds: fp32 weights, their gradients and Adam's two moments.
+TRAIN_BYTES_PER_PARAM = 16
+
+
 def build_model(config: dict, where: str) -> nn.Module:
-    """models.make(config['model']); wrong args are a UserError naming the file."""
+    """models.make(config['model']), first built on the meta device (no memory) to count its
+    parameters: a model whose training state exceeds this machine's memory (hidden_list
+    [100000, 100000]) is refused before anything is allocated. Wrong args are a UserError naming
+    the file."""
     try:
         with warnings.catch_warnings():  # a width of 0 is refused as one line (training/probe.py)
             warnings.filterwarnings('ignore', 'Initializing zero-element tensors')
+            with torch.device('meta'):
+                count = sum(p.numel() for p in models.make(config['model']).parameters())
+            memory = physical_memory()
+            if memory is not None and count * TRAIN_BYTES_PER_PARAM > memory:
+                raise UserError(f'args: {count:,} parameters need {count * TRAIN_BYTES_PER_PARAM / 2 ** 30:,.0f} GiB to '
+                                f'train (weights, gradients, optimizer state), over the {memory / 2 ** 30:.0f} GiB '
+                                'of this machine')
             return models.make(config['model'])
     except UserError as e:
         raise UserError(f'{where}: model: {e}') from None
@@ -150,7 +166,7 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         config = {**config, 'init': str(init) if init else None}
     elif config['init'] is None:  # a resumed run keeps saying where its weights started
         config = {**config, 'init': (ckpt.get('config') or {}).get('init')}
-    init_ckpt = load_checkpoint(init) if ckpt is None and init else None
+    init_ckpt = read_checkpoint(init) if ckpt is None and init else None  # ours, or OpenMMLab's format
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
@@ -174,6 +190,10 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         if init_ckpt is not None:
             note = init_weights(model, init_ckpt, init, config)
             source = init_record(init, init_ckpt)
+            trained, used = DataNorm.from_checkpoint(init_ckpt, init), DataNorm.from_config(config['data_norm'])
+            if trained != used:  # e.g. OpenMMLab's EDSR-LIIF (DIV2K mean, div 1) into a 0.5 / 0.5 config
+                note += (f'; note: it was trained with data_norm {trained.describe()}, this config uses '
+                         f'{used.describe()} (set the config\'s data_norm to match to fine-tune it)')
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
     ema = EMA(model, config['ema']) if config['ema'] is not None else None
     if ema is not None and ckpt is not None:

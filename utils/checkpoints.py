@@ -92,9 +92,10 @@ def verify_archive(path: Path) -> None:
                         'bad copy); use another copy')
 
 
-def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
-    """Read a checkpoint without executing code; returns the dict, after checking that
-    ckpt['model'] holds name, args and sd. Every failure is a one-line UserError."""
+def read_checkpoint_file(path: PathLike, map_location='cpu'):
+    """What a checkpoint file holds, read without executing code (weights_only) after its
+    archive's checksums are verified; any format (models/loading.py reads foreign ones). Every
+    failure is a one-line UserError."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f'checkpoint not found: {path}')
@@ -115,19 +116,31 @@ def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
     except Exception as e:  # a garbage file can fail anywhere inside the unpickler
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f'{path}: not a PyTorch checkpoint ({msg})') from None
+    # Unpickling can build shared or self-referencing lists: bounded as YAML configs are (tensors
+    # count as one value; a checkpoint holds at most a few thousand of them and their states).
+    check_value_graph(ckpt, str(path), max_values=MAX_CHECKPOINT_VALUES)
+    return ckpt
+
+
+def check_release_format(ckpt, path: PathLike) -> dict:
+    """ckpt, or a UserError unless it is a dict whose 'model' holds name, args and sd."""
     spec = ckpt.get('model') if isinstance(ckpt, dict) else None
     if not (isinstance(spec, dict) and isinstance(spec.get('name'), str)
             and isinstance(spec.get('args', {}), dict) and isinstance(spec.get('sd'), dict)):
         raise UserError(f"{path}: not a LIIF checkpoint (expected a dict whose 'model' holds "
                         "'name', 'args' and 'sd')")
-    # Unpickling can build shared or self-referencing lists: bounded as YAML configs are (tensors
-    # count as one value; a checkpoint holds at most a few thousand of them and their states).
-    check_value_graph(ckpt, str(path), max_values=MAX_CHECKPOINT_VALUES)
     bad = [k for k, v in spec['sd'].items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
     if bad:
         raise UserError(f"{path}: not a LIIF checkpoint: model.sd[{bad[0]!r}] is a "
                         f"{type(spec['sd'][bad[0]]).__name__}, expected a tensor named by a string")
     return ckpt
+
+
+def load_checkpoint(path: PathLike, map_location='cpu') -> dict:
+    """Read a checkpoint in this project's (the LIIF release's) format without executing code;
+    returns the dict, after checking that ckpt['model'] holds name, args and sd. Every failure is
+    a one-line UserError. (models/loading.read_checkpoint also takes OpenMMLab's files.)"""
+    return check_release_format(read_checkpoint_file(path, map_location), path)
 
 
 class _WatchedFile:

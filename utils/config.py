@@ -5,6 +5,7 @@ import inspect
 import math
 import numbers
 import re
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -179,14 +180,31 @@ def yaml_float(text: str) -> str:
     return f'{mantissa}e{exponent}'
 
 
-def _bool_annotation(annotation: Any) -> bool:
-    """Whether a parameter annotation says bool (or Optional[bool]), also as a string."""
-    if annotation is bool:
+def _annotated(annotation: Any, typ: type) -> bool:
+    """Whether a parameter annotation says `typ` (or Optional[typ]), also as a string."""
+    if annotation is typ:
         return True
     if isinstance(annotation, str):
-        return annotation.replace(' ', '').replace('typing.', '') in ('bool', 'Optional[bool]', 'bool|None', 'None|bool')
+        n = typ.__name__
+        return annotation.replace(' ', '').replace('typing.', '') in (n, f'Optional[{n}]', f'{n}|None', f'None|{n}')
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):  # list[int] is no int
+        return False
     args = typing.get_args(annotation)
-    return bool in args and set(args) <= {bool, type(None)}
+    return typ in args and set(args) <= {typ, type(None)}
+
+
+def _bool_annotation(annotation: Any) -> bool:
+    """Whether a parameter annotation says bool (or Optional[bool]), also as a string."""
+    return _annotated(annotation, bool)
+
+
+def integer_params(factory: Callable) -> list[str]:
+    """The parameters of `factory` annotated int (or Optional[int]): counts and sizes."""
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if _annotated(p.annotation, int)]
 
 
 def boolean_params(factory: Callable) -> dict[str, bool]:
@@ -254,12 +272,17 @@ class Checker:
         return value
 
     def factory_args(self, factory: Callable, args: Any, key: str) -> None:
-        """The arguments `args` of `factory` that take a boolean (boolean_params) are booleans."""
+        """The arguments `args` of `factory` that take a boolean (boolean_params) are booleans,
+        those annotated int (integer_params: counts and sizes) integers >= 0 (or None): Python
+        would take range(-1) as no blocks at all."""
         if not isinstance(args, dict):
             return
         for name, optional in boolean_params(factory).items():
             if name in args:
                 self.boolean(args[name], f'{key}.{name}', optional)
+        for name in integer_params(factory):
+            if args.get(name) is not None:
+                self.integer(args[name], f'{key}.{name}', minimum=0)
 
     def integer(self, value: Any, key: str, minimum: int = 1, maximum: Optional[int] = None) -> int:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool) and type(value).__module__ == 'numpy':

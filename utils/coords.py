@@ -16,9 +16,15 @@ def axis_centres(n: int, span: Sequence[float] = (-1, 1), start: int = 0, stop: 
     [span[0], span[1]]: float32 (stop - start,). Every entry is computed by the same float32
     operations whatever start and stop are, so a slice equals that slice of the whole axis bit for
     bit (a band or a region of an output queries exactly the points of the full grid)."""
+    # The paper's code: a float32 arange times 2r, plus v0 + r, the scalars in float64 rounded once
+    # to float32 (what torch does with Python scalars). The size is made a float64 tensor so that an
+    # exported graph, where it is symbolic, computes the same values (a symbolic size's Python
+    # arithmetic would be float32; docs/design.md §11): models whose outputs jump at ulp-level
+    # differences (HIIF's bits, nearest picks) see exactly these values in every runtime.
     v0, v1 = span
-    r = (v1 - v0) / (2 * n)
-    return v0 + r + (2 * r) * torch.arange(start, n if stop is None else stop, device=device).float()
+    r = (v1 - v0) / (2 * torch.scalar_tensor(n, dtype=torch.float64, device=device))
+    steps = torch.arange(start, n if stop is None else stop, device=device).float()
+    return (v0 + r).float() + (2 * r).float() * steps
 
 
 def make_coord(shape: Sequence[int], ranges: Optional[Sequence[Sequence[float]]] = None,
@@ -73,14 +79,22 @@ def sample_bilinear(img: Tensor, coord: Tensor) -> Tensor:
     return out[:, :, 0, :].permute(0, 2, 1)
 
 
+def cell_positions(hw: Sequence[int], top_left: bool = False, flatten: bool = True, device=None) -> Tensor:
+    """Centres (or, with top_left, top-left corners) of the cells of an (h, w) grid: (h*w, 2)
+    row-major, or (h, w, 2) without flatten."""
+    h, w = hw
+    coord = make_coord((h, w), flatten=False, device=device)  # (h, w, 2)
+    if top_left:  # minus (1/h, 1/w), float64 rounded to float32 as in make_coord
+        half = 1 / torch.stack([torch.scalar_tensor(n, dtype=torch.float64, device=device) for n in (h, w)])
+        coord -= half.float()
+    return coord.view(-1, 2) if flatten else coord
+
+
 def latent_centres(feat: Tensor, top_left: bool = False) -> Tensor:
     """Centres (or, with top_left, top-left corners) of the latent cells of feat (B, C, h, w),
     as a grid (B, 2, h, w) for `sample_nearest`."""
     b, _, h, w = feat.shape
-    coord = make_coord((h, w), flatten=False, device=feat.device)  # (h, w, 2)
-    if top_left:
-        coord[..., 0] -= 1 / h
-        coord[..., 1] -= 1 / w
+    coord = cell_positions((h, w), top_left, flatten=False, device=feat.device)  # (h, w, 2)
     return coord.permute(2, 0, 1).unsqueeze(0).expand(b, 2, h, w)
 
 
@@ -94,16 +108,25 @@ def unfold3x3(feat: Tensor) -> Tensor:
 def shift_coord(coord: Tensor, dr: float, dc: float, hw: Sequence[int], eps: float) -> Tensor:
     """coord (..., 2) moved by dr latent rows and dc latent cols of an (h, w) grid, (1/h, 1/w)
     per unit, plus eps on both axes; clamped to [-1 + 1e-6, 1 - 1e-6] (docs/design.md §2.1 step 4)."""
-    coord_ = coord.clone()
-    coord_[..., 0] += dr / hw[0] + eps
-    coord_[..., 1] += dc / hw[1] + eps
+    # Built out of place (no in-place writes to slices, which an exported graph turns into scatters).
+    coord_ = torch.stack([coord[..., 0] + (dr / hw[0] + eps), coord[..., 1] + (dc / hw[1] + eps)], dim=-1)
     return coord_.clamp_(-1 + 1e-6, 1 - 1e-6)
 
 
 def to_latent_units(delta: Tensor, hw: Sequence[int]) -> Tensor:
     """A (row, col) offset or size (..., 2) in [-1, 1] units -> in units of one latent cell's
     half-width: row times h, col times w. Used for rel_coord and rel_cell."""
-    out = delta.clone()
-    out[..., 0] *= hw[0]
-    out[..., 1] *= hw[1]
-    return out
+    return torch.stack([delta[..., 0] * hw[0], delta[..., 1] * hw[1]], dim=-1)
+
+
+def resampled_centres(hw: Sequence[int], size: Sequence[int], batch: int = 1, device=None) -> Tensor:
+    """The latent centres of an (h, w) grid, make_coord's table, resampled bilinearly to a grid of
+    `size` (F.interpolate, align_corners=False): (batch, size[0] * size[1], 2), row-major. Inside,
+    these are the centres of a `size` grid (up to rounding); rows and columns within half a latent
+    cell of the border are clamped to the outermost latent centres. CMSR's level grids
+    (docs/design.md §2.7): computed exactly so, as the release does, the clamped bottom/right rows
+    land on (or one ulp off) the last centre row, which decides their ensemble weights."""
+    centres = make_coord(hw, flatten=False, device=device).permute(2, 0, 1).unsqueeze(0)  # (1, 2, h, w)
+    grid = F.interpolate(centres.expand(batch, 2, *hw), size=tuple(size), mode='bilinear',
+                         align_corners=False)  # (batch, 2, H', W')
+    return grid.permute(0, 2, 3, 1).reshape(batch, -1, 2)

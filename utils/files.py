@@ -160,11 +160,12 @@ def check_writable(path: PathLike, what: str = 'output') -> None:
 
 def is_within(path: PathLike, folder: PathLike) -> bool:
     """Whether `path` (existing or not) is `folder` or lies anywhere below it, symlinks resolved
-    and the folder recognised under any of its names (samefile on each of path's ancestors)."""
+    and the folder recognised under any of its names (samefile on each of path's ancestors); a
+    folder not made yet is compared by its resolved name."""
     try:
         folder_stat = os.stat(folder)
     except OSError:
-        return False
+        return Path(folder).resolve() in (Path(path).resolve(), *Path(path).resolve().parents)
     for parent in (Path(path).resolve(), *Path(path).resolve().parents):
         try:
             st = os.stat(parent)

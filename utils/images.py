@@ -34,6 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import UserError
 from .files import atomic_write
 from .pixels import by_range, deep_to_image, from_16bit, sixteen_bit_channels
+from .png_chunks import metadata_after_pixels
 
 # Files the datasets and demo.py treat as images (by extension).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -100,17 +101,26 @@ def split_channels(img: Image.Image, what: str = 'the image') -> LoadedImage:
     return LoadedImage(np.array(img if img.mode == 'RGB' else img.convert('RGB')), alpha, False, mode)
 
 
+def _header_exif(img: Image.Image) -> Image.Exif:
+    """The EXIF of an opened image without decoding its pixels. PIL's PNG getexif() decodes the
+    whole image to reach chunks that may follow the pixels; the chunk headers say whether any does
+    (utils/png_chunks.py), and only then is it called. A PNG cut short is an OSError."""
+    if img.format == 'PNG' and 'exif' not in img.info and img.tile:
+        if not metadata_after_pixels(img.fp, img.tile[0][2]):  # tile: (codec, box, offset, mode)
+            return Image.Image.getexif(img)  # EXIF and XMP of the chunks already parsed
+    return img.getexif()
+
+
 def image_size(path, what: str = 'image') -> tuple[int, int]:
     """(H, W) of an image file as read_image returns it (EXIF orientation applied), from its header
-    alone; a UserError naming the file when it cannot be read. (A PNG's EXIF is taken from the
-    chunks before its pixel data: PIL's getexif would decode the whole image to look after them.)"""
+    alone (a PNG's chunk headers too: one cut short is found here); a UserError naming the file
+    when it cannot be read."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             with Image.open(path) as img:
                 w, h = img.size
-                header_only = img.format == 'PNG' and 'exif' not in img.info
-                orientation = None if header_only else img.getexif().get(0x0112)
+                orientation = _header_exif(img).get(0x0112)
     except (OSError, ValueError, SyntaxError, UnidentifiedImageError) as e:
         msg = ' '.join(str(e).split()) or type(e).__name__
         raise UserError(f'cannot read {what} {path} ({msg})') from None
