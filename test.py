@@ -8,8 +8,9 @@ bicubic), border 3, Y`). The last line printed is `result: <mean PSNR>` (the pap
 the same; the benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes
 per-image and mean values as JSON, with their provenance: the checkpoint (path, epoch, a 12-digit
 sha256 of the file, model family and encoder) and the protocol's parts. `--set KEY.PATH=VALUE`
-overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose encoder has an attention window (SwinIR) are evaluated on
-inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
+overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose
+encoder has an attention window (SwinIR) are evaluated on inputs mirror-padded to the window, as the
+LTE authors do (--window). A test config may set
 `cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S;
 without it, a model's own clip applies (LMF: 4, as its authors evaluate). `--cmsr TABLES.yaml`
 renders an LMF model with CMSR, its authors' approximation beyond x4 (configs/cmsr/), the whole

@@ -45,11 +45,14 @@ def spec_scale(spec: dict, protocol: Protocol):
 def protocol_line(spec: dict, protocol: Protocol, cell_scale_max: Optional[float] = None,
                   window: Optional[int] = None, attention_rows: Union[int, str, None] = None) -> str:
     """One line, e.g. 'x2.5: LR made on the fly (PIL bicubic), border 3, Y' (+ ', cell clip at x4',
-    ', window 8', ', attention over blocks of 8 rows' / 'over the whole image' when they apply;
+    ', window 8', ', attention over blocks of 8 rows' / 'over the whole image', ', prediction rounded to
+    8 bits' when they apply;
     attention_rows: rows per group, 'whole', or None for models whose queries are independent)."""
     scale = spec_scale(spec, protocol)
     parts = [lr_source(spec)['text'], f'border {protocol.crop}' if protocol.crop else 'all pixels',
              'Y' if protocol.luminance else 'RGB']
+    if protocol.quantized:
+        parts.append('prediction rounded to 8 bits')
     if cell_scale_max is not None:
         parts.append(f'cell clip at x{cell_scale_max:g}')
     if window:

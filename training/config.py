@@ -83,8 +83,9 @@ def _check_val_datasets(c: Checker, value: Any) -> None:
 
 
 def _check_eval_type(c: Checker, value: Any, key: str) -> None:
+    c.string(value, key)
     try:
-        parse_eval_type(c.string(value, key))
+        parse_eval_type(value)
     except UserError as e:
         c.fail(key, str(e))
 
