@@ -11,7 +11,10 @@ Sizes are always height x width. Output size: --scale S (or SY,SX) gives round(H
 round(W * SX), halves rounded up, at least 1 pixel; --resolution HxW (or H,W) gives exactly that.
 Inputs: files, folders (their images, sorted) and glob patterns. One input without --output: the
 result goes next to it as <stem>_x<S>.<ext> (or <stem>_<H>x<W>.<ext>); with several inputs
---output is a folder that receives those names. Lossy formats (.jpg, .webp) are written at
+--output is a folder that receives those names. `{model}` in --output is replaced by the model's
+name (its checkpoint stem, with its run folder for epoch-*.pth: `--output out/{model}/`). An
+existing output is never replaced without --overwrite: every output is checked before anything is
+rendered. The model used (checkpoint, family, data_norm) is printed once. Lossy formats (.jpg, .webp) are written at
 --quality (default 95), PNG at --png-compression (zlib level, default 4). Inputs over 4
 megapixels (MAX_INPUT_MEGAPIXELS, checked from the header before decoding) and outputs over 500
 megapixels need --force; sizes no format or no memory can hold are refused even then. A bad input is one line and exit status 2; with several inputs the others
@@ -31,8 +34,9 @@ from inference.options import MAX_BSIZE
 from inference.groups import group_note, parse_attention_rows
 from inference.upscale import BACKENDS, BUNDLED_MODEL, Upscaler
 from inference.window import resolve_window
+from utils.checkpoints import checkpoint_label
 from utils.errors import ArgumentParser, UserError, run_cli
-from utils.files import check_output
+from utils.files import check_output, refuse_existing
 from utils.images import IMAGE_EXTENSIONS, is_image_name
 from utils.precision import PRECISIONS
 
@@ -60,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='what runs the model: pytorch (a checkpoint), or onnxruntime (an exported .onnx file; '
                         'CPU, fp32, the same tiling, chunks and bands)')
     p.add_argument('--output', help='output image (one input; the format follows the extension), or a '
-                                    'folder for several inputs')
+                                    "folder for several inputs; '{model}' is replaced by the model's name")
+    p.add_argument('--overwrite', action='store_true', help='replace outputs that exist (refused otherwise)')
     p.add_argument('--quality', type=int, default=95, help='quality of lossy outputs (.jpg, .webp), 1-100')
     p.add_argument('--png-compression', type=int, default=4,
                    help="zlib level of PNG outputs, 0-9 (default 4: 2.8x faster to write than PIL's 6 for "
@@ -165,6 +170,18 @@ def plan_outputs(inputs: list[Path], output: Optional[str], scale, resolution) -
     return outs
 
 
+MODEL_PLACEHOLDER = '{model}'
+
+
+def fill_model_name(output: Optional[str], model: Optional[str]) -> Optional[str]:
+    """--output with every '{model}' replaced by the model's name (utils.checkpoints.checkpoint_label,
+    '/' as '-': one path component)."""
+    if output is None or MODEL_PLACEHOLDER not in output:
+        return output
+    name = checkpoint_label(model if model is not None else DEFAULT_MODEL).replace('/', '-')
+    return output.replace(MODEL_PLACEHOLDER, name)
+
+
 def _note(msg: str) -> None:
     print(f'note: {msg}', file=sys.stderr)
 
@@ -186,16 +203,20 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     if not 0 <= args.png_compression <= 9:
         raise UserError(f'--png-compression must be from 0 to 9, got {args.png_compression}')
     inputs = expand_inputs(args.input)
-    outputs = plan_outputs(inputs, args.output, scale, resolution)
+    outputs = plan_outputs(inputs, fill_model_name(args.output, args.model), scale, resolution)
     protected = {}
-    for inp, out in zip(inputs, outputs):
+    for inp, out in zip(inputs, outputs):  # every output checked before any is rendered
         protected[out] = {f'input {other}': other for other in inputs if other != inp}
         check_output(out, {'input': inp, 'model checkpoint': args.model or DEFAULT_MODEL, 'CMSR tables': args.cmsr,
                            **protected[out]}, 'output')
+        if not args.overwrite:
+            refuse_existing(out, 'output', 'pass --overwrite to replace it, or name another --output; '
+                                           "'{model}' in --output adds the model's name")
 
     upscaler = Upscaler.load(args.model, args.gpu, backend=args.backend, precision=args.precision,
                              window=args.window, tile=args.tile, bsize=args.bsize,
                              progress=len(inputs) == 1, attention_rows=attention_rows, cmsr=args.cmsr)
+    print(f'model: {upscaler.describe()}')
     if group_note(upscaler.model, attention_rows):
         _note(group_note(upscaler.model, attention_rows))
     written, failed = [], []
@@ -205,7 +226,7 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
         try:
             out_hw, note = upscaler.upscale_file(inp, out, scale, resolution, args.quality, args.force,
                                                  MAX_INPUT_MEGAPIXELS, MAX_MEGAPIXELS, args.png_compression,
-                                                 protect=protected[out])
+                                                 overwrite=args.overwrite, protect=protected[out])
         except UserError as e:
             if len(inputs) == 1:
                 raise

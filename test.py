@@ -3,10 +3,14 @@
     python test.py --config configs/test/test-div2k-4.yaml --model save/edsr-baseline-liif.pth
     python test.py --config configs/test/test-set5-2.yaml --model bicubic --data-root load/sample
 
-The last line printed is `result: <mean PSNR>` (the paper's script prints the same; the
-benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes per-image and
-mean values as JSON. Models whose encoder has an attention window (SwinIR) are evaluated on
-inputs mirror-padded to the window, as the LTE authors do (--window). A test config may set
+The protocol actually used is printed first, in one line (e.g. `x2.5: LR made on the fly (PIL
+bicubic), border 3, Y`). The last line printed is `result: <mean PSNR>` (the paper's script prints
+the same; the benchmark scripts parse it), preceded by `ssim: <mean SSIM>`. `--out` writes
+per-image and mean values as JSON, with their provenance: the checkpoint (path, epoch, a 12-digit
+sha256 of the file, model family and encoder) and the protocol's parts. `--set KEY.PATH=VALUE`
+overrides a test-config value (`--cell-scale-max S` is `--set cell_scale_max=S`). Models whose
+encoder has an attention window (SwinIR) are evaluated on inputs mirror-padded to the window, as the
+LTE authors do (--window). A test config may set
 `cell_scale_max: S` (LTE's evaluation option): beyond scale S the decoder gets the cell of scale S;
 without it, a model's own clip applies (LMF: 4, as its authors evaluate). `--cmsr TABLES.yaml`
 renders an LMF model with CMSR, its authors' approximation beyond x4 (configs/cmsr/), the whole
@@ -25,10 +29,11 @@ import sys
 from pathlib import Path
 
 from datasets import spec_inputs
-from inference.eval_config import MAX_WORKERS, item_names, make_loader, read_test_config, target_names
+from inference.eval_config import DATA_ENV, MAX_WORKERS, item_names, make_loader, read_test_config, target_names
 from inference.evaluate import PredictionWriter, evaluate, prepare_image_folder
-from inference.groups import group_note, group_rows, parse_attention_rows
+from inference.groups import WHOLE, attends, group_note, group_rows, parse_attention_rows
 from inference.norm import DataNorm
+from inference.provenance import check_label, checkpoint_record, dataset_name, protocol_record
 from inference.render import resolve_cell_scale_max
 from inference.window import resolve_window
 from models.cmsr import enable_cmsr
@@ -40,7 +45,6 @@ from utils.files import atomic_write_text, check_output, is_within
 from utils.precision import PRECISIONS, check_precision
 
 BICUBIC = 'bicubic'
-DATA_ENV = 'LIIF_DATA'
 
 
 def model_norm(ckpt: dict, model_path: str, config_norm: DataNorm, config: str) -> DataNorm:
@@ -76,6 +80,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='also write each super-resolved image to DIR (a new folder) as an 8-bit PNG named '
                         'after its ground truth (<stem>.png; images sharing a stem are all <stem>_<k>.png, '
                         'k = 1, 2, ... in dataset order)')
+    p.add_argument('--cell-scale-max', type=float, default=None, metavar='S',
+                   help="LTE's cell clip: beyond scale S the decoder gets the cell of scale S (overrides the "
+                        "config's cell_scale_max; same as --set cell_scale_max=S)")
+    p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
+                   help='override one test-config value, typed as YAML (repeatable), e.g. --set eval_bsize=10000')
+    p.add_argument('--label', default=None,
+                   help="the model's name in --out and in results tables (default: the checkpoint's stem, with "
+                        "its run folder for epoch-*.pth; 'bicubic')")
     p.add_argument('--cmsr', metavar='TABLES', default=None,
                    help="LMF models: render beyond x4 with CMSR, the authors' multi-scale approximation, "
                         'using these threshold tables (configs/cmsr/*.yaml, scripts/build_cmsr_tables.py)')
@@ -105,13 +117,16 @@ def main(argv=None) -> dict:
     """Run the evaluation; print `ssim: ...` then `result: <psnr>`; return the JSON summary."""
     args = parse_args(argv)
     resolve_window(args.window, None)  # a malformed --window fails before any work
+    if args.label is not None:
+        check_label(args.label)
     Checker('test.py').integer(args.workers, '--workers', minimum=0, maximum=MAX_WORKERS)
     if args.out and args.save_images and is_within(args.out, args.save_images):
         raise UserError(f'--out {args.out} is inside --save-images {args.save_images}, which holds the '
                         'predicted images only (one could overwrite it); write --out elsewhere')
     attention_rows = parse_attention_rows(args.attention_rows)
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
-    plan = read_test_config(args.config, data_root, DATA_ENV, args.scale)
+    sets = args.set + ([f'cell_scale_max={args.cell_scale_max!r}'] if args.cell_scale_max is not None else [])
+    plan = read_test_config(args.config, data_root, DATA_ENV, args.scale, sets)
     device = resolve_device(args.gpu)
     check_precision(args.precision, device)
     reads = {'--model checkpoint': None if args.model == BICUBIC else args.model, '--config file': args.config,
@@ -119,10 +134,11 @@ def main(argv=None) -> dict:
     if args.out:
         prepare_out(args.out, reads)
     loader = make_loader(plan.spec, args.workers, pin_memory=device.type == 'cuda')
-    model, norm = None, plan.norm
+    model, norm, source = None, plan.norm, None
     if args.model != BICUBIC:
         ckpt, model = load_model_checkpoint(args.model, device)
         norm = model_norm(ckpt, args.model, norm, args.config)
+        source = checkpoint_record(args.model, ckpt, args.label)
         if args.cmsr:
             enable_cmsr(model, args.cmsr)
     elif args.cmsr:
@@ -133,6 +149,11 @@ def main(argv=None) -> dict:
     note = model is not None and group_note(model, attention_rows)
     if note:
         print(f'note: {note}', file=sys.stderr)
+    # The clip actually applied (LMF's own 4 without a configured one); SRNO, HIIF: the grouping.
+    cell_scale_max = resolve_cell_scale_max(model, plan.cell_scale_max) if model is not None else None
+    grouping = (attention_rows or WHOLE) if model is not None and attends(model) else None
+    protocol = protocol_record(plan.spec, plan.protocol, cell_scale_max, window, grouping)
+    print(protocol['text'])  # the protocol actually used, before the numbers
     writer = None
     if args.save_images:
         folder = prepare_image_folder(args.save_images, reads)
@@ -142,13 +163,13 @@ def main(argv=None) -> dict:
                     window=window, cell_scale_max=plan.cell_scale_max, on_image=writer, attention_rows=attention_rows)
     if not rows:
         raise UserError(f'{args.config}: the test dataset is empty')
-    protocol = plan.protocol
     summary = {
-        'config': args.config, 'model': args.model, 'dataset': plan.spec, 'data_root': data_root,
-        'eval_type': protocol.eval_type, 'protocol': protocol.describe(), 'scale': protocol.scale,
-        'border': protocol.crop, 'luminance': protocol.luminance, 'precision': args.precision,
-        'eval_bsize': plan.bsize, 'window': window, 'cmsr': args.cmsr,
-        'cell_scale_max': resolve_cell_scale_max(model, plan.cell_scale_max),
+        'config': args.config, 'sets': args.set, 'model': args.model,
+        'label': source['label'] if source else (args.label or BICUBIC), 'checkpoint': source,
+        'dataset_name': dataset_name(args.config, protocol['scale']), 'dataset': plan.spec, 'data_root': data_root,
+        'protocol': protocol, 'eval_type': protocol['eval_type'], 'scale': protocol['scale'],
+        'border': protocol['border'], 'luminance': protocol['luminance'], 'precision': args.precision,
+        'eval_bsize': plan.bsize, 'window': window, 'cmsr': args.cmsr, 'cell_scale_max': cell_scale_max,
         'attention_rows': group_rows(model, attention_rows) if model is not None else None,
         'num_images': len(rows),
         'mean': {'psnr': statistics.fmean(r['psnr'] for r in rows),

@@ -1,17 +1,24 @@
 """Train LIIF (or Meta-SR, or a plain encoder) from a YAML config.
 
     python train_liif.py --config configs/train-div2k/train_edsr-baseline-liif.yaml
-        [--name N | --tag T] [--gpu 0,1] [--resume CKPT] [--seed S]
-        [--precision fp32|bf16|fp16] [--workers N] [--overwrite]
+        [--name N | --tag T] [--save-root save] [--gpu 0,1] [--resume CKPT] [--seed S]
+        [--precision fp32|bf16|fp16] [--workers N] [--overwrite] [--set KEY.PATH=VALUE ...]
+        [--data-root DIR]
     python train_liif.py --resume save/_train_x/epoch-last.pth        # continue a run (in its folder)
     python train_liif.py --config CONFIG --init released.pth          # fine-tune from a checkpoint's weights
     torchrun --nproc_per_node 4 train_liif.py --config ...              # DistributedDataParallel
 
 Config (checked on load by training/config.py; an unknown, missing or mistyped key is one
-line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4):
+line naming the key and the file; write floats with a dot and signed exponent, 1.0e-4). A config
+may extend others (`_base_: ../train_edsr-baseline-liif.yaml`, resolved against its own folder:
+mappings merge key by key, the file wins; `_delete_: true` in a mapping replaces the base's), and
+`--set key.path=value` (YAML-typed, repeatable) overrides the result; the run folder's config.yaml
+records the resolved config (utils/config_sources.py):
   train_dataset:    {dataset: {name, args}, wrapper: {name, args}, batch_size: int}   (required)
                     batch_size is global: torchrun's N processes take batch_size / N each.
-  val_dataset:      same shape, optional; validated every `epoch_val` epochs (then required).
+  val_dataset:      same shape, optional; validated every `epoch_val` epochs (then required). Or
+                    a list of them, each with an optional `name` and `eval_type`: several
+                    validation sets, the first deciding epoch-best.
   data_norm:        {inp: {sub: [..], div: [..]}, gt: {sub: [..], div: [..]}}, 1 or 3 numbers
                     each (default sub 0, div 1). The loss is L1 in normalised units.
   eval_type:        validation PSNR protocol (div2k-S, benchmark-S, rgb-S; default all pixels).
@@ -31,11 +38,21 @@ line naming the key and the file; write floats with a dot and signed exponent, 1
   precision:        fp32 (default) | bf16 | fp16 (fp16 on CUDA only, with a grad scaler).
   num_workers:      data-loader workers per process (--workers); default min(8, CPUs per process).
                     Samples are seeded one by one (seed, epoch, index): any num_workers, same run.
+  init:             checkpoint whose model weights a new run starts from (as --init); recorded in
+                    config.yaml and, with its file's sha256 and epoch, in every checkpoint.
+  grad_clip:        clip the gradients' global L2 norm to this (default off).
+  ema:              keep an exponential moving average of the weights with this decay, e.g.
+                    0.999 (default off): validated beside the model, saved in every checkpoint
+                    and as ema-last.pth / ema-best.pth (model-only, for test.py and demo.py).
+  progress_seconds: when stdout is not a terminal, a progress line this often (default 30).
+  tensorboard_every: the loss to TensorBoard every so many iterations (default 100; 0 off).
+  val_images:       validation images shown in TensorBoard per validation, bicubic | model |
+                    ground truth (default 2; 0 off).
   loss:             {name, args}, a registered loss (training/losses.py); default l1, the only one
                     shipped (the hook for perceptual / GAN terms).
 
 The run folder (save/<name>, or save/_<config stem>[_<tag>]) gets config.yaml, log.txt,
-tensorboard/ (loss, lr, val PSNR by epoch), epoch-last.pth (after every epoch, and the
+tensorboard/ (loss per epoch and per iteration, lr, val PSNR, validation images), epoch-last.pth (after every epoch, and the
 initial state as epoch 0), epoch-best.pth (best val PSNR) and epoch-<N>.pth. An existing
 run folder is never replaced: resume it, pick another name, or --overwrite moves it to
 <folder>.old-<time> (only a folder holding nothing but a run's files; names are one folder name). A non-finite loss stops the run before the weights are updated; Ctrl-C
@@ -45,15 +62,18 @@ Resuming with a config whose lr, schedule or optimizer args differ follows the c
 the rate is recomputed for the resumed epoch, and the log notes it.
 """
 import argparse
+import os
 from typing import Optional, Sequence
 
+from inference.eval_config import DATA_ENV, rewrite_data_root
 from training.config import check_train_config
 from training.distributed import barrier, dist_env, init_distributed, shutdown
 from training.run_folder import default_save_path
 from training.state import require_training_state
 from training.trainer import pick_device, train
 from utils.checkpoints import load_checkpoint
-from utils.config import check_value_graph, load_yaml
+from utils.config import check_value_graph
+from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import ArgumentParser, UserError, run_cli
 
 
@@ -62,6 +82,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--config', help='training config (YAML); optional with --resume')
     p.add_argument('--name', help='run folder save/NAME (default save/_<config stem>[_TAG])')
     p.add_argument('--tag', help='suffix of the default run folder name')
+    p.add_argument('--save-root', default='save', help='the folder run folders are made in (default save)')
     p.add_argument('--gpu', help="GPUs to use, e.g. '0' or '0,1' (DataParallel), or 'cpu'; default: "
                                  'CUDA if present. Under torchrun use CUDA_VISIBLE_DEVICES instead')
     p.add_argument('--resume', help='checkpoint to continue from, e.g. save/_x/epoch-last.pth (the run '
@@ -71,6 +92,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument('--seed', type=int, help='random seed (overrides the config; default 0)')
     p.add_argument('--precision', choices=('fp32', 'bf16', 'fp16'), help='overrides the config')
     p.add_argument('--workers', type=int, help='data-loader workers per process (overrides the config)')
+    p.add_argument('--set', action='append', default=[], metavar='KEY.PATH=VALUE',
+                   help='override one config value, typed as YAML (repeatable; applied after the file and '
+                        'its _base_ chain, recorded in the run folder\'s config.yaml), e.g. '
+                        '--set optimizer.args.lr=2.0e-4 --set model.args.imnet_spec.args.hidden_list=[128,128]')
+    p.add_argument('--data-root', default=None,
+                   help=f'folder replacing ./load in the config\'s dataset paths (default: ${DATA_ENV} if set), '
+                        'e.g. --data-root /data to read /data/div2k/...; the run\'s config.yaml records the paths used')
     p.add_argument('--overwrite', action='store_true',
                    help='start afresh even if the run folder exists (its contents are moved to '
                         "<folder>.old-<time>, never deleted; refused for a folder holding more than a run's files)")
@@ -81,7 +109,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
     """The run's config (file, or the resumed checkpoint's) with command-line overrides, checked;
     and its name for messages."""
     if args.config:
-        raw, where = load_yaml(args.config), args.config
+        raw, where = load_config(args.config), args.config
     elif args.init:
         raise UserError('--init starts a new run: give --config too (the model in it must match the checkpoint\'s)')
     elif args.resume:
@@ -94,8 +122,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[dict, str]:
     else:
         raise UserError('give --config FILE to start a run, or --resume CKPT to continue one')
     overrides = {'seed': args.seed, 'precision': args.precision, 'num_workers': args.workers,
-                 'resume': args.resume}
-    raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+                 'resume': args.resume, 'init': args.init}
+    raw = {**apply_sets(raw, args.set), **{k: v for k, v in overrides.items() if v is not None}}
+    data_root = args.data_root or os.environ.get(DATA_ENV) or None
+    if data_root:
+        raw = {k: rewrite_data_root(v, data_root) if k in ('train_dataset', 'val_dataset') else v for k, v in raw.items()}
+    where = describe_source(where, args.set)
     return check_train_config(raw, where), where
 
 
@@ -103,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     env = dist_env()
     config, where = resolve_config(args)
-    save_path = default_save_path(args.config, args.name, args.tag, config['resume'])
+    save_path = default_save_path(args.config, args.name, args.tag, config['resume'], root=args.save_root)
     device, gpu_ids = pick_device(args.gpu, env)
     init_distributed(env, device)
     try:

@@ -5,6 +5,7 @@ Kinds: 'div2k' (load/div2k), 'benchmark' (load/benchmark, the EDSR benchmark pac
 Command line: python -m datasets.layout <root> <kind>
 """
 import os
+from pathlib import Path
 
 from utils.errors import ArgumentParser, UserError, run_cli
 
@@ -77,6 +78,30 @@ def check_layout(root: str, kind: str) -> list[str]:
     for name in sets:
         problems += _check_set(os.path.join(bench, name))
     return problems
+
+
+# How each kind of data folder is made (the layout checker below says what is missing).
+MAKE = {'div2k': 'bash scripts/download_data.sh div2k', 'benchmark': 'bash scripts/download_data.sh benchmark',
+        'sample': 'python scripts/prepare_sample_data.py'}
+
+
+def data_hint(path: str) -> str:
+    """What to run when `path` (a dataset folder of a config) is missing: the command that makes
+    its data folder and the layout check, e.g. for load/div2k/DIV2K_train_HR 'get it with `bash
+    scripts/download_data.sh div2k`, check it with `python -m datasets.layout load/div2k div2k`'."""
+    parts = Path(path).parts
+    for i, part in enumerate(parts):
+        if part in MAKE:
+            root = str(Path(*parts[:i + 1]))
+            make, where = MAKE[part], ''
+            if part == 'sample' and root != 'load/sample':
+                make += f' --root {root}'
+            elif part != 'sample' and root != f'load/{part}':
+                where = ' (it writes to load/)'
+            return f'get it with `{make}`{where}, check it with `python -m datasets.layout {root} {part}`'
+        if part.lower() == 'celebahq':
+            return 'make it with `python scripts/prepare_celebahq.py data1024x1024` (README, Train)'
+    return 'the README\'s Data section says how each data folder is made'
 
 
 def main() -> None:

@@ -5,12 +5,14 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from torch.utils.data import DataLoader, Dataset
 
 import datasets
-from utils.config import Checker, load_yaml
+from datasets.layout import data_hint
+from utils.config import Checker
+from utils.config_sources import apply_sets, describe_source, load_config
 from utils.errors import UserError
 
 from .groups import check_attention_rows
@@ -19,6 +21,7 @@ from .norm import DataNorm
 from .options import check_bsize
 
 LOAD_PREFIX = 'load'  # configs name their data ./load/...; a data root replaces this folder
+DATA_ENV = 'LIIF_DATA'  # the environment variable naming a data root (test.py and train_liif.py)
 # Counts no run reaches (the paper's: batch 16, 8 workers), for test and training configs alike:
 # larger ones are mistakes that would hang (a million loader workers) or overflow.
 MAX_BATCH = 1 << 20
@@ -68,11 +71,13 @@ def load_test_spec(cfg: dict, config: str) -> dict:
 
 
 def check_data_paths(spec: dict, config: str, data_root: Optional[str], env_var: str) -> None:
-    """A UserError naming the first folder or split file of `spec` that does not exist."""
+    """A UserError naming the first folder or split file of `spec` that does not exist, and how to
+    make it (datasets.layout.data_hint)."""
     for path in datasets.spec_inputs(spec, caches=False).values():
         if not os.path.exists(path):
             raise UserError(f'dataset folder not found: {path} (config {config}'
-                            + (f', data root {data_root})' if data_root else f'; set --data-root or ${env_var})'))
+                            + (f', data root {data_root}' if data_root else f'; set --data-root or ${env_var}')
+                            + f'); {data_hint(path)}')
 
 
 def per_item(dataset: Dataset, method: str) -> Optional[list]:
@@ -169,9 +174,12 @@ class TestPlan:
     attention_rows: Optional[int] = None
 
 
-def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None) -> TestPlan:
-    """Read and check a test config; with `scale`, evaluate its HR images at that scale instead."""
-    cfg = load_yaml(config)
+def read_test_config(config: str, data_root: Optional[str], env_var: str, scale: Optional[float] = None,
+                     sets: Optional[Sequence[str]] = None) -> TestPlan:
+    """Read and check a test config (its `_base_` chain resolved, then each --set KEY.PATH=VALUE of
+    `sets` applied); with `scale`, evaluate its HR images at that scale instead."""
+    cfg = apply_sets(load_config(config), sets)
+    config = describe_source(config, sets)
     spec = rewrite_data_root(load_test_spec(cfg, config), data_root)
     check_data_paths(spec, config, data_root, env_var)
     protocol = parse_eval_type(cfg.get('eval_type'))
@@ -184,7 +192,9 @@ def read_test_config(config: str, data_root: Optional[str], env_var: str, scale:
         check_bsize(bsize, config, 'eval_bsize')
     clip = cfg.get('cell_scale_max')
     if clip is not None:
-        Checker(config).number(clip, 'cell_scale_max', positive=True)
+        c = Checker(config)
+        if c.number(clip, 'cell_scale_max', positive=True) < 1:
+            c.fail('cell_scale_max', f'expected a scale >= 1 (the cell of a larger scale is clipped to it), got {clip:g}')
     rows = check_attention_rows(cfg.get('attention_rows'), f'{config}: attention_rows')
     return TestPlan(spec, protocol, bsize, DataNorm.from_config(cfg.get('data_norm'), config), clip, rows)
 

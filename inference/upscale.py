@@ -9,9 +9,9 @@
 
     up = Upscaler.load('model.onnx', backend='onnxruntime')           # an export (scripts/export_onnx.py)
 
-Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W); with alpha: (H, W, 4), the alpha
-upscaled bicubically), PIL images as PIL images of the same mode family. Rendering is the bounded-
-memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
+Arrays come back as uint8 (H, W, 3) (grayscale input: (H, W), or (H, W, 1) for (H, W, 1); with
+alpha: (H, W, 4), the alpha upscaled bicubically), PIL images as PIL images of the same mode
+family. Rendering is the bounded-memory path of demo.py: tiled encoding for large inputs, chunked queries, bands of rows, and
 mirror padding for window encoders (SwinIR). SRNO and HIIF attend over the whole image
 (`attention_rows` None, computed in bounded memory) or over blocks of that many output rows;
 LMF models render beyond x4 with CMSR given `cmsr=` (a table file or the tables).
@@ -26,12 +26,12 @@ import torch.nn as nn
 from PIL import Image
 
 from models.cmsr import enable_cmsr
-from models.loading import load_model_checkpoint
+from models.loading import describe_family, load_model_checkpoint
 from utils.checkpoints import PathLike
 from utils.device import resolve_device
 from utils.config import Checker
 from utils.errors import UserError
-from utils.files import check_output
+from utils.files import check_output, refuse_existing
 from utils.pixels import array_to_uint8
 from utils.images import (LoadedImage, check_format, check_output_size, compose, output_format, read_image, split_channels,
                           storable_mode, upscale_alpha, write_image)
@@ -57,10 +57,10 @@ OPTIONS = ('precision', 'window', 'tile', 'bsize', 'progress', 'attention_rows',
 
 
 def as_loaded(image: ImageLike) -> LoadedImage:
-    """An array ((H, W), (H, W, 3) or (H, W, 4): uint8, uint16 (/ 257), bool, or float in [0, 1]),
-    a tensor of the same types ((H, W) or (3|4, H, W)) or a PIL image (any mode, read by the rules
-    of utils/images.py) -> the LoadedImage demo.py gets from a file. Values outside the range of
-    their type, NaN, inf and other types are refused (utils/pixels.py), never clipped."""
+    """An array ((H, W), (H, W, 1), (H, W, 3) or (H, W, 4): uint8, uint16 (/ 257), bool, or float in
+    [0, 1]), a tensor of the same types ((H, W) or (1|3|4, H, W)) or a PIL image (any mode, read by
+    the rules of utils/images.py) -> the LoadedImage demo.py gets from a file. Values outside the
+    range of their type, NaN, inf and other types are refused (utils/pixels.py), never clipped."""
     if isinstance(image, Image.Image):
         return split_channels(image, 'the PIL image')
     what = 'the image array'
@@ -72,9 +72,11 @@ def as_loaded(image: ImageLike) -> LoadedImage:
     elif not isinstance(image, np.ndarray):
         raise UserError(f'expected an image: a numpy array, a tensor or a PIL image, got {type(image).__name__}')
     a = image
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]  # (H, W, 1): grayscale
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or a.size == 0:
-        raise UserError(f'{what}: expected shape (H, W), (H, W, 3) or (H, W, 4) (tensors (3|4, H, W)), '
-                        f'got {tuple(a.shape)}')
+        raise UserError(f'{what}: expected shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (tensors '
+                        f'(1|3|4, H, W)), got {tuple(image.shape)}')
     a = array_to_uint8(a, what)
     mode = 'L' if a.ndim == 2 else ('RGB' if a.shape[2] == 3 else 'RGBA')
     return split_channels(Image.fromarray(np.ascontiguousarray(a), mode))
@@ -106,6 +108,7 @@ class Upscaler:
     bsize: int = 30000
     progress: bool = False
     source: Optional[str] = field(default=None, compare=False)  # the checkpoint file, if loaded from one
+    family: str = field(default='model', compare=False)  # 'liif over edsr-baseline', for messages
     attention_rows: Optional[int] = None
     cmsr: Union[str, Path, dict, None] = None  # CMSR tables (a file or the tables), LMF models
 
@@ -113,6 +116,10 @@ class Upscaler:
         self.check_options()
         if self.cmsr is not None:
             enable_cmsr(self.model, self.cmsr)
+
+    def describe(self) -> str:
+        """One line: the checkpoint, its model family and normalisation."""
+        return f"{self.source or 'in-memory model'}: {self.family}, data_norm {self.norm.describe()}"
 
     def check_options(self) -> tuple[Optional[int], Optional[int]]:
         """Validate the rendering options (inference/options.py): precision for the device,
@@ -148,7 +155,8 @@ class Upscaler:
         dev = resolve_device(device, 'device')
         check_precision(options.get('precision', 'fp32'), dev)
         ckpt, model = load_model_checkpoint(path, dev)
-        return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path), **options)
+        return cls(model, DataNorm.from_checkpoint(ckpt, str(path)), dev, source=str(path),
+                   family=describe_family(ckpt['model']), **options)
 
     @classmethod
     def load_onnx(cls, path: Optional[PathLike], device: Optional[str] = None, **options) -> 'Upscaler':
@@ -204,19 +212,22 @@ class Upscaler:
         out_hw = output_size(loaded.rgb.shape[:2], scale, resolution)
         check_output_size(out_hw, None, max_output_megapixels, force)
         out = self.render_loaded(loaded, out_hw)
-        return out if isinstance(image, Image.Image) else np.asarray(out)
+        if isinstance(image, Image.Image):
+            return out
+        a = np.asarray(out)
+        return a[..., None] if a.ndim == 2 and np.ndim(image) == 3 else a  # (H, W, 1) in, (H, W, 1) out
 
     def upscale_file(self, src: PathLike, dst: PathLike, scale: Union[float, Sequence[float], None] = None,
                      resolution: Optional[Sequence[int]] = None, quality: int = 95, force: bool = False,
                      max_input_megapixels: Optional[float] = None, max_output_megapixels: float = 500,
-                     png_compression: int = 4, protect: Optional[Mapping[str, PathLike]] = None
-                     ) -> tuple[tuple[int, int], Optional[str]]:
+                     png_compression: int = 4, overwrite: bool = False,
+                     protect: Optional[Mapping[str, PathLike]] = None) -> tuple[tuple[int, int], Optional[str]]:
         """Read src, upscale it and write dst (format from its extension, lossy ones at `quality`,
         PNG at zlib level `png_compression`: 4 encodes a 1024x1024 photo 2.8x faster than PIL's 6
         for 1% more bytes, benchmarks/bench_png.py), atomically. Returns the output size (H, W) and a note when the format cannot hold the
         image's mode (e.g. JPEG and alpha). Checked before anything is decoded or rendered: dst is
         neither src nor the checkpoint (nor any of `protect`, {what: path}), its folder takes files,
-        its format and the sizes."""
+        it does not exist (unless `overwrite`), its format and the sizes."""
         c = Checker('upscale_file')
         check_path(src, 'src', 'upscale_file')
         check_path(dst, 'dst', 'upscale_file')
@@ -225,6 +236,7 @@ class Upscaler:
         c.integer(quality, 'quality', 1, 100)
         c.integer(png_compression, 'png_compression', 0, 9)
         c.boolean(force, 'force')
+        c.boolean(overwrite, 'overwrite')
         if max_input_megapixels is not None:
             c.number(max_input_megapixels, 'max_input_megapixels', positive=True)
         c.number(max_output_megapixels, 'max_output_megapixels', positive=True)
@@ -234,6 +246,8 @@ class Upscaler:
         tables = self.cmsr if isinstance(self.cmsr, (str, Path)) else None
         check_output(dst, {'input': src, 'model checkpoint': self.source, 'CMSR tables': tables, **(protect or {})},
                      'output')
+        if not overwrite:
+            refuse_existing(dst, 'output', 'pass overwrite=True to replace it')
         image = read_image(src, allow_huge=force, max_megapixels=None if force else max_input_megapixels,
                            hint='; pass --force to read it anyway')
         if window and max_input_megapixels is not None and not force:  # the padded input is what is encoded

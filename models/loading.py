@@ -46,6 +46,21 @@ def _largest_int(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def model_family(spec: dict) -> dict:
+    """{'family': the model's registered name ('liif', 'lte', ...), 'encoder': its encoder's name or
+    None} of a model spec (a checkpoint's 'model'), for result files and messages."""
+    args = spec.get('args') or {}
+    encoder = args.get('encoder_spec') if isinstance(args, dict) else None
+    return {'family': spec.get('name'),
+            'encoder': encoder.get('name') if isinstance(encoder, dict) else None}
+
+
+def describe_family(spec: dict) -> str:
+    """'liif over edsr-baseline' (or just the name for a model without an encoder spec)."""
+    f = model_family(spec)
+    return f"{f['family']} over {f['encoder']}" if f['encoder'] else str(f['family'])
+
+
 def build_model(ckpt: dict, path: PathLike = 'checkpoint', device='cpu') -> nn.Module:
     """`make(ckpt['model'], load_sd=True)` for a dict from load_checkpoint, moved to `device`, in
     eval mode; failures (and non-finite weights) are UserErrors prefixed with `path`. A checkpoint's

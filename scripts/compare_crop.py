@@ -1,13 +1,17 @@
-"""A side-by-side picture for papers and reports: bicubic | model | ground truth on a chosen crop,
-each panel captioned with its PSNR against the ground truth (RGB, over the crop).
+"""A side-by-side picture for papers and reports: bicubic | model ... | ground truth on a chosen crop,
+each panel captioned with its name and PSNR against the ground truth (RGB, over the crop).
 
     python scripts/compare_crop.py --model CKPT --hr hr.png --scale 4 --crop 40,60,48,48 --out fig.png
+    python scripts/compare_crop.py --model LIIF=liif.pth --model LTE=lte.pth --hr hr.png --scale 4 \
+        --crop 40,60,48,48 --out fig.png                                   # bicubic | LIIF | LTE | GT
     python scripts/compare_crop.py --model CKPT --hr hr.png --lr lr_x4.png --crop 40,60,48,48 --zoom 4 --out fig.png
 
 The LR input is --lr, or the HR image cropped to a multiple of --scale and shrunk with PIL's
-bicubic (the data pipeline's resize). The model renders the whole image at the HR size (its
-checkpoint's normalisation, window padding for SwinIR); --crop TOP,LEFT,H,W (height first, HR
-pixels) is then cut from each result and enlarged --zoom times with nearest neighbours.
+bicubic (the data pipeline's resize). Each --model (a checkpoint, or NAME=CHECKPOINT; repeatable;
+default the bundled demo model) renders the whole image at the HR size (its checkpoint's
+normalisation, window padding for SwinIR); its panel is captioned NAME (default: the checkpoint's
+name, utils.checkpoints.checkpoint_label). --crop TOP,LEFT,H,W (height first, HR pixels) is then
+cut from each result and enlarged --zoom times with nearest neighbours.
 """
 import math
 import os
@@ -18,7 +22,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inference.provenance import check_label  # noqa: E402
 from inference.upscale import BUNDLED_MODEL, Upscaler  # noqa: E402
+from utils.checkpoints import checkpoint_label  # noqa: E402
 from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
 from utils.files import check_output  # noqa: E402
 from utils.config import Checker  # noqa: E402
@@ -55,21 +61,30 @@ def panel(crop: np.ndarray, zoom: int, caption: str) -> Image.Image:
     return out
 
 
-def compare(up: Upscaler, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, int, int], zoom: int) -> tuple[Image.Image, dict]:
-    """(figure, {'bicubic': psnr, 'model': psnr}) for uint8 HR (H, W, 3) and LR images."""
+def split_model(item: str) -> tuple[str, str]:
+    """'LTE=save/lte/epoch-best.pth' -> ('LTE', path); a bare path is named by checkpoint_label."""
+    name, sep, path = item.partition('=')
+    if sep and name and '/' not in name and not Path(item).exists():
+        return check_label(name, f'--model {item}: NAME'), path
+    return checkpoint_label(item), item
+
+
+def compare(models: dict, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, int, int],
+            zoom: int) -> tuple[Image.Image, dict]:
+    """(figure, {'bicubic': psnr, name: psnr, ...}) for `models` {name: Upscaler} and uint8 HR
+    (H, W, 3) and LR images: panels bicubic, each model in order, ground truth."""
     top, left, h, w = crop
     if top + h > hr.shape[0] or left + w > hr.shape[1]:
         raise UserError(f'--crop {top},{left},{h},{w} reaches beyond the {hr.shape[0]}x{hr.shape[1]} (HxW) HR image')
     size = hr.shape[:2]
-    results = {'bicubic': np.asarray(Image.fromarray(lr).resize((size[1], size[0]), Image.BICUBIC)),
-               'model': up(lr, resolution=size)}
+    results = {'bicubic': np.asarray(Image.fromarray(lr).resize((size[1], size[0]), Image.BICUBIC))}
+    for name, up in models.items():
+        results[name] = up(lr, resolution=size)
     gt = hr[top:top + h, left:left + w]
-    cuts = {k: v[top:top + h, left:left + w] for k, v in results.items()}
-    psnrs = {k: crop_psnr(v, gt) for k, v in cuts.items()}
-    panels = [panel(cuts['bicubic'], zoom, f'bicubic {psnrs["bicubic"]:.2f} dB'),
-              panel(cuts['model'], zoom, f'model {psnrs["model"]:.2f} dB'),
-              panel(gt, zoom, 'ground truth')]
-    fig = Image.new('RGB', (sum(p.width for p in panels) + GAP * 2, panels[0].height), 'white')
+    psnrs = {k: crop_psnr(v[top:top + h, left:left + w], gt) for k, v in results.items()}
+    panels = [panel(v[top:top + h, left:left + w], zoom, f'{k} {psnrs[k]:.2f} dB') for k, v in results.items()]
+    panels.append(panel(gt, zoom, 'ground truth'))
+    fig = Image.new('RGB', (sum(p.width for p in panels) + GAP * (len(panels) - 1), panels[0].height), 'white')
     x = 0
     for p in panels:
         fig.paste(p, (x, 0))
@@ -79,7 +94,9 @@ def compare(up: Upscaler, hr: np.ndarray, lr: np.ndarray, crop: tuple[int, int, 
 
 def main(argv=None) -> dict:
     p = ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--model', help='checkpoint (default: the bundled demo model)')
+    p.add_argument('--model', action='append', default=[],
+                   help='checkpoint or NAME=CHECKPOINT, repeatable: one panel each, in order (default: the bundled '
+                        'demo model)')
     p.add_argument('--hr', required=True, help='the ground-truth image')
     p.add_argument('--lr', help='the LR input (default: the HR image shrunk by --scale)')
     p.add_argument('--scale', type=float, help='with no --lr: the factor to shrink the HR image by')
@@ -93,11 +110,20 @@ def main(argv=None) -> dict:
         raise UserError('give --lr or --scale (the factor to make the LR input with)')
     if args.zoom < 1:
         raise UserError(f'--zoom must be at least 1, got {args.zoom}')
+    named = [split_model(m) for m in args.model] or [(checkpoint_label(BUNDLED_MODEL), None)]
+    names = [n for n, _ in named]
+    if len(set(names)) < len(names) or 'bicubic' in names:
+        raise UserError(f"--model names must differ from each other and from 'bicubic' (got {', '.join(names)}); "
+                        'name them NAME=CHECKPOINT')
     fmt = output_format(args.out)
     check_format(fmt, args.out)
-    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr, '--model checkpoint': args.model or BUNDLED_MODEL}, '--out')
-    # The figure: three panels of the crop enlarged --zoom times, captioned, side by side.
-    check_output_size((crop[2] * args.zoom + CAPTION, 3 * crop[3] * args.zoom + 2 * GAP), fmt, MAX_FIGURE_MEGAPIXELS, False)
+    check_output(args.out, {'--hr image': args.hr, '--lr image': args.lr,
+                            **{f'--model {n}': path or BUNDLED_MODEL for n, path in named}}, '--out')
+    # The figure: a panel per model, bicubic and the ground truth, each the crop enlarged --zoom times
+    # and captioned, side by side.
+    panels = len(named) + 2
+    check_output_size((crop[2] * args.zoom + CAPTION, panels * crop[3] * args.zoom + (panels - 1) * GAP), fmt,
+                      MAX_FIGURE_MEGAPIXELS, False)
     if args.scale is not None:
         Checker('compare_crop.py').number(args.scale, '--scale', positive=True)
         if not args.scale > 1:
@@ -112,9 +138,10 @@ def main(argv=None) -> dict:
                             f'--scale {args.scale:g}')
         hr = hr[:round(h * args.scale), :round(w * args.scale)]
         lr = np.asarray(Image.fromarray(hr).resize((w, h), Image.BICUBIC))
-    fig, psnrs = compare(Upscaler.load(args.model, args.gpu), hr, lr, crop, args.zoom)
+    models = {n: Upscaler.load(path, args.gpu) for n, path in named}
+    fig, psnrs = compare(models, hr, lr, crop, args.zoom)
     write_image(fig, Path(args.out), fmt)
-    print(f"wrote {args.out}: bicubic {psnrs['bicubic']:.2f} dB, model {psnrs['model']:.2f} dB on the crop")
+    print(f'wrote {args.out}: ' + ', '.join(f'{k} {v:.2f} dB' for k, v in psnrs.items()) + ' on the crop')
     return psnrs
 
 

@@ -7,11 +7,12 @@ or taken), then one table of PSNR / SSIM per test config, parameters and decoder
 
 A comparison config (configs/compare/*.yaml; docs/design.md §5.2) holds
   recipe:            a training config: data, optimizer, schedule, epochs, seed shared by every family
-  recipe_overrides:  top-level keys replacing the recipe's (optional)
+  recipe_overrides:  values laid over the recipe's (optional; merged as `_base_` merges)
   tests:             test configs, one column each: the protocol (test.py's evaluation)
   families:          [{name, model: SPEC | CONFIG}] (the recipe trained with that model, a spec or a
                      training config whose model block is taken) or [{name, checkpoint: FILE}]
-Any other top-level key is free (e.g. a YAML anchor for a shared encoder).
+Any other top-level key is free (e.g. a YAML anchor for a shared encoder). Every config named here
+may extend another with `_base_:` (utils/config_sources.py).
 
 Each family trains in <out>/<name>/; a finished run there (epoch-last.pth at the recipe's epoch_max,
 same model) is taken as it is and an unfinished one resumed, so running the command again only
@@ -45,14 +46,17 @@ from models.loading import load_model_checkpoint  # noqa: E402
 from training.config import check_train_config  # noqa: E402
 from training.trainer import train  # noqa: E402
 from utils.checkpoints import load_checkpoint  # noqa: E402
-from utils.config import Checker, load_yaml  # noqa: E402
+from datasets import spec_inputs  # noqa: E402
+from utils.config import Checker  # noqa: E402
+from utils.config_sources import load_config, merge  # noqa: E402
 from utils.device import resolve_device  # noqa: E402
 from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
-from utils.files import atomic_write_text, check_output  # noqa: E402
+from utils.files import atomic_write_text, check_output, refuse_inputs  # noqa: E402
 
 DATA_ENV = 'LIIF_DATA'
 TIMING_SCALE = 4
 TIMING_BSIZE = 30000
+MAX_TIMING_SIZE = 1024  # the timing input's side (x4: a 16-megapixel output)
 
 
 def slug(name: str) -> str:
@@ -62,7 +66,7 @@ def slug(name: str) -> str:
 
 def read_compare_config(path: str) -> dict:
     """The comparison config, checked (one line per mistake, naming the key and the file)."""
-    cfg = load_yaml(path)
+    cfg = load_config(path)
     c = Checker(path)
     if not isinstance(cfg, dict):
         raise UserError(f'{path}: expected a mapping with recipe, tests and families')
@@ -98,7 +102,7 @@ def family_model(fam: dict) -> dict:
     """A family's model spec: given inline, or the model block of the training config it names."""
     if isinstance(fam['model'], dict):
         return fam['model']
-    cfg = load_yaml(fam['model'])
+    cfg = load_config(fam['model'])
     if not isinstance(cfg, dict) or not isinstance(cfg.get('model'), dict):
         raise UserError(f"{fam['model']}: no model block (family {fam['name']!r})")
     return cfg['model']
@@ -106,10 +110,10 @@ def family_model(fam: dict) -> dict:
 
 def training_config(cfg: dict, fam: dict, where: str) -> dict:
     """The recipe with the family's model and the overrides, checked as train_liif.py checks it."""
-    recipe = load_yaml(cfg['recipe'])
+    recipe = load_config(cfg['recipe'])
     if not isinstance(recipe, dict):
         raise UserError(f"{cfg['recipe']}: expected a training config")
-    merged = {**recipe, **(cfg.get('recipe_overrides') or {}), 'model': family_model(fam)}
+    merged = {**merge(recipe, cfg.get('recipe_overrides') or {}), 'model': family_model(fam)}
     return check_train_config(merged, f"{where} (family {fam['name']}, recipe {cfg['recipe']})")
 
 
@@ -207,8 +211,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     """Train/take, evaluate and time every family; write and print the table; return the rows."""
     args = parse_args(argv)
-    if args.timing_size < 1 or args.repeat < 1:
-        raise UserError(f'--timing-size and --repeat must be at least 1, got {args.timing_size} and {args.repeat}')
+    c = Checker('compare_families.py')
+    c.integer(args.timing_size, '--timing-size', maximum=MAX_TIMING_SIZE)
+    c.integer(args.repeat, '--repeat', maximum=100)
     cfg = read_compare_config(args.config)
     families = cfg['families']
     if args.families:
@@ -217,13 +222,21 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
         if unknown:
             raise UserError(f'--families: unknown {", ".join(unknown)}; known: {", ".join(f["name"] for f in families)}')
         families = [f for f in families if f['name'] in wanted]
+    reads = {}  # everything the comparison reads: no output may be (or lie in) any of it
     for fam in families:  # every training config is checked before anything is read or trained
         if 'model' in fam:
-            training_config(cfg, fam, args.config)
+            config = training_config(cfg, fam, args.config)
+            reads.update({**spec_inputs(config['train_dataset']), **spec_inputs(config['val_dataset'] or {})})
+            if isinstance(fam['model'], str):
+                reads[f"family {fam['name']}'s config"] = fam['model']
+        else:
+            reads[f"family {fam['name']}'s checkpoint"] = fam['checkpoint']
     data_root = args.data_root or os.environ.get(DATA_ENV) or None
     plans = {test_label(t): read_test_config(t, data_root, DATA_ENV) for t in cfg['tests']}
     out = Path(args.out)
-    inputs = {'--config': args.config, 'recipe': cfg['recipe'], **{f'test config {t}': t for t in cfg['tests']}}
+    inputs = {'--config': args.config, 'recipe': cfg['recipe'], **{f'test config {t}': t for t in cfg['tests']},
+              **reads, **{k: v for plan in plans.values() for k, v in spec_inputs(plan.spec).items()}}
+    refuse_inputs(out, inputs, '--out', folder=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

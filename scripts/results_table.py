@@ -1,71 +1,52 @@
-"""A markdown table (datasets x scales, `PSNR / SSIM`) from test.py's JSON results.
+"""One comparison table from test.py's results: rows are models (or variants), columns test set x
+scale, cells PSNR / SSIM, each column's protocol below (inference/results.py).
 
-    python scripts/results_table.py --title "EDSR-baseline-LIIF" Set5:2=out/set5-2.json ...
+    python scripts/results_table.py save/test/_train_liif save/test/_train_lte          # result folders
+    python scripts/results_table.py 'save/test/*/epoch-best' --out cmp.md --out cmp.csv
+    python scripts/results_table.py LIIF=save/a/epoch-best.pth LTE=save/b/epoch-best.pth  # by checkpoint
+    python scripts/results_table.py -c=save/test/abl-c -u=save/test/abl-u --title 'Ablation'
 
-Each entry is ROW:SCALE=FILE. A FILE that does not exist gives an empty cell ('-'); a row
-with no results at all is left out. Columns are the scales in increasing order.
+An argument is a result file, a folder (searched recursively; *.old-* folders of earlier results
+are skipped), a checkpoint (the results under --results-root that recorded its file's hash) or a
+glob of those; NAME=PATH names the row. --out FILE writes .md, .csv or .json (atomically; it may
+be given several times); without --out the markdown goes to stdout.
 """
-import json
 import os
 import sys
-from typing import Optional
+from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from inference.results import Table, find_results  # noqa: E402
 from utils.errors import ArgumentParser, UserError, run_cli  # noqa: E402
+from utils.files import atomic_write_text, check_output  # noqa: E402
+
+FORMATS = {'.md': 'md', '.csv': 'csv', '.json': 'json'}
 
 
-def parse_entry(entry: str) -> tuple[str, float, str]:
-    """'Set5:2=out/set5-2.json' -> ('Set5', 2, 'out/set5-2.json'); scales may be non-integer (2.5)."""
-    try:
-        key, path = entry.split('=', 1)
-        row, scale = key.rsplit(':', 1)
-        value = float(scale)
-        return row, int(value) if value.is_integer() else value, path
-    except ValueError:
-        raise UserError(f'expected ROW:SCALE=FILE (e.g. Set5:2=set5-2.json), got {entry!r}') from None
-
-
-def read_mean(path: str) -> Optional[tuple[float, float]]:
-    """(mean PSNR, mean SSIM) of a test.py --out file, or None if it does not exist."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            mean = json.load(f)['mean']
-        return float(mean['psnr']), float(mean['ssim'])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(f'{path}: not a test.py result file ({type(e).__name__}: {e})') from None
-
-
-def cell(value: Optional[tuple[float, float]]) -> str:
-    """'34.67 / 0.9321', or '-' for a missing result."""
-    return '-' if value is None else f'{value[0]:.2f} / {value[1]:.4f}'
-
-
-def markdown_table(entries: list[tuple[str, float, str]], title: Optional[str] = None) -> str:
-    """The table as markdown: one row per dataset with a result, one column per scale."""
-    rows, scales, values = [], sorted({s for _, s, _ in entries}), {}
-    for row, scale, path in entries:
-        if row not in rows:
-            rows.append(row)
-        values[row, scale] = read_mean(path)
-    rows = [r for r in rows if any(values.get((r, s)) for s in scales)]
-    lines = [f'**{title}**', ''] if title else []
-    lines.append('| Dataset | ' + ' | '.join(f'×{s:g}' for s in scales) + ' |')
-    lines.append('|---|' + '---|' * len(scales))
-    for r in rows:
-        lines.append(f'| {r} | ' + ' | '.join(cell(values.get((r, s))) for s in scales) + ' |')
-    if not rows:
-        lines.append('| (no results) |' + ' |' * len(scales))
-    return '\n'.join(lines)
-
-
-def main(argv=None) -> None:
+def main(argv=None) -> Table:
     p = ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--title', default=None, help='a bold line above the table')
-    p.add_argument('entries', nargs='+', help='ROW:SCALE=FILE')
+    p.add_argument('results', nargs='+', help='[NAME=]result file, folder, checkpoint or glob')
+    p.add_argument('--title', default=None, help="the table's title (default 'PSNR (dB) / SSIM')")
+    p.add_argument('--out', action='append', default=[], help='write the table here (.md, .csv or .json); repeatable')
+    p.add_argument('--results-root', default='save/test', help='where checkpoints\' results are looked for')
     args = p.parse_args(argv)
-    print(markdown_table([parse_entry(e) for e in args.entries], args.title))
+    for out in args.out:
+        if Path(out).suffix.lower() not in FORMATS:
+            raise UserError(f'--out {out}: expected a .md, .csv or .json file')
+    results = find_results(args.results, args.results_root)
+    for out in args.out:
+        check_output(out, {f'result {r.path}': r.path for r in results}, '--out')
+    table = Table.build(results, args.title)
+    for out in args.out:
+        try:
+            atomic_write_text(out, table.render(FORMATS[Path(out).suffix.lower()]))
+        except OSError as e:
+            raise UserError(f'cannot write --out {out} ({e.strerror or e})') from None
+    if not args.out:
+        print(table.markdown(), end='')
+    else:
+        print(f"table of {len(table.rows)} row(s) x {len(table.columns)} column(s): {', '.join(args.out)}")
+    return table
 
 
 if __name__ == '__main__':

@@ -12,7 +12,7 @@ from models.loading import load_model
 from training import trainer
 from training.config import check_train_config
 from utils.checkpoints import load_checkpoint
-from utils.config import load_yaml
+from utils.config_sources import load_config
 from tiny import aliif_spec, tiny_checkpoint
 
 
@@ -81,7 +81,7 @@ def test_sample_config_trains_two_epochs(tmp_path):
         for i in range(n):
             crop = photo[100 * i:100 * i + 80, 60 * i:60 * i + 96]
             Image.fromarray(np.ascontiguousarray(crop)).save(tmp_path / split / f'{i}.png')
-    raw = load_yaml(Path(__file__).parents[1] / 'configs/train-sample/train_tiny-a-liif.yaml')
+    raw = load_config(Path(__file__).parents[1] / 'configs/train-sample/train_tiny-a-liif.yaml')
     raw['train_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'train')
     raw['val_dataset']['dataset']['args']['root_path'] = str(tmp_path / 'val')
     threads = torch.get_num_threads()

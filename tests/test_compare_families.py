@@ -52,6 +52,41 @@ def test_a_family_model_that_cannot_train_stops_before_anything_trains(tmp_path)
     assert not (tmp_path / 'out' / 'liif').exists()
 
 
+def test_configs_with_bases_resolve_and_overrides_merge(tmp_path):
+    """A family named by a training config that extends another (_base_) gets the resolved model,
+    not the file's few lines; the comparison config may extend another; recipe_overrides merge
+    into the recipe's mappings as _base_ does."""
+    (tmp_path / 'child.yaml').write_text(f"_base_: {SHIPPED}\nrecipe_overrides: {{optimizer: {{args: {{lr: 5.0e-4}}}}}}\n"
+                                         "families:\n  - name: LTE\n"
+                                         f"    model: {ROOT / 'configs/train-div2k/train_edsr-baseline-lte.yaml'}\n")
+    cfg = cli.read_compare_config(str(tmp_path / 'child.yaml'))
+    assert cfg['recipe'] == load_yaml(SHIPPED)['recipe'] and len(cfg['families']) == 1
+    train_cfg = cli.training_config(cfg, cfg['families'][0], 'child')
+    lte = load_yaml(ROOT / 'configs/train-div2k/train_edsr-baseline-lte.yaml')['model']
+    assert train_cfg['model']['name'] == 'lte' and train_cfg['model']['args']['hidden_dim'] == lte['args']['hidden_dim']
+    assert train_cfg['model']['args']['encoder_spec']['name'] == 'edsr-baseline'  # from the LTE config's base
+    assert train_cfg['optimizer'] == {'name': 'adam', 'args': {'lr': 5.0e-4}}  # the recipe's name kept
+    assert train_cfg['epoch_max'] == 30
+
+
+def test_out_may_not_be_or_hold_the_data(tmp_path):
+    data = tmp_path / 'sample'
+    for sub in ('HR', 'LR_bicubic/X2', 'LR_bicubic/X3', 'LR_bicubic/X4'):
+        (data / 'benchmark/Sample5' / sub).mkdir(parents=True)
+    for out in (data / 'benchmark', data / 'benchmark/Sample5/HR/runs'):
+        with pytest.raises(UserError, match='--out'):
+            cli.main(['--config', str(SHIPPED), '--out', str(out), '--data-root', str(data),
+                      '--families', 'LIIF', '--gpu', 'cpu'])
+    assert not list((data / 'benchmark/Sample5/HR').iterdir())
+
+
+@pytest.mark.parametrize('flags, message', [(['--timing-size', '100000'], '--timing-size'),
+                                            (['--repeat', '0'], '--repeat')])
+def test_timing_options_are_bounded(tmp_path, flags, message):
+    with pytest.raises(UserError, match=message):
+        cli.main(['--config', str(SHIPPED), '--out', str(tmp_path / 'o'), *flags])
+
+
 @pytest.mark.slow
 def test_comparison_on_the_sample_data(tmp_path, monkeypatch):
     """Every family of the shipped comparison trains (3 epochs here) on the sample data and gets a

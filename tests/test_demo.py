@@ -307,7 +307,7 @@ def test_failed_write_leaves_the_previous_output_untouched(tmp_path, ckpt, capsy
         raise OSError('disk full')
     monkeypatch.setattr(file_io.os, "fsync", broken_fsync)
     before = set(p.name for p in tmp_path.iterdir())
-    assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out], capsys)
+    assert 'disk full' in fails(['--input', inp, '--model', ckpt, '--scale', '2', '--output', out, '--overwrite'], capsys)
     assert out.read_bytes() == b'previous'
     assert_nothing_written(tmp_path, before)
 
@@ -432,12 +432,22 @@ def test_compare_crop_figure(tmp_path):
                           '--crop', '10,20,30,40', '--zoom', '2', '--out', str(tmp_path / 'fig.png'), '--gpu', 'cpu'])
     fig = Image.open(tmp_path / 'fig.png')
     assert fig.size == (3 * 80 + 2 * compare.GAP, 60 + compare.CAPTION)
+    assert list(psnrs) == ['bicubic', 'edsr-baseline-liif-sample']
+    psnrs['model'] = psnrs['edsr-baseline-liif-sample']
     lr = Image.fromarray(hr).resize((24, 24), Image.BICUBIC)
     bicubic = np.asarray(lr.resize((96, 96), Image.BICUBIC))[10:40, 20:60]
     assert psnrs['bicubic'] == pytest.approx(compare.crop_psnr(bicubic, hr[10:40, 20:60]))
     assert math.isfinite(psnrs['model']) and psnrs['model'] > 20
     # The ground-truth panel is the crop itself, enlarged 2x.
     assert np.array_equal(np.asarray(fig)[:60:2, 2 * (80 + compare.GAP):2 * (80 + compare.GAP) + 80:2], hr[10:40, 20:60])
+    # Several models: one panel each, in order, named; the same model twice gives the same PSNR.
+    several = compare.main(['--model', f'A={BUNDLED}', '--model', f'B={BUNDLED}', '--hr', str(tmp_path / 'hr.png'),
+                            '--scale', '4', '--crop', '10,20,30,40', '--out', str(tmp_path / 'fig4.png'), '--gpu', 'cpu'])
+    assert list(several) == ['bicubic', 'A', 'B'] and several['A'] == several['B'] == psnrs['model']
+    assert Image.open(tmp_path / 'fig4.png').width == 4 * 120 + 3 * compare.GAP
+    with pytest.raises(UserError, match='names must differ'):
+        compare.main(['--model', str(BUNDLED), '--model', str(BUNDLED), '--hr', str(tmp_path / 'hr.png'), '--scale',
+                      '4', '--crop', '10,20,30,40', '--out', str(tmp_path / 'f3.png'), '--gpu', 'cpu'])
     with pytest.raises(UserError, match='reaches beyond the 96x96'):
         compare.main(['--hr', str(tmp_path / 'hr.png'), '--scale', '4', '--crop', '90,0,10,10', '--out',
                       str(tmp_path / 'f2.png'), '--gpu', 'cpu'])

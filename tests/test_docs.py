@@ -42,3 +42,18 @@ def test_no_reference_to_documents_outside_the_repository():
     bad = [str(p.relative_to(ROOT)) for p in tracked_text_files()
            if pattern.search(p.read_text(errors='replace'))]
     assert not bad, bad
+
+
+def test_local_links_of_the_markdown_files_resolve():
+    """Every [text](path) of a tracked .md file that is not a URL or an anchor names a file the
+    repository holds (the README's long material lives in docs/)."""
+    bad = []
+    for path in tracked_text_files():
+        if path.suffix != '.md':
+            continue
+        for target in re.findall(r'\]\(([^)\s]+)\)', path.read_text()):
+            if target.startswith(('http://', 'https://', '#', 'mailto:')):
+                continue
+            if not (path.parent / target.split('#')[0]).exists():
+                bad.append(f'{path.relative_to(ROOT)}: {target}')
+    assert not bad, bad

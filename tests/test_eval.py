@@ -210,7 +210,8 @@ def test_missing_dataset_and_bad_eval_type_are_one_line_errors(bench, tmp_path, 
     assert r.returncode == 2 and r.stdout == ''
     assert r.stderr.strip().splitlines() == [
         f"error: dataset folder not found: {bench / 'benchmark/Nowhere/LR_bicubic/X2'} "
-        f"(config {cfg}, data root {bench})"]
+        f"(config {cfg}, data root {bench}); get it with `bash scripts/download_data.sh benchmark` (it writes to "
+        f"load/), check it with `python -m datasets.layout {bench / 'benchmark'} benchmark`"]
     bad = _config(tmp_path, 2, eval_type='benchmark-two', name='bad.yaml')
     with pytest.raises(SystemExit) as e:
         cli.run_cli(lambda: cli.main(['--config', bad, '--model', 'bicubic', '--data-root', str(bench)]))

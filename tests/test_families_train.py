@@ -17,6 +17,7 @@ from training import trainer
 from training.config import check_train_config
 from utils.checkpoints import load_checkpoint
 from utils.config import load_yaml
+from utils.config_sources import load_config
 from script_loader import ROOT
 
 FAMILIES = {
@@ -63,7 +64,7 @@ def test_tiny_config_trains_every_parameter(config, photos, tmp_path):
     """SRNO's, HIIF's (their wrapper, the warm-up + cosine schedule) and LMF's tiny configs train: finite
     loss and validation PSNR, and after 2 epochs every trainable parameter has moved from the run's
     initial weights (the gradient reached it)."""
-    raw = load_yaml(ROOT / 'configs/train-sample' / config)
+    raw = load_config(ROOT / 'configs/train-sample' / config)  # _base_ resolved
     raw['train_dataset']['dataset']['args']['root_path'] = str(photos / 'train')
     raw['val_dataset']['dataset']['args']['root_path'] = str(photos / 'val')
     cfg = check_train_config(raw, config)

@@ -354,9 +354,11 @@ def test_eval_scripts_check_precision_out_dir_and_lock_before_moving_anything(tm
 
 def test_eval_scripts_take_model_paths_starting_with_a_dash(tmp_path):
     (tmp_path / '-m.pth').write_bytes(b'x')
-    proc = subprocess.run(['bash', '-c', f'source {REPO}/scripts/eval_common.sh && eval_setup benchmark -m.pth '
-                                         '&& echo "OUT=$OUT_DIR"'], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, 'DATA_ROOT': 'load/sample'})
+    proc = subprocess.run(['bash', '-c', f'source {REPO}/scripts/eval_common.sh && pick_python && eval_parse -m.pth '
+                                         '&& KIND=benchmark RESULTS_ROOT=save/test WHERE=$(data_root_tag) '
+                                         '&& eval_model "${MODELS[0]}" "" && echo "OUT=$OUT_DIR"'],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, 'DATA_ROOT': 'load/sample', 'PYTHON': sys.executable})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == 'OUT=save/test/-m/benchmark-sample'
     assert test_cli.parse_args(['--config', 'c.yaml', '--model=-m.pth']).model == '-m.pth'

@@ -231,17 +231,23 @@ def test_a_failed_checkpoint_write_is_one_line_in_process(data, tmp_path, capsys
 
 
 def test_tensorboard_events_are_readable_and_written_without_a_thread(data, tmp_path):
-    trainer.train(check_train_config(tiny_raw(data, epoch_max=2), 't'), tmp_path / 'run')
+    trainer.train(check_train_config(tiny_raw(data, epoch_max=2, tensorboard_every=1), 't'), tmp_path / 'run')
     assert not [t for t in threading.enumerate() if 'EventLogger' in type(t).__name__]
     (events,) = (tmp_path / 'run/tensorboard').iterdir()
-    data_bytes, scalars, pos = events.read_bytes(), {}, 0
+    data_bytes, scalars, images, pos = events.read_bytes(), {}, {}, 0
     while pos < len(data_bytes):
         (n,) = struct.unpack('<Q', data_bytes[pos:pos + 8])
         event = Event.FromString(data_bytes[pos + 12:pos + 12 + n])
         pos += 12 + n + 4
         for v in event.summary.value:
-            scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
-    assert sorted(scalars) == ['loss', 'lr', 'psnr'] and [s for s, _ in scalars['loss']] == [1, 2]
+            if v.HasField('image'):
+                images.setdefault(v.tag, []).append((event.step, v.image.width, v.image.height))
+            else:
+                scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+    assert sorted(scalars) == ['loss', 'loss/iteration', 'lr', 'psnr'] and [s for s, _ in scalars['loss']] == [1, 2]
+    assert [s for s, _ in scalars['loss/iteration']] == [1, 2, 3, 4]  # 2 iterations per epoch
+    # Two validation images per validation: bicubic | model | ground truth of the 72x72 centre crop at x4.
+    assert images == {f'val_images/{i}': [(1, 3 * 72 + 4, 72), (2, 3 * 72 + 4, 72)] for i in (0, 1)}
     log = (tmp_path / 'run/log.txt').read_text()
     assert f"loss={scalars['loss'][1][1]:.4f}" in log
 

@@ -167,7 +167,7 @@ def test_demo_backend_onnxruntime_writes_the_pytorch_image(exported, tmp_path):
     lr = tmp_path / 'lr.png'
     Image.fromarray(photo(21, 18)).save(lr)
     for size in (['--scale', '3.7'], ['--resolution', '50x70']):
-        common = ['--input', str(lr), *size, '--tile', '10', '--bsize', '500', '--gpu', 'cpu']
+        common = ['--input', str(lr), *size, '--tile', '10', '--bsize', '500', '--gpu', 'cpu', '--overwrite']
         (a,) = demo.main([*common, '--model', str(exported.ckpt), '--output', str(tmp_path / 'pt.png')])
         (b,) = demo.main([*common, '--backend', 'onnxruntime', '--model', str(exported.onnx),
                           '--output', str(tmp_path / 'ort.png')])

@@ -20,7 +20,7 @@ from models.loading import load_model
 from script_loader import load_script
 from training import trainer
 from training.config import check_train_config
-from utils.checkpoints import load_checkpoint
+from utils.checkpoints import file_digest, load_checkpoint
 from utils.config import load_yaml
 from utils.coords import to_pixel_samples
 from utils.errors import run_cli
@@ -73,6 +73,19 @@ def tiny_raw(data: Path, **overrides) -> dict:
 
 def tiny(data: Path, **overrides) -> dict:
     return check_train_config(tiny_raw(data, **overrides), 'tiny')
+
+
+def interrupt_at_step(monkeypatch, n: int) -> None:
+    """Make training's n-th train_step (counted from 1) raise KeyboardInterrupt, as Ctrl-C would;
+    monkeypatch.undo() puts the real step back."""
+    real_step, calls = training.loop.train_step, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+    monkeypatch.setattr(training.loop, 'train_step', interrupted)
 
 
 def write_config(path: Path, cfg: dict) -> Path:
@@ -170,16 +183,8 @@ def test_resume_equals_uninterrupted(data, tmp_path, monkeypatch, workers):
     full = trainer.train(cfg, tmp_path / 'full')
 
     # Ctrl-C in the middle of epoch 3 (its second step; 2 steps per epoch), after one update.
-    real_step, calls = training.loop.train_step, []
-
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 6:
-            raise KeyboardInterrupt
-        return real_step(*args, **kwargs)
-
     cut = tmp_path / 'cut'
-    monkeypatch.setattr(training.loop, 'train_step', interrupted)
+    interrupt_at_step(monkeypatch, 6)
     with pytest.raises(KeyboardInterrupt):
         trainer.train(cfg, cut)
     monkeypatch.undo()
@@ -325,9 +330,13 @@ def test_init_fine_tunes_from_a_model_only_checkpoint(data, tmp_path, monkeypatc
     code, err = cli(['--config', str(cfg_path), '--name', 'b', '--init', str(tmp_path / 'model.pth')], capsys)
     assert code == 0, err
     log = Path('save/b/log.txt').read_text()
-    assert f'initialised from {tmp_path / "model.pth"} (epoch 1 of its run)' in log
+    digest = file_digest(tmp_path / 'model.pth')
+    assert f'initialised from {tmp_path / "model.pth"} (sha256 {digest}, epoch 1 of its run)' in log
     start = load_checkpoint('save/b/epoch-last.pth')
     assert start['epoch'] == 1  # one epoch of the new run, counted from 0
+    # Where the weights came from: config.yaml and every checkpoint say it.
+    assert load_yaml('save/b/config.yaml')['init'] == str(tmp_path / 'model.pth')
+    assert start['init'] == {'path': str(tmp_path / 'model.pth'), 'digest': digest, 'epoch': 1}
     assert not torch.equal(start['model']['sd']['imnet.layers.0.weight'], exported['model']['sd']['imnet.layers.0.weight'])
     assert cli(['--init', str(tmp_path / 'model.pth')], capsys)[0] == 2  # --init needs --config
     wrong = write_config(tmp_path / 'wrong.yaml', tiny_raw(data, model={'name': 'metasr', 'args': {
@@ -335,6 +344,14 @@ def test_init_fine_tunes_from_a_model_only_checkpoint(data, tmp_path, monkeypatc
     code, err = cli(['--config', str(wrong), '--name', 'c', '--init', str(tmp_path / 'model.pth')], capsys)
     assert code == 2 and "its model is 'liif', the config's is 'metasr'" in err
     assert not Path('save/c').exists()
+    # Another module tree of the same family: the differing model arguments are named.
+    deeper = tiny_raw(data)
+    deeper['model']['args']['encoder_spec']['args']['n_resblocks'] = 3
+    code, err = cli(['--config', str(write_config(tmp_path / 'deeper.yaml', deeper)), '--name', 'd', '--init',
+                     str(tmp_path / 'model.pth')], capsys)
+    assert code == 2 and err.count('\n') == 1, err
+    assert ("its model differs from the config's (model.args, checkpoint vs config: "
+            'encoder_spec.args.n_resblocks 2 vs 3); checkpoint lacks parameters') in err
 
 
 def test_run_config_keeps_the_source_key_order_and_checkpoints_carry_data_norm(data, tmp_path):

@@ -6,7 +6,7 @@ filled in; the loaded mapping is never changed. Every failure is a UserError
 as the *string* '1e-4' (it wants a dot, `1.0e-4` or `1.e-4`), so such strings are refused with
 that hint rather than silently converted.
 """
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -16,7 +16,8 @@ from inference.eval_config import MAX_BATCH, MAX_WORKERS
 from inference.metrics import parse_eval_type
 from inference.options import check_bsize
 from inference.norm import parse_data_norm
-from utils.config import Checker, load_yaml
+from utils.config import Checker
+from utils.config_sources import load_config
 from utils.errors import UserError
 from utils.precision import PRECISIONS
 
@@ -32,6 +33,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 # (the paper's is 1e-4); seeds are 63-bit, what torch's and numpy's generators take.
 MAX_LR = 1.0
 MAX_SEED = 2 ** 63 - 1
+MAX_VAL_IMAGES = 16  # validation images shown in TensorBoard per validation
 # Counts no run reaches (the paper's: 1000 epochs; batch and workers: inference.eval_config).
 MAX_EPOCHS = 10 ** 7
 # Optimizer switches the training loop does not support (they fail only at the first step).
@@ -45,16 +47,60 @@ DEFAULTS: dict[str, Any] = {
     'val_dataset': None, 'data_norm': None, 'eval_type': None, 'eval_bsize': None, 'attention_rows': None,
     'multi_step_lr': None, 'warmup_cosine_lr': None, 'resume': None, 'epoch_val': None, 'epoch_save': None,
     'seed': 0, 'precision': 'fp32', 'num_workers': None, 'loss': None,
+    'init': None, 'grad_clip': None, 'ema': None,
+    'progress_seconds': 30, 'tensorboard_every': 100, 'val_images': 2,
 }
+# Keys of one entry of a val_dataset list (several validation sets; the first decides epoch-best).
+VAL_LIST_KEYS = ('name', 'dataset', 'wrapper', 'batch_size', 'eval_type')
 
 
-def _check_dataset(c: Checker, value: Any, key: str) -> None:
-    c.mapping(value, key, allowed=('dataset', 'wrapper', 'batch_size'),
-              required=('dataset', 'wrapper', 'batch_size'))
+def _check_dataset(c: Checker, value: Any, key: str, allowed: tuple = ('dataset', 'wrapper', 'batch_size')) -> None:
+    c.mapping(value, key, allowed=allowed, required=('dataset', 'wrapper', 'batch_size'))
     for part in ('dataset', 'wrapper'):
         c.spec(value[part], f'{key}.{part}', datasets.DATASETS.__contains__, datasets.DATASETS.names,
                datasets.DATASETS.get)
     c.integer(value['batch_size'], f'{key}.batch_size', maximum=MAX_BATCH)
+
+
+def _check_val_datasets(c: Checker, value: Any) -> None:
+    """val_dataset: one {dataset, wrapper, batch_size}, or a list of them, each with an optional
+    name and eval_type (default: the config's)."""
+    if not isinstance(value, list):
+        _check_dataset(c, value, 'val_dataset')
+        return
+    if not value:
+        c.fail('val_dataset', 'expected a validation set or a non-empty list of them, got []')
+    names = set()
+    for i, item in enumerate(value):
+        key = f'val_dataset[{i}]'
+        _check_dataset(c, item, key, VAL_LIST_KEYS)
+        name = c.string(item.get('name', f'val{i}' if i else 'val'), f'{key}.name')
+        if not name or name in names or not all(ch.isalnum() or ch in '-_.' for ch in name):
+            c.fail(f'{key}.name', f'expected a new name of letters, digits, - _ or . (got {name!r})')
+        names.add(name)
+        if item.get('eval_type') is not None:
+            _check_eval_type(c, item['eval_type'], f'{key}.eval_type')
+
+
+def _check_eval_type(c: Checker, value: Any, key: str) -> None:
+    c.string(value, key)
+    try:
+        parse_eval_type(value)
+    except UserError as e:
+        c.fail(key, str(e))
+
+
+def val_sets(config: dict) -> list[tuple[str, dict, Optional[str]]]:
+    """(name, {dataset, wrapper, batch_size}, eval_type) of each validation set of a checked config,
+    the first one deciding epoch-best ('val' for a single set)."""
+    value = config['val_dataset']
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [(item.get('name', f'val{i}' if i else 'val'),
+             {k: item[k] for k in ('dataset', 'wrapper', 'batch_size')},
+             item.get('eval_type') if item.get('eval_type') is not None else config['eval_type'])
+            for i, item in enumerate(items)]
 
 
 def _check_data_norm(c: Checker, value: Any) -> None:
@@ -131,18 +177,14 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
 
     _check_dataset(c, out['train_dataset'], 'train_dataset')
     if out['val_dataset'] is not None:
-        _check_dataset(c, out['val_dataset'], 'val_dataset')
+        _check_val_datasets(c, out['val_dataset'])
         if out['epoch_val'] is None:
             c.fail('epoch_val', 'missing: val_dataset is given but would never be validated; set epoch_val '
                                 '(validate every so many epochs, e.g. 1) or remove val_dataset')
     if out['data_norm'] is not None:
         _check_data_norm(c, out['data_norm'])
     if out['eval_type'] is not None:
-        c.string(out['eval_type'], 'eval_type')
-        try:
-            parse_eval_type(out['eval_type'])
-        except UserError as e:
-            c.fail('eval_type', str(e))
+        _check_eval_type(c, out['eval_type'], 'eval_type')
     if out['eval_bsize'] is not None:
         check_bsize(out['eval_bsize'], where, 'eval_bsize')
     if out['attention_rows'] is not None:
@@ -168,9 +210,19 @@ def check_train_config(cfg: Any, where: str = 'config') -> dict:
     c.string(out['precision'], 'precision', choices=PRECISIONS)
     if out['num_workers'] is not None:
         c.integer(out['num_workers'], 'num_workers', minimum=0, maximum=MAX_WORKERS)
+    if out['init'] is not None:
+        c.string(out['init'], 'init')
+    if out['grad_clip'] is not None:
+        c.number(out['grad_clip'], 'grad_clip', positive=True)
+    if out['ema'] is not None and not 0 < c.number(out['ema'], 'ema') < 1:
+        c.fail('ema', f"expected a decay between 0 and 1 (e.g. 0.999), got {out['ema']}")
+    c.number(out['progress_seconds'], 'progress_seconds', positive=True)
+    c.integer(out['tensorboard_every'], 'tensorboard_every', minimum=0)
+    c.integer(out['val_images'], 'val_images', minimum=0, maximum=MAX_VAL_IMAGES)
     return out
 
 
 def load_train_config(path) -> dict:
-    """Read (yaml.safe_load) and validate a training config file; see check_train_config."""
-    return check_train_config(load_yaml(path), str(path))
+    """Read a training config file (its `_base_` chain resolved, utils/config_sources.py) and
+    validate it; see check_train_config."""
+    return check_train_config(load_config(path), str(path))

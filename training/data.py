@@ -5,6 +5,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 import datasets
 from datasets.seeding import PerSampleSeeds, derive_seed, seed_worker
+from inference.eval_config import DATA_ENV, check_data_paths
 from utils.errors import UserError
 
 from .distributed import DistEnv
@@ -14,7 +15,9 @@ TRAIN_STREAM, VAL_STREAM = 0, 1
 
 
 def make_dataset(section: dict, key: str, where: str) -> Dataset:
-    """The config's {dataset, wrapper} pair -> the wrapped dataset; bad args name the key."""
+    """The config's {dataset, wrapper} pair -> the wrapped dataset; bad args name the key, a
+    missing folder says how to make it."""
+    check_data_paths(section, where, None, DATA_ENV)
     parts = []
     for part in ('dataset', 'wrapper'):
         spec = section[part]

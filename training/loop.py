@@ -1,6 +1,6 @@
 """One training epoch and one validation pass (the inner loops of train_liif.py)."""
 import hashlib
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 import torch.nn as nn
@@ -24,10 +24,11 @@ def to_device(batch: dict, device: torch.device) -> dict:
 
 def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.optim.Optimizer,
                scaler: torch.amp.GradScaler, device: torch.device, precision: str,
-               loss_fn: Optional[LossFn] = None) -> Tensor:
+               grad_clip: Optional[float] = None, loss_fn: Optional[LossFn] = None) -> Tensor:
     """One step of `loss_fn` (default L1, training/losses.py) in normalised units; returns the loss
     averaged over ranks (a scalar, the same on every rank). A non-finite loss raises
-    FloatingPointError before any update."""
+    FloatingPointError before any update. With grad_clip, the gradients' global L2 norm is clipped
+    to it (after unscaling fp16's)."""
     inp = norm.inp(batch['inp'])  # (B, 3, h, w)
     gt = norm.gt(batch['gt'])  # (B, Q, 3)
     with autocast(device, precision):
@@ -38,6 +39,9 @@ def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.opt
         raise FloatingPointError(f'non-finite loss ({mean.item()})')
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
     scaler.step(optimizer)
     scaler.update()
     return mean
@@ -45,18 +49,25 @@ def train_step(net: nn.Module, batch: dict, norm: DataNorm, optimizer: torch.opt
 
 def train_epoch(net: nn.Module, loader: Iterable, norm: DataNorm, optimizer: torch.optim.Optimizer,
                 scaler: torch.amp.GradScaler, device: torch.device, precision: str, show: bool,
-                desc: str, loss_fn: Optional[LossFn] = None) -> float:
-    """One pass over loader; returns the mean of the iterations' losses."""
+                desc: str, grad_clip: Optional[float] = None, loss_fn: Optional[LossFn] = None,
+                after_step: Optional[Callable[[int, float, float], None]] = None) -> float:
+    """One pass over loader; returns the mean of the iterations' losses. after_step(iteration
+    (1-based), this step's loss, the epoch's mean loss so far) runs after every update (EMA,
+    progress lines, TensorBoard)."""
     net.train()
     total, n = 0.0, 0
     bar = tqdm(CheckedLoader(loader, 'train_dataset'), leave=False, desc=desc, disable=None if show else True)
     for i, batch in enumerate(bar):
         try:
-            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision, loss_fn)
+            loss = train_step(net, to_device(batch, device), norm, optimizer, scaler, device, precision,
+                              grad_clip, loss_fn)
         except FloatingPointError as e:
             raise FloatingPointError(f'{e} at iteration {i + 1}') from None
-        total, n = total + loss.item(), n + 1
+        value = loss.item()
+        total, n = total + value, n + 1
         bar.set_postfix(loss=f'{total / n:.4f}', refresh=False)
+        if after_step is not None:
+            after_step(n, value, total / n)
     return total / max(n, 1)
 
 

@@ -4,7 +4,7 @@ values pass the schema but cannot work (a crop larger than the images, a border 
 validation crops, a width of 0, a model that cannot take the data) is one line naming the key and
 the file, and nothing is written. Every random generator is left as it was, and so are the weights:
 the run draws exactly what it would have drawn without the probe."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,6 +16,7 @@ from models.loading import require_implicit
 from utils.errors import UserError
 from utils.precision import autocast
 
+from .config import val_sets as val_sets_of
 from .state import forked_rng
 from .step_memory import check_step_memory
 
@@ -79,33 +80,36 @@ def forward_once(model: nn.Module, batch: dict, norm: DataNorm, device: torch.de
 
 
 def validate_once(model: nn.Module, batch: dict, norm: DataNorm, config: dict, device: torch.device,
-                  where: str) -> None:
-    """Training's validation (inference.evaluate) on one validation sample."""
+                  where: str, key: str = 'val_dataset', eval_type: Optional[str] = None) -> None:
+    """Training's validation (inference.evaluate) on one validation sample of the set at config
+    `key`, under eval_type."""
     try:
-        evaluate(model, [batch], norm, config['eval_type'], config['eval_bsize'], device,
-                 config['precision'], progress=False, desc='val', with_ssim=False, key='val_dataset',
+        evaluate(model, [batch], norm, eval_type, config['eval_bsize'], device,
+                 config['precision'], progress=False, desc='val', with_ssim=False, key=key,
                  attention_rows=config['attention_rows'])
     except UserError as e:
-        key = f"eval_type {config['eval_type']} on val_dataset" if config['eval_type'] else 'val_dataset'
-        raise UserError(f'{where}: {key}: {e}') from None
+        what = f'eval_type {eval_type} on {key}' if eval_type else key
+        raise UserError(f'{where}: {what}: {e}') from None
 
 
-def probe(model: nn.Module, train_set: Dataset, val_set: Optional[Dataset], norm: DataNorm, config: dict,
-          where: str, device: torch.device) -> None:
-    """Check the model, draw item 0 of each dataset and run it through the model as training and
-    validation will, and check that a training step fits this machine (training/step_memory.py);
-    any failure is a UserError naming the config key and `where`."""
+def probe(model: nn.Module, train_set: Dataset, val_sets: Sequence[tuple[str, Dataset, Optional[str]]],
+          norm: DataNorm, config: dict, where: str, device: torch.device) -> None:
+    """Check the model, draw item 0 of each dataset (val_sets: (config key, dataset, eval_type))
+    and run it through the model as training and validation will, and check that a training step
+    fits this machine (training/step_memory.py); any failure is a UserError naming the config key
+    and `where`."""
     check_model(model, config, where)
     was_training = model.training
     model.eval()
     try:
         with forked_rng(config['seed']):
-            sample = first_batch(train_set, 'train_dataset', where, config['train_dataset']['batch_size'])
+            batch_size = config['train_dataset']['batch_size']
+            sample = first_batch(train_set, 'train_dataset', where, batch_size)
             forward_once(model, sample, norm, device, config['precision'], where)
-            check_step_memory(model, sample, norm, device, config['precision'],
-                              config['train_dataset']['batch_size'], len(train_set), where)
-            if val_set is not None:
-                validate_once(model, first_batch(val_set, 'val_dataset', where, config['val_dataset']['batch_size']),
-                              norm, config, device, where)
+            check_step_memory(model, sample, norm, device, config['precision'], batch_size, len(train_set), where)
+            val_sizes = [spec['batch_size'] for _, spec, _ in val_sets_of(config)]
+            for (key, val_set, eval_type), size in zip(val_sets, val_sizes):
+                validate_once(model, first_batch(val_set, key, where, size), norm, config, device, where, key,
+                              eval_type)
     finally:
         model.train(was_training)

@@ -175,10 +175,11 @@ def _latest_config(save_path: Path) -> Optional[dict]:
     return None
 
 
-def save_config(save_path: Path, config: dict, epoch: int) -> Path:
+def save_config(save_path: Path, config: dict, epoch: int, source: Optional[str] = None) -> Path:
     """Write config.yaml for a new run; a resumed run whose config changed (other than `resume:`)
-    gets config-resume-<epoch>.yaml beside it instead (the first one is kept). Written atomically;
-    a failure is a UserError."""
+    gets config-resume-<epoch>.yaml beside it instead (the first one is kept). The config is the
+    resolved one (`_base_` chain and --set applied); `source`, where it came from, is a comment on
+    the first line. Written atomically; a failure is a UserError."""
     path = save_path / 'config.yaml'
     if path.is_file():
         latest = _latest_config(save_path)
@@ -186,7 +187,8 @@ def save_config(save_path: Path, config: dict, epoch: int) -> Path:
             return path
         path = save_path / f'config-resume-{epoch}.yaml'
     try:
-        atomic_write_text(path, yaml.safe_dump(config, sort_keys=False))
+        header = f'# resolved from {" ".join(source.split())}\n' if source else ''
+        atomic_write_text(path, header + yaml.safe_dump(config, sort_keys=False))
     except OSError as e:
         raise WriteError(path, e) from None
     return path
@@ -235,6 +237,14 @@ class RunLog:
         if self.events is not None:
             try:
                 self.events.add(tag, value, step)
+            except OSError as e:
+                raise WriteError(self.events.path, e) from None
+
+    def image(self, tag: str, img, step: int) -> None:
+        """A TensorBoard image, uint8 (H, W, 3) (written to disk with the next message)."""
+        if self.events is not None:
+            try:
+                self.events.add_image(tag, img, step)
             except OSError as e:
                 raise WriteError(self.events.path, e) from None
 

@@ -5,7 +5,9 @@ A training checkpoint is the released format plus resume state:
 {'model': {name, args, sd}, 'optimizer': {name, args, sd}, 'epoch': completed epochs,
  'scheduler': the schedule's state (training/schedule.py) or None, 'scaler': GradScaler state or None,
  'best_val': best validation PSNR so far (-inf: none yet), 'rng': one rng_state() per rank,
- 'config': the run's config, 'data_norm': the normalisation the model needs (DataNorm.to_config)}.
+ 'config': the run's config, 'data_norm': the normalisation the model needs (DataNorm.to_config),
+ 'ema': EMA state or None, 'best_val_ema': its best validation PSNR, 'init': init_record() of the
+ checkpoint a fine-tuned run started from, or None}.
 """
 import contextlib
 import copy
@@ -20,7 +22,8 @@ import torch.nn as nn
 
 from datasets.seeding import derive_seed, seed_all
 from inference.norm import DataNorm
-from utils.checkpoints import check_finite, load_state_dict_strict
+from utils.checkpoints import check_finite, file_digest, load_state_dict_strict
+from utils.config import value_differences
 from utils.errors import UserError
 
 from .config import OPTIMIZERS
@@ -92,8 +95,11 @@ def parameters_finite(model: nn.Module) -> bool:
 
 
 def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optimizer,
-                    scheduler, scaler, epoch: int, best_val: float, rng: list) -> dict:
-    """The checkpoint dict of an unwrapped model after `epoch` completed epochs (see module doc)."""
+                    scheduler, scaler, epoch: int, best_val: float, rng: list, ema: Optional[dict] = None,
+                    best_val_ema: float = -math.inf, init: Optional[dict] = None) -> dict:
+    """The checkpoint dict of an unwrapped model after `epoch` completed epochs (see module doc);
+    `ema` is EMA.state_dict() when the run averages its weights, `init` where a fine-tuned run's
+    weights came from ({'path', 'digest', 'epoch'})."""
     return {
         'model': {'name': config['model']['name'], 'args': copy.deepcopy(config['model'].get('args') or {}),
                   'sd': model.state_dict()},
@@ -106,7 +112,24 @@ def make_checkpoint(model: nn.Module, config: dict, optimizer: torch.optim.Optim
         'rng': rng,
         'config': copy.deepcopy(config),
         'data_norm': DataNorm.from_config(config['data_norm']).to_config(),  # how to use the model
+        'ema': ema, 'best_val_ema': best_val_ema, 'init': init,
     }
+
+
+def model_checkpoint(config: dict, sd: dict, epoch: int, **extra) -> dict:
+    """A model-only checkpoint (the release format, as scripts/export_model.py writes) of weights
+    `sd` for the config's model: what test.py and demo.py load (e.g. ema-best.pth)."""
+    return {'model': {'name': config['model']['name'], 'args': copy.deepcopy(config['model'].get('args') or {}),
+                      'sd': sd},
+            'epoch': epoch, 'data_norm': DataNorm.from_config(config['data_norm']).to_config(),
+            'config': copy.deepcopy(config), **extra}
+
+
+def init_record(path, ckpt: dict) -> dict:
+    """Where a fine-tuned run's weights came from: {'path', 'digest' (file_digest), 'epoch'}."""
+    epoch = ckpt.get('epoch')
+    return {'path': str(path), 'digest': file_digest(path),
+            'epoch': epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None}
 
 
 def require_training_state(ckpt: dict, where) -> None:
@@ -137,9 +160,18 @@ def init_weights(model: nn.Module, ckpt: dict, where, config: dict) -> str:
         raise UserError(f"--init {where}: its model is {ckpt['model']['name']!r}, the config's is "
                         f"{config['model']['name']!r}")
     check_finite(ckpt['model']['sd'], where)
-    load_state_dict_strict(model, ckpt['model']['sd'], what=f'--init {where}')
+    try:
+        load_state_dict_strict(model, ckpt['model']['sd'], what=f'--init {where}')
+    except UserError as e:
+        diffs = value_differences(ckpt['model'].get('args') or {}, config['model'].get('args') or {})
+        if not diffs:
+            raise
+        shown = '; '.join(f'{k} {a} vs {b}' for k, a, b in diffs[:4]) + (f' (+{len(diffs) - 4} more)' if len(diffs) > 4 else '')
+        raise UserError(f"--init {where}: its model differs from the config's (model.args, checkpoint vs config: "
+                        f'{shown}); {str(e).split(": ", 1)[-1]}') from None
     epoch = ckpt.get('epoch')
-    return f'initialised from {where}' + (f' (epoch {epoch} of its run)' if isinstance(epoch, int) else '')
+    return (f'initialised from {where} (sha256 {file_digest(where)}'
+            + (f', epoch {epoch} of its run)' if isinstance(epoch, int) else ')'))
 
 
 def restore(ckpt: dict, where, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler,

@@ -25,16 +25,22 @@ from utils.files import WriteError, refuse_inputs
 from utils.images import physical_memory
 from utils.precision import check_precision
 
-from .config import OPTIMIZERS
+from .config import OPTIMIZERS, val_sets
 from .data import EpochLoaders, make_dataset, rank_batch_size
 from .distributed import DistEnv, all_gather, barrier
-from .loop import train_epoch, validate, weights_digest
+from .ema import EMA
+from .loop import train_epoch, weights_digest
 from .losses import make_loss
 from .probe import probe
+from .progress import StepReport, progress_lines
 from .schedule import build_scheduler
 from .run_folder import RunLog, check_run_folder, claim_run_folder, folder_state, save_config
-from .state import (RANK_STREAM, check_resumable, forked_rng, init_weights, make_checkpoint,
-                    parameters_finite, restore, rng_state)
+from .state import (RANK_STREAM, check_resumable, init_record, init_weights, make_checkpoint,
+                    model_checkpoint, parameters_finite, restore, rng_state)
+from .val_images import panel_count, val_panels
+from .validation import ValSet, run_validation, val_text
+
+VAL_EXTRA_STREAM = 3  # derive_seed key of validation sets after the first
 
 
 class TrainingDiverged(UserError):
@@ -117,35 +123,50 @@ def build_training(config: dict, where: str, device: torch.device):
 
 
 def build_loaders(config: dict, where: str, env: DistEnv, device: torch.device):
-    """(train EpochLoaders, val EpochLoaders or None, a one-line summary)."""
+    """(train EpochLoaders, [ValSet] (empty without validation), a one-line summary)."""
     workers = config['num_workers'] if config['num_workers'] is not None else default_workers(env)
     pin = device.type == 'cuda'
     train_set = make_dataset(config['train_dataset'], 'train_dataset', where)
     batch = rank_batch_size(config['train_dataset']['batch_size'], env, 'train_dataset')
     train_loaders = EpochLoaders(train_set, batch, env, config['seed'], workers, pin, train=True)
-    val_loaders, n_val = None, 0
-    if config['val_dataset'] is not None and config['epoch_val'] is not None:
-        val_spec = with_protocol_scale(config['val_dataset'], parse_eval_type(config['eval_type']), f'{where}: val_dataset')
-        val_set = make_dataset(val_spec, 'val_dataset', where)
-        val_batch = max(1, config['val_dataset']['batch_size'] // env.world_size)
-        val_loaders, n_val = EpochLoaders(val_set, val_batch, env, config['seed'], workers, pin, train=False), len(val_set)
-    summary = f'train: {len(train_set)} items, {batch} per step and process; val: {n_val} items; {workers} worker(s)'
-    return train_loaders, val_loaders, summary
+    sets = []
+    if config['epoch_val'] is not None:
+        several = isinstance(config['val_dataset'], list)
+        for i, (name, section, eval_type) in enumerate(val_sets(config)):
+            key = f'val_dataset[{i}]' if several else 'val_dataset'
+            # A paired wrapper checks every pair against the set's protocol scale.
+            section = with_protocol_scale(section, parse_eval_type(eval_type), f'{where}: {key}')
+            val_set = make_dataset(section, key, where)
+            val_batch = max(1, section['batch_size'] // env.world_size)
+            # Set i > 0 draws from its own seed (the first keeps the seed a single set always had).
+            seed = config['seed'] if i == 0 else derive_seed(config['seed'], VAL_EXTRA_STREAM, i)
+            sets.append(ValSet(name, key, EpochLoaders(val_set, val_batch, env, seed, workers, pin, train=False),
+                               eval_type))
+    val_items = (', '.join(f'{vs.name} {len(vs.loaders.dataset)}' for vs in sets) if len(sets) > 1
+                 else str(len(sets[0].loaders.dataset)) if sets else '0')
+    summary = f'train: {len(train_set)} items, {batch} per step and process; val: {val_items} items; {workers} worker(s)'
+    return train_loaders, sets, summary
 
 
 def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optional[str] = None,
           overwrite: bool = False, env: DistEnv = DistEnv(), device: torch.device = torch.device('cpu'),
           gpu_ids: Sequence[int] = (), init: Optional[str] = None) -> dict:
-    """Run (or continue, with `resume`) training; with `init`, a new run starts from that
-    checkpoint's model weights (fine-tuning). Returns {'epoch', 'train_loss', 'val_psnr'} lists
-    for the epochs run here, and 'best_val'. config must come from check_train_config."""
+    """Run (or continue, with `resume`) training; with `init` (or the config's `init:`), a new run
+    starts from that checkpoint's model weights (fine-tuning), and records where they came from.
+    Returns {'epoch', 'train_loss', 'val_psnr', 'val_psnr_ema'} lists for the epochs run here (the
+    first validation set's PSNR), and 'best_val'. config must come from check_train_config."""
     save_path, precision = Path(save_path), config['precision']
     check_precision(precision, device)
     if resume and init:
         raise UserError('--resume continues a run and --init starts one from weights: give one of them')
     resume = Path(resume) if resume else None
     ckpt = check_resumable(load_checkpoint(resume), resume, config['epoch_max']) if resume else None
-    init_ckpt = read_checkpoint(init) if init else None  # the project's format, or OpenMMLab's
+    if ckpt is None:
+        init = init or config['init']  # a new run: --init, else the config's init
+        config = {**config, 'init': str(init) if init else None}
+    elif config['init'] is None:  # a resumed run keeps saying where its weights started
+        config = {**config, 'init': (ckpt.get('config') or {}).get('init')}
+    init_ckpt = read_checkpoint(init) if ckpt is None and init else None  # ours, or OpenMMLab's format
     last = save_path / 'epoch-last.pth'
     last_epoch = load_checkpoint(last).get('epoch') if ckpt is not None and last.is_file() else None
     # The run folder (written, and moved aside by --overwrite) may neither be nor hold nor lie in
@@ -161,27 +182,45 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         loss_fn = make_loss(config['loss'])
     except UserError as e:
         raise UserError(f'{where}: loss: {e}') from None
-    start_epoch, best_val, note = 0, -math.inf, None
+    start_epoch, best_val, best_ema, note, source = 0, -math.inf, -math.inf, None, None
     if ckpt is not None:
         start_epoch, best_val, note = restore(ckpt, resume, model, optimizer, scheduler, scaler, env)
+        source = ckpt.get('init')
     else:
         if init_ckpt is not None:
             note = init_weights(model, init_ckpt, init, config)
+            source = init_record(init, init_ckpt)
             trained, used = DataNorm.from_checkpoint(init_ckpt, init), DataNorm.from_config(config['data_norm'])
             if trained != used:  # e.g. OpenMMLab's EDSR-LIIF (DIV2K mean, div 1) into a 0.5 / 0.5 config
                 note += (f'; note: it was trained with data_norm {trained.describe()}, this config uses '
                          f'{used.describe()} (set the config\'s data_norm to match to fine-tune it)')
         seed_all(derive_seed(config['seed'], RANK_STREAM, env.rank))  # each rank's own draws
-    train_loaders, val_loaders, data_summary = build_loaders(config, where, env, device)
+    ema = EMA(model, config['ema']) if config['ema'] is not None else None
+    if ema is not None and ckpt is not None:
+        if ckpt.get('ema') is not None:
+            ema.load_state_dict(ckpt['ema'], resume)
+            best_ema = float(ckpt.get('best_val_ema', -math.inf))
+        else:
+            note = (note + '; ' if note else '') + 'the checkpoint has no EMA weights: the average starts here'
+    train_loaders, vsets, data_summary = build_loaders(config, where, env, device)
     norm = DataNorm.from_config(config['data_norm'])
-    probe(model, train_loaders.dataset, val_loaders and val_loaders.dataset, norm, config, where, device)
+    probe(model, train_loaders.dataset, [(vs.key, vs.loaders.dataset, vs.eval_type) for vs in vsets],
+          norm, config, where, device)
+    panels = panel_count(config, bool(vsets))
+    if panels:  # a validation image that cannot be made is a config mistake, found before the folder
+        try:
+            val_panels(model, vsets[0].loaders.dataset, norm, 1, device, precision, config['attention_rows'])
+        except Exception as e:
+            why = ' '.join(str(e).split()) or type(e).__name__
+            raise UserError(f'{where}: val_images: cannot show {vsets[0].key} as images ({why}); '
+                            'set val_images: 0') from None
 
     barrier()  # every rank has checked the folder before rank 0 changes it
     lock, moved, notes, failed = None, None, [], None
     if env.is_main:
         try:
             lock, moved, notes = claim_run_folder(save_path, move_aside, checked)
-            save_config(save_path, config, start_epoch)
+            save_config(save_path, config, start_epoch, source=where)
         except UserError as e:
             failed = str(e)
             if lock is not None:
@@ -200,8 +239,9 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     elif note:
         log(note)
     n_params = sum(p.numel() for p in model.parameters())
+    extras = ''.join(f', {k} {config[k]}' for k in ('grad_clip', 'ema') if config[k] is not None)
     log(f'model: {config["model"]["name"]}, {n_params / 1e6:.3f}M parameters; device {device}, '
-        f'{env.world_size} process(es), precision {precision}; {data_summary}')
+        f'{env.world_size} process(es), precision {precision}{extras}; {data_summary}')
 
     net = model
     if env.distributed:
@@ -209,20 +249,32 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
     elif len(gpu_ids) > 1:
         net = nn.DataParallel(model, device_ids=list(gpu_ids))
 
-    def save(epoch: int, names: list[str]) -> None:
+    def save(epoch: int, names: list[str], ema_names: Sequence[str] = ()) -> None:
         rng = all_gather(rng_state())
         if not parameters_finite(model):
             raise TrainingDiverged(f'the weights became non-finite in epoch {epoch}; not saved. '
                                    f'{last_good(good)} with a lower learning rate')
         if env.is_main:
-            ckpt_out = make_checkpoint(model, config, optimizer, scheduler, scaler, epoch, best_val, rng)
+            ckpt_out = make_checkpoint(model, config, optimizer, scheduler, scaler, epoch, best_val, rng,
+                                       ema=ema.state_dict() if ema else None, best_val_ema=best_ema, init=source)
             for name in names:
                 save_checkpoint(ckpt_out, save_path / name)
+            for name in ema_names:
+                save_checkpoint(model_checkpoint(config, ema.model.state_dict(), epoch, ema={'decay': ema.decay},
+                                                 init=source), save_path / name)
 
-    history = {'epoch': [], 'train_loss': [], 'val_psnr': [], 'best_val': best_val}
+    def after_step(report: StepReport):
+        def hook(i: int, loss: float, mean: float) -> None:
+            if ema is not None:
+                ema.update(model)
+            report(i, loss, mean)
+        return hook
+
+    history = {'epoch': [], 'train_loss': [], 'val_psnr': [], 'val_psnr_ema': [], 'best_val': best_val}
     # The latest checkpoint on disk that this run can continue from: (path, epoch) or None.
     good = (resume, start_epoch) if ckpt is not None else None
     epoch, t_start = start_epoch, time.time()
+    lines = progress_lines(env.is_main)
     try:
         if ckpt is None:
             save(0, ['epoch-last.pth'])  # Ctrl-C in epoch 1 still leaves a resumable state
@@ -230,9 +282,15 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
         for epoch in range(start_epoch + 1, config['epoch_max'] + 1):
             t_epoch = time.time()
             lr = optimizer.param_groups[0]['lr']
+            loader = train_loaders(epoch)
+            report = StepReport(epoch, config['epoch_max'], len(loader), config['train_dataset']['batch_size'],
+                                config['progress_seconds'], config['tensorboard_every'],
+                                log.scalar if env.is_main else None, lines, t_epoch - t_start,
+                                epoch - 1 - start_epoch, write=lambda text: print(text, flush=True))
             try:
-                loss = train_epoch(net, train_loaders(epoch), norm, optimizer, scaler, device, precision,
-                                   show=env.is_main, desc=f'epoch {epoch}', loss_fn=loss_fn)
+                loss = train_epoch(net, loader, norm, optimizer, scaler, device, precision,
+                                   show=env.is_main, desc=f'epoch {epoch}', grad_clip=config['grad_clip'],
+                                   loss_fn=loss_fn, after_step=after_step(report))
             except FloatingPointError as e:
                 raise TrainingDiverged(f'{e} in epoch {epoch}: stopped before updating the weights. '
                                        f'{last_good(good)} with a lower learning rate, or check the data') from None
@@ -241,29 +299,41 @@ def train(config: dict, save_path: Path, *, where: str = 'config', resume: Optio
             msg = f'epoch {epoch}/{config["epoch_max"]}, lr {lr:.2e}, train: loss={loss:.4f}'
             log.scalar('lr', lr, epoch)
             log.scalar('loss', loss, epoch)
-            names, val = ['epoch-last.pth'], None
-            if val_loaders is not None and epoch % config['epoch_val'] == 0:
-                # Validation's own random state (crops, scales drawn in this process when there are no
-                # loader workers): the same samples every epoch, training's stream untouched.
+            names, ema_names, val, val_ema = ['epoch-last.pth'], ['ema-last.pth'] if ema else [], None, None
+            if vsets and epoch % config['epoch_val'] == 0:
+                run = lambda m: run_validation(m, vsets, epoch, norm, config['eval_bsize'], device,  # noqa: E731
+                                               precision, env.is_main, config['attention_rows'])
                 try:
-                    with forked_rng(val_loaders.seed_for(epoch)):
-                        val = validate(model, val_loaders(epoch), norm, config['eval_type'], config['eval_bsize'],
-                                       device, precision, show=env.is_main, attention_rows=config['attention_rows'])
+                    vals = run(model)
+                    emas = run(ema.model) if ema is not None else None
                 except UserError as e:
                     raise TrainingDiverged(f'validation in epoch {epoch}: {e}. {last_good(good)}') from None
-                log.scalar('psnr', val, epoch)
-                msg += f', val: psnr={val:.4f}'
+                for i, vs in enumerate(vsets):
+                    log.scalar('psnr' if i == 0 else f'psnr/{vs.name}', vals[vs.name], epoch)
+                    if emas is not None:
+                        log.scalar('psnr_ema' if i == 0 else f'psnr_ema/{vs.name}', emas[vs.name], epoch)
+                msg += val_text(vals, emas)
+                val = vals[vsets[0].name]
                 if val > best_val:
                     best_val = val
                     names.append('epoch-best.pth')
+                if emas is not None:
+                    val_ema = emas[vsets[0].name]
+                    if val_ema > best_ema:
+                        best_ema = val_ema
+                        ema_names.append('ema-best.pth')
+                if panels and env.is_main:
+                    for i, strip in enumerate(val_panels(model, vsets[0].loaders.dataset, norm, panels, device,
+                                                         precision, config['attention_rows'])):
+                        log.image(f'val_images/{i}', strip, epoch)  # bicubic | model | ground truth
             if config['epoch_save'] is not None and epoch % config['epoch_save'] == 0:
                 names.append(f'epoch-{epoch}.pth')
-            save(epoch, names)
+            save(epoch, names, ema_names)
             good = (last, epoch)
             elapsed = time.time() - t_start
             total = elapsed / (epoch - start_epoch) * (config['epoch_max'] - start_epoch)
             log(f'{msg}, {time.time() - t_epoch:.1f}s, {elapsed / 60:.1f}/{total / 60:.1f} min')
-            for key, value in (('epoch', epoch), ('train_loss', loss), ('val_psnr', val)):
+            for key, value in (('epoch', epoch), ('train_loss', loss), ('val_psnr', val), ('val_psnr_ema', val_ema)):
                 history[key].append(value)
         digests = all_gather(weights_digest(model))
         if len(set(digests)) != 1:

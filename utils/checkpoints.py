@@ -6,7 +6,9 @@ Loading never executes code: `torch.load(weights_only=True)`; anything else is r
 unpickling, the zip archive's CRC-32 checksums are verified (torch.load does not), so a flipped
 bit or a truncated copy is refused instead of loading as different weights.
 """
+import hashlib
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -176,3 +178,27 @@ def save_checkpoint(obj: dict, path: PathLike) -> None:
         atomic_write(path, write)
     except OSError as e:
         raise WriteError(path, e) from None
+
+
+# Stems a training run gives its checkpoints: on their own they do not say which model it is.
+_RUN_STEM = re.compile(r'(epoch-(last|best|\d+)|ema-(last|best))')
+
+
+def checkpoint_label(path: PathLike) -> str:
+    """A short name for a checkpoint in tables, figures and file names: its stem, prefixed with
+    its run folder when the stem is one a run gives every checkpoint ('save/_train_x/epoch-best.pth'
+    -> '_train_x/epoch-best'; 'pretrained/edsr-baseline-liif-sample.pth' -> 'edsr-baseline-liif-sample')."""
+    path = Path(path)
+    if _RUN_STEM.fullmatch(path.stem) and path.parent.name not in ('', '.'):
+        return f'{path.parent.name}/{path.stem}'
+    return path.stem
+
+
+def file_digest(path: PathLike, length: int = 12) -> str:
+    """The first `length` hex digits of the sha256 of a file's bytes: which exact file a result
+    came from (two copies of one checkpoint share it; a retrained one does not)."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()[:length]

@@ -358,3 +358,20 @@ class Checker:
                     if isinstance(v, dict) and isinstance(v.get('name'), str) and known is not None and known(v['name']):
                         self.spec(v, f'{key}.args.{k}', known, names, factory)
         return value
+
+
+_ABSENT = object()
+
+
+def value_differences(a: Any, b: Any, key: str = '') -> list[tuple[str, Any, Any]]:
+    """(dotted key, value in a, value in b) for every leaf where two nested configs differ (a
+    missing key gives '(absent)'), in a's key order then b's."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in [*a, *(k for k in b if k not in a)]:
+            out += value_differences(a.get(k, _ABSENT), b.get(k, _ABSENT), f'{key}.{k}' if key else str(k))
+        return out
+    if a is _ABSENT or b is _ABSENT or a != b or type(a) is not type(b):
+        show = lambda v: '(absent)' if v is _ABSENT else repr(v)  # noqa: E731
+        return [(key, show(a), show(b))]
+    return []

@@ -198,6 +198,12 @@ def refuse_inputs(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what
                             'another folder')
 
 
+def refuse_existing(path: PathLike, what: str = 'output', hint: str = 'pass --overwrite to replace it') -> None:
+    """UserError when `path` exists: an output is never replaced unless the caller was told to."""
+    if os.path.lexists(path):
+        raise UserError(f'{what} {path} exists; nothing was written ({hint})')
+
+
 def check_output(path: PathLike, inputs: Mapping[str, Optional[PathLike]], what: str = 'output') -> None:
     """Before any work: UserError when `path` is one of `inputs`, lies in an input folder
     (refuse_inputs) or cannot be written (check_writable); then stale temporary files of earlier
