@@ -278,7 +278,7 @@ def load_sources(args: argparse.Namespace) -> tuple[list[Source], LoadedImage, t
     sources: list[Source] = []
     device = None
     for path in args.model or [None]:
-        up = Upscaler.load(path, args.gpu, window=args.window, tile=args.tile if args.tile > 0 else None,
+        up = Upscaler.load(path, args.gpu, window=args.window, tile=args.tile,
                            bsize=args.bsize)
         name = Path(path).stem if path is not None else DEFAULT_MODEL.stem
         sources.append(ModelRegions(up, image, f'{name} ({type(up.model).__name__})'))
